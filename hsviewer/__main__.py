@@ -1,0 +1,5 @@
+import sys
+
+from hsviewer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""The one exception type whose message is meant for the user."""
+
+
+class HsviewerError(Exception):
+    """Bad input or an unusable model: the message is shown as is, without a traceback."""

@@ -1,0 +1,93 @@
+"""Dequantise a GGUF model once and keep it as safetensors in the user cache.
+
+transformers dequantises GGUF weights on every load (about 20 s for the default model)
+and its save_pretrained refuses GGUF-loaded models, so the weights are written with
+safetensors directly. The cache folder is keyed by the file's identity and written
+under a temporary name, then renamed, so it is whole or absent.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from hsviewer.core.errors import HsviewerError
+
+MANIFEST = "hsviewer-cache.json"
+FORMAT = 1
+
+
+def cache_root() -> Path:
+    """HSVIEWER_CACHE_DIR, else the platform's user cache directory."""
+    if os.environ.get("HSVIEWER_CACHE_DIR"):
+        return Path(os.environ["HSVIEWER_CACHE_DIR"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("hsviewer", appauthor=False))
+
+
+def file_key(path: Path) -> str:
+    """Name, size and a hash of the first and last MiB: cheap, and changes with the content."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(f"{path.name}|{size}|{FORMAT}".encode())
+    with path.open("rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(size - (1 << 20), 0))
+        digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def cached_folder(gguf: Path, report: Callable[[str], None], rebuild: bool = False) -> Path:
+    """A from_pretrained-ready folder for the GGUF file, built if missing, damaged or asked to."""
+    key = file_key(gguf)
+    folder = cache_root() / "models" / f"{gguf.stem}-{key}"
+    if not rebuild and is_complete(folder, key):
+        return folder
+    report(f"Preparing {gguf.name} once (dequantising, about 20-40 s)")
+    shutil.rmtree(folder, ignore_errors=True)
+    build(gguf, folder, key)
+    return folder
+
+
+def is_complete(folder: Path, key: str) -> bool:
+    """The manifest names the key and every file with its size."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        return manifest["key"] == key and all(
+            (folder / name).stat().st_size == size for name, size in manifest["files"].items()
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def build(gguf: Path, folder: Path, key: str) -> None:
+    import torch
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    try:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except Exception as e:  # noqa: BLE001 - the gguf reader raises many types
+            raise HsviewerError(f"Could not read {gguf.name} as a GGUF model: {str(e)[:300]}") from None
+        config = copy.deepcopy(model.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        save_model(model, str(tmp / "model.safetensors"))
+        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps({"key": key, "source": str(gguf), "files": files}))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""Context managers that watch or change decoder blocks during a forward pass.
+
+Each one removes what it installed on exit, errors included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from hsviewer.core.blocks import block_hidden, replace_hidden
+
+
+@contextmanager
+def capture_outputs(blocks: Sequence[Any], raw: bool = False) -> Iterator[dict[int, Any]]:
+    """Record each block's output (its hidden state, or the raw output if raw) by index."""
+    outputs: dict[int, Any] = {}
+
+    def make(i: int) -> Callable:
+        def hook(module: Any, args: Any, output: Any) -> None:
+            outputs[i] = output if raw else block_hidden(output).detach()
+
+        return hook
+
+    handles = [b.register_forward_hook(make(i)) for i, b in enumerate(blocks)]
+    try:
+        yield outputs
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def reduce_at(block: Any, reducer: Callable[[Any], Any]) -> Iterator[None]:
+    """Replace the block's hidden state by reducer(hidden state) of each batch row."""
+    import torch
+
+    def hook(module: Any, args: Any, output: Any) -> Any:
+        hidden = block_hidden(output)
+        reduced = torch.stack([reducer(row) for row in hidden]).to(hidden.dtype)
+        return replace_hidden(output, reduced)
+
+    handle = block.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def replay_prefix(blocks: Sequence[Any], outputs: dict[int, Any], layer: int, hidden: Any) -> Iterator[None]:
+    """Skip blocks 0..layer: they return the recorded clean outputs, block `layer` the given hidden.
+
+    A reduction at block L cannot change blocks before it, so a sweep only needs to
+    compute the blocks after L. The model's own forward still runs the embeddings,
+    the later blocks, the final norm, the LM head and the loss, whatever the architecture.
+    """
+    saved = [b.__dict__.get("forward") for b in blocks[: layer + 1]]
+
+    def stub(value: Any) -> Callable:
+        return lambda *args, **kwargs: value
+
+    try:
+        for i, block in enumerate(blocks[:layer]):
+            block.forward = stub(outputs[i])
+        blocks[layer].forward = stub(replace_hidden(outputs[layer], hidden))
+        yield
+    finally:
+        for block, old in zip(blocks, saved):
+            if old is None:
+                block.__dict__.pop("forward", None)
+            else:
+                block.forward = old

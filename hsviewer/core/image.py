@@ -1,0 +1,176 @@
+"""Part 1 of the notebook: an image's SVD and its low-rank reconstructions."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hsviewer.core import lowrank
+from hsviewer.core.errors import HsviewerError
+
+USER_AGENT = "hsviewer/0.1 (+https://pypi.org/project/hsviewer)"
+URL_TIMEOUT_S = (5.0, 20.0)  # connect, read
+URL_MAX_BYTES = 50 * 1024 * 1024
+MAX_SIDE = 1600  # larger images are downsampled further so the SVD stays interactive
+
+
+@dataclass
+class LoadedImage:
+    pixels: np.ndarray  # grayscale, float64, after downsampling
+    source: str
+    downsample: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_image(source: str | Path, downsample: int = 2, max_side: int = MAX_SIDE) -> LoadedImage:
+    """Read a file or http(s) URL as grayscale floats (PIL's "L" mode), downsampled by slicing."""
+    if isinstance(downsample, bool) or int(downsample) != downsample or downsample < 1:
+        raise HsviewerError(f"Downsample factor must be a whole number of at least 1; got {downsample!r}.")
+    source = str(source)
+    data = _fetch(source) if source.startswith(("http://", "https://")) else _read_file(source)
+    gray = _decode_gray(data, source, downsample, max_side)
+    notes = []
+    factor = int(downsample)
+    while max(gray.shape[0] / factor, gray.shape[1] / factor) > max_side:
+        factor += 1
+    if factor != downsample:
+        notes.append(
+            f"Image is {gray.shape[1]} x {gray.shape[0]} pixels: downsampled by {factor} "
+            f"instead of {downsample} to keep the SVD interactive."
+        )
+    pixels = np.asarray(gray, dtype=np.float64)[::factor, ::factor]
+    return LoadedImage(np.ascontiguousarray(pixels), source, factor, notes)
+
+
+def _read_file(path: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise HsviewerError(f"No image file at {path}.")
+    data = p.read_bytes()
+    if not data:
+        raise HsviewerError(f"The image file {path} is empty.")
+    return data
+
+
+def _fetch(url: str) -> bytes:
+    import requests
+
+    try:
+        with requests.get(url, headers={"User-Agent": USER_AGENT}, timeout=URL_TIMEOUT_S, stream=True) as r:
+            if r.status_code != 200:
+                raise HsviewerError(f"{url} answered HTTP {r.status_code} {r.reason}.")
+            chunks, size = [], 0
+            for chunk in r.iter_content(1 << 16):
+                size += len(chunk)
+                if size > URL_MAX_BYTES:
+                    raise HsviewerError(f"{url} is larger than {URL_MAX_BYTES // 2**20} MB.")
+                chunks.append(chunk)
+            kind = r.headers.get("Content-Type", "unknown type")
+    except requests.Timeout:
+        raise HsviewerError(f"{url} did not answer within {URL_TIMEOUT_S[1]:.0f} s.") from None
+    except requests.RequestException as e:
+        raise HsviewerError(f"Could not fetch {url}: {type(e).__name__}.") from None
+    data = b"".join(chunks)
+    if not data:
+        raise HsviewerError(f"{url} returned no data.")
+    if kind.startswith("text/"):
+        raise HsviewerError(f"{url} returned {kind.split(';')[0]}, not an image.")
+    return data
+
+
+def _decode_gray(data: bytes, source: str, downsample: int, max_side: int) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            # JPEG can decode at a reduced scale: a 40-megapixel photo then loads at once.
+            img.draft("L", (img.width // max(downsample, 1), img.height // max(downsample, 1)))
+            scale = max(img.width, img.height) / (max_side * downsample)
+            if scale > 2:
+                img.draft("L", (int(img.width / scale), int(img.height / scale)))
+            return np.asarray(img.convert("L"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise HsviewerError(f"{source} claims too many pixels to be a real image (decompression bomb).") from None
+    except Image.UnidentifiedImageError:
+        raise HsviewerError(f"{source} is not an image format that can be read.") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise HsviewerError(f"{source} is damaged or truncated ({e}).") from None
+
+
+@dataclass
+class ImageSVD:
+    """The SVD of one grayscale image, with one chosen reconstruction."""
+
+    image: np.ndarray
+    u: np.ndarray
+    s: np.ndarray
+    vh: np.ndarray
+    components: int
+    source: str = ""
+    downsample: int = 1
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rank(self) -> int:
+        return lowrank.numerical_rank(self.s, self.image.shape)
+
+    @property
+    def cumulative_percent(self) -> np.ndarray:
+        return lowrank.cumulative_percent(self.s)
+
+    def variance_kept(self, k: int | None = None) -> float:
+        k = self.components if k is None else k
+        return float(self.cumulative_percent[k - 1]) if k > 0 else 0.0
+
+    def reconstruction(self, k: int | None = None) -> np.ndarray:
+        return lowrank.reconstruct(self.u, self.s, self.vh, self.components if k is None else k)
+
+    def reconstruction_rank(self, k: int | None = None) -> int:
+        """Rank of the rank-k reconstruction: its nonzero kept singular values."""
+        k = self.components if k is None else k
+        return min(k, self.rank)
+
+    def frobenius_error(self, k: int | None = None) -> float:
+        """Eckart-Young: the error equals the root sum of the discarded s**2."""
+        k = self.components if k is None else k
+        return float(np.sqrt(np.sum(self.s[k:] ** 2)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "downsample": self.downsample,
+            "shape": list(self.image.shape),
+            "rank": self.rank,
+            "singular_values": self.s.tolist(),
+            "cumulative_percent": self.cumulative_percent.tolist(),
+            "components": self.components,
+            "variance_kept": self.variance_kept(),
+            "reconstruction_rank": self.reconstruction_rank(),
+            "frobenius_error": self.frobenius_error(),
+            "warnings": list(self.warnings),
+        }
+
+
+def image_svd(
+    source: str | Path | np.ndarray,
+    downsample: int = 2,
+    components: int | None = None,
+    variance: float | None = None,
+) -> ImageSVD:
+    """SVD of an image file, URL or array; k from a fixed count or a percent of variance (default 98%)."""
+    if isinstance(source, np.ndarray):
+        loaded = LoadedImage(np.asarray(source, dtype=np.float64), "array", 1)
+    else:
+        loaded = load_image(source, downsample)
+    if loaded.pixels.ndim != 2 or min(loaded.pixels.shape) < 1:
+        raise HsviewerError("An image must be a non-empty 2-D grayscale array.")
+    u, s, vh = lowrank.svd(loaded.pixels)
+    k = lowrank.choose_components(s, 98.0 if variance is None else variance, components)
+    return ImageSVD(loaded.pixels, u, s, vh, k, loaded.source, loaded.downsample, loaded.warnings)

@@ -1,0 +1,139 @@
+"""Centering, SVD and low-rank reconstruction of a matrix (numpy and torch alike).
+
+Every function accepts a 2-D numpy array or torch tensor and returns the same kind,
+so the same code serves the image tab (numpy, float64) and hooks inside a forward
+pass (torch, on the model's device).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hsviewer.core.errors import HsviewerError
+
+CENTERINGS = ("double", "column", "none")
+
+
+def check_threshold(threshold: float) -> float:
+    """A percent-variance threshold must lie in (0, 100]."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or not 0 < value <= 100:
+        raise HsviewerError(f"Threshold must be a percentage in (0, 100]; got {threshold!r}.")
+    return value
+
+
+def cumulative_percent(s: Any) -> np.ndarray:
+    """Cumulative percent of variance (s**2) explained by the first 1..n components."""
+    s2 = np.asarray(_to_numpy(s), dtype=np.float64) ** 2
+    total = s2.sum()
+    if total <= 0:
+        return np.zeros_like(s2)
+    return 100.0 * np.cumsum(s2) / total
+
+
+def components_for_threshold(s: Any, threshold: float) -> int:
+    """Smallest k whose cumulative variance reaches the threshold.
+
+    The reference notebook takes the first index whose cumulative percent exceeds
+    the threshold as k, which keeps one component too few.
+    """
+    threshold = check_threshold(threshold)
+    cum = cumulative_percent(s)
+    if cum.size == 0 or cum[-1] <= 0:
+        _raise_no_variance()
+    # Rounding can leave cum[-1] a hair under 100: a tolerance keeps 100% reachable.
+    k = int(np.searchsorted(cum, threshold - 1e-9 * 100, side="left")) + 1
+    return min(k, numerical_rank(s))
+
+
+def numerical_rank(s: Any, shape: tuple[int, int] | None = None) -> int:
+    """Number of singular values above numpy's matrix_rank tolerance."""
+    s = np.asarray(_to_numpy(s), dtype=np.float64)
+    if s.size == 0 or s[0] <= 0:
+        return 0
+    n = max(shape) if shape else s.size
+    tol = s[0] * n * np.finfo(np.float32 if s.dtype == np.float32 else np.float64).eps
+    return int((s > tol).sum())
+
+
+def _raise_no_variance() -> None:
+    raise HsviewerError(
+        "The matrix has no variance left after centering (for example a one-token text "
+        "with double centering): there is nothing to reduce."
+    )
+
+
+def check_components(k: int, rank: int) -> int:
+    """A fixed k must lie between 1 and the matrix's rank."""
+    if rank < 1:
+        _raise_no_variance()
+    if isinstance(k, bool) or int(k) != k or not 1 <= int(k) <= rank:
+        raise HsviewerError(f"Components must be a whole number from 1 to the rank ({rank}); got {k!r}.")
+    return int(k)
+
+
+def choose_components(s: Any, threshold: float | None, components: int | None) -> int:
+    """k from either a percent threshold or a fixed count (exactly one must be given)."""
+    if components is not None:
+        return check_components(components, numerical_rank(s))
+    return components_for_threshold(s, 95.0 if threshold is None else threshold)
+
+
+@dataclass
+class Centered:
+    """A centred matrix and what was removed, so reconstruction can add it back."""
+
+    data: Any
+    offset: Any  # broadcastable to data; added back after reconstruction
+
+    def restore(self, x: Any) -> Any:
+        return x + self.offset
+
+
+def check_centering(centering: str) -> str:
+    if centering not in CENTERINGS:
+        raise HsviewerError(f"Centering must be one of {', '.join(CENTERINGS)}; got {centering!r}.")
+    return centering
+
+
+def center(x: Any, centering: str = "double") -> Centered:
+    """Remove row and column means (double), column means (PCA) or nothing."""
+    check_centering(centering)
+    if centering == "none":
+        return Centered(x, 0.0 * x[:1, :1])
+    col = x.mean(0, keepdims=True)
+    if centering == "column":
+        return Centered(x - col, col)
+    row = x.mean(1, keepdims=True)
+    grand = x.mean()
+    offset = col + row - grand
+    return Centered(x - offset, offset)
+
+
+def svd(x: Any) -> tuple[Any, Any, Any]:
+    """Thin SVD: U (m x r), s (r), Vh (r x n) with r = min(m, n)."""
+    if isinstance(x, np.ndarray):
+        return np.linalg.svd(x, full_matrices=False)
+    import torch
+
+    return torch.linalg.svd(x, full_matrices=False)
+
+
+def reconstruct(u: Any, s: Any, vh: Any, k: int) -> Any:
+    """Rank-k reconstruction without forming the full Sigma matrix."""
+    return (u[:, :k] * s[:k]) @ vh[:k]
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach"):
+        return x.detach().to("cpu").double().numpy()
+    return np.asarray(x)

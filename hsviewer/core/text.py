@@ -1,0 +1,55 @@
+"""Texts in, token ids out: reading, tokenising and truncating to the model's context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hsviewer.core.errors import HsviewerError
+
+
+def read_text_file(path: str | Path) -> str:
+    """A UTF-8 text file, stripped of leading and trailing white space."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HsviewerError(f"No text file at {path}.") from None
+    except UnicodeDecodeError:
+        raise HsviewerError(f"{path} is not UTF-8 text.") from None
+    except OSError as e:
+        raise HsviewerError(f"Could not read {path}: {e.strerror}.") from None
+    text = text.strip()
+    if not text:
+        raise HsviewerError(f"{path} holds no text.")
+    return text
+
+
+@dataclass
+class Tokens:
+    ids: Any  # (1, T) tensor on the model's device
+    strings: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.strings)
+
+
+def tokenize(handle: Any, text: str) -> Tokens:
+    """Token ids for one text (batch of 1), truncated to the context with a warning."""
+    text = (text or "").strip()
+    if not text:
+        raise HsviewerError("The text is empty.")
+    ids = list(handle.tokenizer(text)["input_ids"])
+    notes = []
+    limit = handle.context_length
+    if limit and len(ids) > limit:
+        notes.append(f"The text has {len(ids)} tokens; only the first {limit} (the model's context) are used.")
+        ids = ids[:limit]
+    if len(ids) < 2:
+        raise HsviewerError("The text needs at least two tokens: one token has no variance across tokens to reduce.")
+    import torch
+
+    strings = [handle.tokenizer.decode([i]) for i in ids]
+    return Tokens(torch.tensor([ids], device=handle.device), strings, notes)
