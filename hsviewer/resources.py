@@ -1,0 +1,30 @@
+"""Find bundled resources, installed, from a checkout or frozen by PyInstaller alike."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DEFAULT_TEXT = "default_text.txt"
+DEFAULT_IMAGE = "hubble_deep_field.jpg"
+
+
+def resource_dir() -> Path:
+    """resources/ beside the package in a checkout, or inside the bundle when frozen."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen) / "resources"
+    packaged = Path(__file__).parent / "resources"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "resources"
+
+
+def resource_path(name: str) -> Path:
+    return resource_dir() / name
+
+
+def default_text() -> str:
+    return resource_path(DEFAULT_TEXT).read_text(encoding="utf-8").strip()
+
+
+def default_image() -> Path:
+    return resource_path(DEFAULT_IMAGE)
