@@ -77,7 +77,7 @@ def build(gguf: Path, folder: Path, key: str) -> None:
         try:
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        except Exception as e:  # noqa: BLE001 - the gguf reader raises many types
+        except Exception as e:
             raise HsviewerError(f"Could not read {gguf.name} as a GGUF model: {str(e)[:300]}") from None
         config = copy.deepcopy(model.config)
         if hasattr(config, "quantization_config"):

@@ -11,7 +11,7 @@ from hsviewer.core import lowrank
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.hooks import capture_outputs, reduce_at
 from hsviewer.core.reduction import Reduction, decompose
-from hsviewer.core.runs import forward, kl_divergence, row
+from hsviewer.core.runs import forward, kl_divergence, log_probs, row
 from hsviewer.core.text import tokenize
 
 
@@ -115,7 +115,7 @@ def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None
         clean.loss,
         float(out.loss),
         float(torch.linalg.norm(logits - clean.logits)),
-        kl_divergence(clean.logits, logits),
+        kl_divergence(log_probs(clean.logits), logits),
         tokens.warnings,
     )
 

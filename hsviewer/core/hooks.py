@@ -67,7 +67,7 @@ def replay_prefix(blocks: Sequence[Any], outputs: dict[int, Any], layer: int, hi
         blocks[layer].forward = stub(replace_hidden(outputs[layer], hidden))
         yield
     finally:
-        for block, old in zip(blocks, saved):
+        for block, old in zip(blocks[: len(saved)], saved, strict=True):
             if old is None:
                 block.__dict__.pop("forward", None)
             else:

@@ -115,6 +115,7 @@ class ImageSVD:
     source: str = ""
     downsample: int = 1
     warnings: list[str] = field(default_factory=list)
+    _factors: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def rank(self) -> int:
@@ -130,6 +131,13 @@ class ImageSVD:
 
     def reconstruction(self, k: int | None = None) -> np.ndarray:
         return lowrank.reconstruct(self.u, self.s, self.vh, self.components if k is None else k)
+
+    def preview(self, k: int) -> np.ndarray:
+        """A float32 rank-k reconstruction for live display: half the work of float64."""
+        if self._factors is None:
+            self._factors = ((self.u * self.s).astype(np.float32), self.vh.astype(np.float32))
+        us, vh = self._factors
+        return us[:, :k] @ vh[:k]
 
     def reconstruction_rank(self, k: int | None = None) -> int:
         """Rank of the rank-k reconstruction: its nonzero kept singular values."""

@@ -136,12 +136,12 @@ def _call(loader: Callable, folder: str, name: str, **kwargs: Any) -> Any:
         return loader(folder, local_files_only=True, **kwargs)
     except HsviewerError:
         raise
-    except Exception as local_error:  # noqa: BLE001 - from_pretrained raises many types
+    except Exception as local_error:
         if Path(folder).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1":
             raise HsviewerError(_explain(name, local_error)) from None
     try:
         return loader(folder, **kwargs)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise HsviewerError(
             f"{name} is not in the local Hugging Face cache and could not be downloaded "
             f"({_explain(name, e)}). Copy the model folder to this machine and choose it instead."

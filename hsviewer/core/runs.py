@@ -31,10 +31,14 @@ def row(hidden: Any) -> Any:
     return hidden[0].float()
 
 
-def kl_divergence(clean_logits: Any, logits: Any) -> float:
-    """KL(clean || reduced) of the next-token distributions, mean over tokens (nats)."""
+def log_probs(logits: Any) -> Any:
+    """Next-token log-probabilities, computed once per run and reused for every KL."""
     import torch
 
-    p = torch.log_softmax(clean_logits.double(), -1)
-    q = torch.log_softmax(logits.double(), -1)
-    return float((p.exp() * (p - q)).sum(-1).mean())
+    return torch.log_softmax(logits.float(), -1)
+
+
+def kl_divergence(clean_log_probs: Any, logits: Any) -> float:
+    """KL(clean || reduced) of the next-token distributions, mean over tokens (nats)."""
+    p = clean_log_probs
+    return float((p.exp() * (p - log_probs(logits))).sum(-1).mean())

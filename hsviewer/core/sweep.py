@@ -14,8 +14,8 @@ from typing import Any
 from hsviewer.core.blocks import block_hidden
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.hooks import capture_outputs, reduce_at, replay_prefix
-from hsviewer.core.reduction import Reduction, decompose, reduce_matrix
-from hsviewer.core.runs import Run, forward, kl_divergence, row
+from hsviewer.core.reduction import Decomposition, Reduction, decompose, reduce_matrix
+from hsviewer.core.runs import Run, forward, kl_divergence, log_probs, row
 from hsviewer.core.text import tokenize
 
 METHODS = ("prefix", "hooks")
@@ -123,10 +123,11 @@ def layer_sweep(
     runs = [("", reduction, tokens.ids)] + [_control(name, reduction, tokens.ids) for name in controls]
     total = handle.n_layers * len(runs)
     counter = _Counter(total, progress, cancel)
-    results = [_sweep(handle, ids, red, method, grid if not label else (), counter, label) for label, red, ids in runs]
-    main = results[0]
+    main = _sweep(handle, tokens.ids, reduction, method, grid, counter, "")
     main.tokens, main.warnings = tokens.strings, tokens.warnings
-    main.controls = {label: res for (label, _, _), res in zip(runs[1:], results[1:])}
+    for label, red, ids in runs[1:]:
+        if not counter.stop():
+            main.controls[label] = _sweep(handle, ids, red, method, (), counter, label)
     main.cancelled = counter.cancelled
     return main
 
@@ -165,49 +166,68 @@ def _sweep(
     handle: Any, ids: Any, reduction: Reduction, method: str, grid: Sequence[Reduction], counter: _Counter, label: str
 ) -> SweepResult:
     clean = forward(handle, ids, raw=True)
+    clean_log_probs = log_probs(clean.logits)
     result = SweepResult(handle.name, [], handle.n_layers, reduction, clean.loss, grid=list(grid), method=method)
     for layer in range(handle.n_layers):
         if counter.stop():
             break
-        layer_result = _layer(handle, ids, clean, layer, reduction, method, grid)
+        hs = row(block_hidden(clean.hidden[layer]))
+        dec = decompose(hs, reduction) if method == "prefix" or grid else None
+        if method == "prefix":
+            reduced, k, kept, logits, loss = _prefix(handle, ids, clean, layer, dec, reduction)
+        else:
+            reduced, k, kept, logits, loss = _hooked(handle, ids, layer, reduction)
+        layer_result = _measure(layer, hs, reduced, k, kept, clean, clean_log_probs, logits, loss)
+        if grid:
+            _grid(handle, ids, clean, layer, dec, reduction, grid, layer_result)
         result.layers.append(layer_result)
         counter.step(label, layer_result)
     return result
 
 
-def _layer(
-    handle: Any, ids: Any, clean: Run, layer: int, reduction: Reduction, method: str, grid: Sequence[Reduction]
+def _measure(
+    layer: int, hs: Any, reduced: Any, k: int, kept: float, clean: Run, clean_log_probs: Any, logits: Any, loss: float
 ) -> LayerResult:
     import torch
 
-    hs = row(block_hidden(clean.hidden[layer]))
-    dec = decompose(hs, reduction)
-    k = dec.components(reduction)
-    reduced, kept = dec.reconstruct(k, reduction)
-    if method == "prefix":
-        logits, loss = _tail(handle, ids, clean, layer, reduced)
-    else:
-        reduced, logits, loss = _hooked(handle, ids, layer, reduction)
     diff = reduced - hs
-    result = LayerResult(
+    return LayerResult(
         layer,
         k,
         kept,
         float(torch.linalg.norm(diff)),
         float(torch.linalg.norm(logits - clean.logits)),
         loss,
-        kl_divergence(clean.logits, logits),
+        kl_divergence(clean_log_probs, logits),
         torch.linalg.norm(diff, dim=-1).tolist(),
     )
+
+
+def _prefix(handle: Any, ids: Any, clean: Run, layer: int, dec: Decomposition, reduction: Reduction) -> tuple:
+    k = dec.components(reduction)
+    reduced, kept = dec.reconstruct(k, reduction)
+    logits, loss = _tail(handle, ids, clean, layer, reduced)
+    return reduced, k, kept, logits, loss
+
+
+def _grid(
+    handle: Any,
+    ids: Any,
+    clean: Run,
+    layer: int,
+    dec: Decomposition,
+    reduction: Reduction,
+    grid: Sequence[Reduction],
+    result: LayerResult,
+) -> None:
+    """Loss at each grid setting from the layer's one SVD; a setting with the same k reuses its run."""
+    losses = {result.components: result.loss}
     for setting in grid:
-        gk = dec.components(setting)
-        result.grid_components.append(gk)
-        if gk == k:
-            result.grid_loss.append(loss)
-        else:
-            tail_hidden = dec.reconstruct(gk, reduction)[0]
-            result.grid_loss.append(_tail(handle, ids, clean, layer, tail_hidden)[1])
-    return result
+        k = dec.components(setting)
+        if k not in losses:
+            losses[k] = _tail(handle, ids, clean, layer, dec.reconstruct(k, reduction)[0])[1]
+        result.grid_components.append(k)
+        result.grid_loss.append(losses[k])
 
 
 def _tail(handle: Any, ids: Any, clean: Run, layer: int, reduced: Any) -> tuple[Any, float]:
@@ -220,14 +240,17 @@ def _tail(handle: Any, ids: Any, clean: Run, layer: int, reduced: Any) -> tuple[
     return out.logits[0].float(), float(out.loss)
 
 
-def _hooked(handle: Any, ids: Any, layer: int, reduction: Reduction) -> tuple[Any, Any, float]:
-    """The notebook's way: a full forward pass with the reduction hooked in at the block."""
+def _hooked(handle: Any, ids: Any, layer: int, reduction: Reduction) -> tuple:
+    """The notebook's way: a full forward pass with the reduction computed in a hook at the block."""
     import torch
 
+    seen = {}
+
     def reducer(hidden: Any) -> Any:
-        return reduce_matrix(hidden.float(), reduction)[0]
+        out, seen["k"], seen["kept"] = reduce_matrix(hidden.float(), reduction)
+        return out
 
     block = handle.blocks[layer]
     with torch.no_grad(), reduce_at(block, reducer), capture_outputs([block]) as captured:
         out = handle.model(ids, labels=ids, use_cache=False)
-    return row(captured[0]), out.logits[0].float(), float(out.loss)
+    return row(captured[0]), seen["k"], seen["kept"], out.logits[0].float(), float(out.loss)
