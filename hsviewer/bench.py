@@ -1,0 +1,132 @@
+"""`hsviewer bench`: the figures quoted in the README's Performance section.
+
+Run by hand, never as a test. Each figure comes from the same machine and, where a
+ratio is given, from the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hsviewer.resources import default_image
+
+LOAD_SCRIPT = """
+import json, time, resource
+t0 = time.perf_counter()
+import torch, transformers
+t1 = time.perf_counter()
+from hsviewer.core import load_model
+h = load_model({model!r}, device="cpu")
+t2 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1}}))
+"""
+
+SWEEP_MEMORY_SCRIPT = """
+import json, resource
+from hsviewer.core import layer_sweep, load_model
+h = load_model({model!r}, device="cpu")
+layer_sweep(h, {text!r})
+print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def run_bench(model: str, text: str, with_gui: bool = True) -> int:
+    """Print one table of every figure; return 0."""
+    rows: list[tuple[str, str]] = [("machine", _machine())]
+    rows += _load_times(model)
+    rows += _sweep_times(model, text)
+    rows += _image_latency()
+    rows.append(
+        (
+            "sweep peak resident memory",
+            f"{_child(SWEEP_MEMORY_SCRIPT.format(model=model, text=text))['peak_rss_mb']:.0f} MB",
+        )
+    )
+    if with_gui:
+        from hsviewer.gui.stall_probe import longest_stall_during_sweep
+
+        rows.append(
+            ("GUI longest event-loop stall during a sweep", f"{longest_stall_during_sweep(model, text) * 1000:.0f} ms")
+        )
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
+def _machine() -> str:
+    import torch
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def _load_times(model: str) -> list[tuple[str, str]]:
+    """First load into an empty cache (dequantising a GGUF), then a cached load, each in a fresh process."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"HSVIEWER_CACHE_DIR": cache}
+        first = _child(LOAD_SCRIPT.format(model=model), env)
+        cached = _child(LOAD_SCRIPT.format(model=model), env)
+    return [
+        ("import torch + transformers", f"{cached['import_s']:.2f} s"),
+        ("model load, first (empty cache)", f"{first['load_s']:.2f} s"),
+        ("model load, cached", f"{cached['load_s']:.2f} s"),
+    ]
+
+
+def _sweep_times(model: str, text: str) -> list[tuple[str, str]]:
+    from hsviewer.core import layer_sweep, load_model
+
+    handle = load_model(model, device="cpu")
+    layer_sweep(handle, text)  # warm-up: allocator and kernels
+    hooks = _best_of(2, lambda: layer_sweep(handle, text, method="hooks"))
+    prefix = _best_of(2, lambda: layer_sweep(handle, text))
+    return [
+        ("sweep, notebook-style (hook, full pass per layer)", f"{hooks:.2f} s"),
+        ("sweep, prefix-sharing", f"{prefix:.2f} s"),
+        ("speed-up", f"{hooks / prefix:.2f}x"),
+    ]
+
+
+def _image_latency() -> list[tuple[str, str]]:
+    """Live-slider update cost for the 1000 x 872 image: ImageSVD.preview at several k."""
+    from hsviewer.core import image_svd
+
+    result = image_svd(default_image(), downsample=1)
+    n = len(result.s)
+    rows = []
+    for label, k in (("1", 1), ("10%", n // 10), ("50%", n // 2), ("90%", 9 * n // 10), ("full", n)):
+        result.preview(k)
+        seconds = _best_of(5, lambda k=k: result.preview(k))
+        rows.append(
+            (
+                f"image reconstruction {result.image.shape[1]}x{result.image.shape[0]}, k = {label} ({k})",
+                f"{seconds * 1000:.1f} ms",
+            )
+        )
+    return rows
+
+
+def _best_of(n: int, work: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return float(np.min(times))
+
+
+def _child(script: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
