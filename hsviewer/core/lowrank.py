@@ -18,10 +18,20 @@ from hsviewer.core.errors import HsviewerError
 CENTERINGS = ("double", "column", "none")
 
 
+def is_whole(value: Any) -> bool:
+    """A whole number (an int, or a float or numpy number without a fraction); never a bool or a string."""
+    if value is None or isinstance(value, (bool, str, bytes)):
+        return False
+    try:
+        return math.isfinite(float(value)) and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def check_threshold(threshold: float) -> float:
     """A percent-variance threshold must lie in (0, 100]."""
     try:
-        value = float(threshold)
+        value = math.nan if isinstance(threshold, (bool, str, bytes)) else float(threshold)
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value) or not 0 < value <= 100:
@@ -54,12 +64,13 @@ def components_for_threshold(s: Any, threshold: float) -> int:
 
 
 def numerical_rank(s: Any, shape: tuple[int, int] | None = None) -> int:
-    """Number of singular values above numpy's matrix_rank tolerance."""
+    """Number of singular values above numpy's matrix_rank tolerance (for the dtype they were computed in)."""
+    single = str(getattr(s, "dtype", "")).endswith(("float32", "float16"))  # numpy or torch
     s = np.asarray(_to_numpy(s), dtype=np.float64)
     if s.size == 0 or s[0] <= 0:
         return 0
     n = max(shape) if shape else s.size
-    tol = s[0] * n * np.finfo(np.float32 if s.dtype == np.float32 else np.float64).eps
+    tol = s[0] * n * np.finfo(np.float32 if single else np.float64).eps
     return int((s > tol).sum())
 
 
@@ -74,7 +85,7 @@ def check_components(k: int, rank: int) -> int:
     """A fixed k must lie between 1 and the matrix's rank."""
     if rank < 1:
         _raise_no_variance()
-    if isinstance(k, bool) or int(k) != k or not 1 <= int(k) <= rank:
+    if not is_whole(k) or not 1 <= int(k) <= rank:
         raise HsviewerError(f"Components must be a whole number from 1 to the rank ({rank}); got {k!r}.")
     return int(k)
 

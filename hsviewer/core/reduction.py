@@ -30,7 +30,7 @@ class Reduction:
     def __post_init__(self) -> None:
         if self.components is None:
             lowrank.check_threshold(self.threshold)
-        elif isinstance(self.components, bool) or int(self.components) != self.components or self.components < 1:
+        elif not lowrank.is_whole(self.components) or self.components < 1:
             raise HsviewerError(f"Components must be a whole number of at least 1; got {self.components!r}.")
         lowrank.check_centering(self.centering)
         if self.basis not in BASES:
