@@ -27,23 +27,31 @@ class LoadedImage:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_image(source: str | Path, downsample: int = 2, max_side: int = MAX_SIDE) -> LoadedImage:
-    """Read a file or http(s) URL as grayscale floats (PIL's "L" mode), downsampled by slicing."""
-    if isinstance(downsample, bool) or int(downsample) != downsample or downsample < 1:
+def load_image(source: str | Path, downsample: int = 2, max_side: int | None = None) -> LoadedImage:
+    """Read a file or http(s) URL as grayscale floats (PIL's "L" mode), downsampled by slicing.
+
+    An image with a side over max_side (MAX_SIDE unless given) after downsampling is
+    downsampled further, with a notice.
+    """
+    if not lowrank.is_whole(downsample) or downsample < 1:
         raise HsviewerError(f"Downsample factor must be a whole number of at least 1; got {downsample!r}.")
+    downsample = int(downsample)
+    max_side = MAX_SIDE if max_side is None else max_side
     source = str(source)
     data = _fetch(source) if source.startswith(("http://", "https://")) else _read_file(source)
-    gray = _decode_gray(data, source, downsample, max_side)
+    gray, (width, height) = _decode_gray(data, source, downsample, max_side)
+    draft = width / gray.shape[1]  # > 1 when a large JPEG was decoded at 1/2, 1/4 or 1/8 scale
+    step = max(1, round(downsample / draft))
+    while max(gray.shape[0] / step, gray.shape[1] / step) > max_side:
+        step += 1
+    factor = max(1, round(step * draft))  # the overall reduction of the file's pixels
     notes = []
-    factor = int(downsample)
-    while max(gray.shape[0] / factor, gray.shape[1] / factor) > max_side:
-        factor += 1
     if factor != downsample:
         notes.append(
-            f"Image is {gray.shape[1]} x {gray.shape[0]} pixels: downsampled by {factor} "
+            f"Image is {width} x {height} pixels: downsampled by {factor} "
             f"instead of {downsample} to keep the SVD interactive."
         )
-    pixels = np.asarray(gray, dtype=np.float64)[::factor, ::factor]
+    pixels = np.asarray(gray, dtype=np.float64)[::step, ::step]
     return LoadedImage(np.ascontiguousarray(pixels), source, factor, notes)
 
 
@@ -83,18 +91,20 @@ def _fetch(url: str) -> bytes:
     return data
 
 
-def _decode_gray(data: bytes, source: str, downsample: int, max_side: int) -> np.ndarray:
+def _decode_gray(data: bytes, source: str, downsample: int, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The grayscale pixels (possibly decoded at a reduced scale) and the file's own width and height."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
+            size = img.size
             # JPEG can decode at a reduced scale: a 40-megapixel photo then loads at once.
             scale = max(img.width, img.height) / (max_side * downsample)
             if scale > 2:
                 img.draft("L", (int(img.width / scale), int(img.height / scale)))
-            return np.asarray(img.convert("L"))
+            return np.asarray(img.convert("L")), size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise HsviewerError(f"{source} claims too many pixels to be a real image (decompression bomb).") from None
     except Image.UnidentifiedImageError:
@@ -178,6 +188,8 @@ def image_svd(
         loaded = load_image(source, downsample)
     if loaded.pixels.ndim != 2 or min(loaded.pixels.shape) < 1:
         raise HsviewerError("An image must be a non-empty 2-D grayscale array.")
+    if not np.isfinite(loaded.pixels).all():
+        raise HsviewerError("An image must not contain NaN or infinite values.")
     u, s, vh = lowrank.svd(loaded.pixels)
     k = lowrank.choose_components(s, 98.0 if variance is None else variance, components)
     return ImageSVD(loaded.pixels, u, s, vh, k, loaded.source, loaded.downsample, loaded.warnings)
