@@ -13,7 +13,7 @@ def read_text_file(path: str | Path) -> str:
     """A UTF-8 text file, stripped of leading and trailing white space."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a UTF-8 byte order mark is not text
     except FileNotFoundError:
         raise HsviewerError(f"No text file at {path}.") from None
     except UnicodeDecodeError:
