@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -8,6 +10,21 @@ import pytest  # noqa: E402
 from tests.tiny_models import make_tiny_model  # noqa: E402
 
 TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
+
+
+def pytest_configure(config):
+    """One model cache for the whole run, outside the user's home: the default model is dequantised once."""
+    config._hsviewer_cache = tempfile.mkdtemp(prefix="hsviewer-test-cache-")
+    os.environ["HSVIEWER_CACHE_DIR"] = config._hsviewer_cache
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "_hsviewer_cache", ""), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def shared_cache():
+    return os.environ["HSVIEWER_CACHE_DIR"]
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +43,3 @@ def tiny_model(tiny_model_dir):
 @pytest.fixture
 def text():
     return TEXT
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    """Keep each test's model cache and settings out of the user's home."""
-    monkeypatch.setenv("HSVIEWER_CACHE_DIR", os.environ.get("HSVIEWER_TEST_CACHE_DIR", str(tmp_path / "cache")))
