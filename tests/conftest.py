@@ -5,9 +5,9 @@ import tempfile
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.tiny_models import make_tiny_model  # noqa: E402
+from tests.tiny_models import make_tiny_model
 
 TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
 

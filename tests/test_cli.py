@@ -39,7 +39,7 @@ def test_sweep_writes_the_contract_and_prints_a_table(tiny_model_dir, text, tmp_
     assert {"model", "tokens", "n_layers", "threshold", "clean_loss", "layers"} <= set(data)
     assert data["threshold"] == 90 and data["n_layers"] == 3 == len(data["layers"])
     assert [r["layer"] for r in data["layers"]] == [0, 1, 2]
-    assert all(LAYER_KEYS <= set(r) and len(r["token_diff_norms"]) == len(data["tokens"]) for r in data["layers"])
+    assert all(set(r) >= LAYER_KEYS and len(r["token_diff_norms"]) == len(data["tokens"]) for r in data["layers"])
     assert len(data["grid"]["loss"]) == 3 and len(data["grid"]["loss"][0]) == 2
     assert len(data["controls"]["random"]["layers"]) == 3
     assert len(csv.read_text().splitlines()) == 4
