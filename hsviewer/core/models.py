@@ -66,6 +66,7 @@ def load_model(
     source = str(source).strip()
     if not source:
         raise HsviewerError("No model given.")
+    _torch_dtype(dtype)  # a bad dtype is the caller's mistake, not a damaged cache to rebuild
     kwargs = {"trust_remote_code": trust_remote_code}
     folder, name, gguf = _resolve(source, report)
     try:
@@ -78,7 +79,11 @@ def load_model(
         model, tokenizer = _load(folder, name, kwargs, dtype, device_map, report)
     if device_map is None:
         device = device or _default_device()
-        model.to(device)
+        try:
+            model.to(device)
+        except (RuntimeError, AssertionError, ValueError) as e:  # no CUDA, no such device, out of memory
+            text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise HsviewerError(f"Could not put {name} on device {device!r}: {text}") from None
     model.eval()
     blocks = find_blocks(model, _n_layers(model.config))
     handle = ModelHandle(
@@ -116,18 +121,29 @@ def _check_folder(path: Path) -> None:
 
 
 def _load(folder: str, name: str, kwargs: dict, dtype: str | None, device_map: str | None, report: Progress):
-    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     report(f"Loading {name}")
     config = _call(AutoConfig.from_pretrained, folder, name, **kwargs)
     if getattr(config, "is_encoder_decoder", False):
         raise HsviewerError(f"{name} is an encoder-decoder model; hsviewer needs a decoder-only causal LM.")
-    torch_dtype = getattr(torch, dtype) if dtype else torch.float32
+    torch_dtype = _torch_dtype(dtype)
     extra = {"device_map": device_map} if device_map else {}
     model = _call(AutoModelForCausalLM.from_pretrained, folder, name, dtype=torch_dtype, **extra, **kwargs)
     tokenizer = _call(AutoTokenizer.from_pretrained, folder, name, **kwargs)
     return model, tokenizer
+
+
+def _torch_dtype(dtype: str | None) -> Any:
+    """torch.float32 unless a torch dtype is named (float16, bfloat16, ...)."""
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise HsviewerError(f"Unknown dtype {dtype!r}: use float32, float16 or bfloat16.")
+    return value
 
 
 def _call(loader: Callable, folder: str, name: str, **kwargs: Any) -> Any:
