@@ -1,0 +1,145 @@
+"""Shared helpers for the core tests: tiny models of each architecture built once per session,
+and an independent numpy version of the notebook's reduction to check the core against."""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tests.tiny_models import make_tiny_model, make_tokenizer
+
+# A different depth per architecture, so nothing can pass by assuming three layers.
+LAYERS = {"gpt_neo": 2, "gpt2": 3, "gpt_neox": 4, "llama": 3, "opt": 2, "qwen2": 3}
+
+# The block list of each architecture, by its known attribute (the core finds it generically).
+BLOCK_PATHS = {
+    "gpt_neo": "transformer.h",
+    "gpt2": "transformer.h",
+    "gpt_neox": "gpt_neox.layers",
+    "llama": "model.layers",
+    "opt": "model.decoder.layers",
+    "qwen2": "model.layers",
+}
+
+_folders: dict[str, Path] = {}
+_handles: dict[str, object] = {}
+_root: list[Path] = []
+
+
+def tiny_folder(arch: str) -> Path:
+    """A saved tiny model of the architecture, built once per test session."""
+    if arch not in _folders:
+        if not _root:
+            _root.append(Path(tempfile.mkdtemp(prefix="hsviewer-core-tests-")))
+        _folders[arch] = make_tiny_model(_root[0] / arch, arch, n_layers=LAYERS[arch], seed=len(_folders))
+    return _folders[arch]
+
+
+def tiny_handle(arch: str):
+    """The model loaded through the user's path, once per session; tests must not change it.
+
+    With transformers 5 the tiny Qwen2 folder's word-level tokenizer is loaded as a
+    Qwen2Tokenizer that turns any text into one token, so its handle gets the tiny
+    tokenizer back (the model, blocks and everything measured are the loaded ones).
+    """
+    if arch not in _handles:
+        from hsviewer.core import load_model
+
+        handle = load_model(str(tiny_folder(arch)), device="cpu")
+        if len(handle.tokenizer("the museum of art")["input_ids"]) != 4:
+            handle = dataclasses.replace(handle, tokenizer=make_tokenizer())
+        _handles[arch] = handle
+    return _handles[arch]
+
+
+def block_path(model, arch: str):
+    obj = model
+    for name in BLOCK_PATHS[arch].split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def smallest_k(s: np.ndarray, threshold: float) -> int:
+    """Smallest k whose cumulative percent of s**2 reaches the threshold, by a plain loop."""
+    s2 = np.asarray(s, dtype=np.float64) ** 2
+    total = s2.sum()
+    running = 0.0
+    for k, value in enumerate(s2, start=1):
+        running += value
+        if 100 * running / total >= threshold - 1e-9:
+            return k
+    return len(s2)
+
+
+def reference_reduce(
+    hs: np.ndarray, threshold: float | None = 95.0, components: int | None = None, centering: str = "double"
+) -> tuple[np.ndarray, int, float, np.ndarray]:
+    """The notebook's reduction in float64 numpy: centre, full SVD, U @ S @ Vh with k values, add the means.
+
+    Returns the reconstruction, k, the percent of variance kept, and the singular values.
+    """
+    hs = np.asarray(hs, dtype=np.float64)
+    if centering == "double":
+        offset = hs.mean(axis=0, keepdims=True) + hs.mean(axis=1, keepdims=True) - hs.mean()
+    elif centering == "column":
+        offset = hs.mean(axis=0, keepdims=True)
+    else:
+        offset = np.zeros((1, 1))
+    centred = hs - offset
+    u, s, vh = np.linalg.svd(centred)
+    k = components if components is not None else smallest_k(s, threshold)
+    big_s = np.zeros_like(centred)
+    big_s[:k, :k] = np.diag(s[:k])
+    kept = 100 * np.sum(s[:k] ** 2) / np.sum(s**2)
+    return u @ big_s @ vh + offset, k, float(kept), s
+
+
+def margin_ok(s: np.ndarray, threshold: float, margin: float = 1e-3) -> bool:
+    """No cumulative percent lies within margin of the threshold, so float32 and float64 agree on k."""
+    cum = 100 * np.cumsum(np.asarray(s, dtype=np.float64) ** 2) / np.sum(np.asarray(s, dtype=np.float64) ** 2)
+    return bool(np.all(np.abs(cum - threshold) > margin))
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def kl_by_hand(clean_logits: np.ndarray, logits: np.ndarray) -> float:
+    """KL(clean || other) of the next-token distributions, averaged over positions."""
+    p = log_softmax(clean_logits)
+    q = log_softmax(logits)
+    return float(np.mean(np.sum(np.exp(p) * (p - q), axis=-1)))
+
+
+def cross_entropy_by_hand(logits: np.ndarray, ids: np.ndarray) -> float:
+    """The causal LM loss: position t predicts token t+1."""
+    lp = log_softmax(logits)[:-1]
+    return float(-np.mean(lp[np.arange(len(ids) - 1), ids[1:]]))
+
+
+@atexit.register
+def _cleanup() -> None:
+    for root in _root:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+__all__ = [
+    "BLOCK_PATHS",
+    "LAYERS",
+    "block_path",
+    "cross_entropy_by_hand",
+    "kl_by_hand",
+    "log_softmax",
+    "margin_ok",
+    "reference_reduce",
+    "smallest_k",
+    "tiny_folder",
+    "tiny_handle",
+]
