@@ -10,11 +10,11 @@ DEFAULT_IMAGE = "hubble_deep_field.jpg"
 
 
 def resource_dir() -> Path:
-    """resources/ beside the package in a checkout, or inside the bundle when frozen."""
+    """hsviewer/data in a wheel, resources/ in a checkout, resources/ inside the bundle when frozen."""
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         return Path(frozen) / "resources"
-    packaged = Path(__file__).parent / "resources"
+    packaged = Path(__file__).parent / "data"
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "resources"
 
 
