@@ -81,7 +81,7 @@ class HiddenReduction:
 def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None = None) -> HiddenReduction:
     """Reduce block `layer`'s output, then rerun with the reduction hooked in at that block."""
     reduction = reduction or Reduction()
-    check_layer(layer, handle.n_layers)
+    layer = check_layer(layer, handle.n_layers)
     tokens = tokenize(handle, text)
     clean = forward(handle, tokens.ids)
     hs = row(clean.hidden[layer])
@@ -121,7 +121,7 @@ def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None
 
 
 def check_layer(layer: int, n_layers: int) -> int:
-    if isinstance(layer, bool) or int(layer) != layer or not 0 <= layer < n_layers:
+    if not lowrank.is_whole(layer) or not 0 <= layer < n_layers:
         raise HsviewerError(f"Layer must be a whole number from 0 to {n_layers - 1}; got {layer!r}.")
     return int(layer)
 
