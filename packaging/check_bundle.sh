@@ -10,9 +10,13 @@ LOG=$(mktemp -t hsviewer-gui.XXXXXX.log)
 fail() { echo "FAIL: $*"; du -sh dist/hsviewer 2>/dev/null; exit 1; }
 
 [ -x "$APP" ] || fail "no $APP: build it with pyinstaller --noconfirm hsviewer.spec"
-if ! command -v xvfb-run >/dev/null; then
-    apt-get install -y xvfb >/dev/null || { apt-get update >/dev/null && apt-get install -y xvfb >/dev/null; } \
-        || fail "xvfb-run missing and could not be installed"
+# Xvfb, and the X libraries Qt's xcb plugin loads that a bare Debian/Ubuntu lacks.
+PACKAGES="xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0"
+MISSING=$(for p in $PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+if [ -n "$MISSING" ]; then
+    # shellcheck disable=SC2086 # one word per package
+    apt-get install -y $MISSING >/dev/null || { apt-get update >/dev/null && apt-get install -y $MISSING >/dev/null; } \
+        || fail "could not install $MISSING"
 fi
 
 echo "== $APP --selftest"
