@@ -1,0 +1,65 @@
+"""Start the desktop app: the window first, the model (and torch) afterwards, on a worker thread."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+import hsviewer
+from hsviewer.gui.settings import APPLICATION, ORGANIZATION, Settings
+
+if TYPE_CHECKING:
+    from hsviewer.gui.main_window import MainWindow
+
+log = logging.getLogger("hsviewer")
+
+
+def main(argv: list[str] | None = None, screenshots: str | None = None, model: str | None = None) -> int:
+    """Show the window, start loading the model and the image, run the event loop; the exit code.
+
+    screenshots: a folder to save one PNG per tab into, after the default analyses, then exit.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationVersion(hsviewer.__version__)
+    from hsviewer.gui.main_window import MainWindow
+
+    if screenshots:
+        scratch = tempfile.TemporaryDirectory(prefix="hsviewer-shots-")
+        settings = Settings(QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat))
+    else:
+        settings = Settings()
+    window = MainWindow(settings)
+    if screenshots:
+        from hsviewer.gui.screenshots import ScreenshotRun
+
+        window.resize(1600, 1000)
+        ScreenshotRun(window, screenshots)
+    window.show()
+    source = model or (None if screenshots else settings.get("model/last", "", str)) or "default"
+    image = None if screenshots else settings.get("image/last", "", str)
+    QTimer.singleShot(0, lambda: start(window, source, image))
+    code = app.exec()
+    if window.isVisible():
+        window.close()
+    return code
+
+
+def start(window: MainWindow, model: str, image: str | None) -> None:
+    """Begin the first work once the window is on screen: the image SVD and the model load.
+
+    The last image is reopened only while it is still a file; otherwise the default image.
+    """
+    from hsviewer.resources import default_image
+
+    window.image_tab.open(image if image and Path(image).is_file() else str(default_image()))
+    window.load_model(model)

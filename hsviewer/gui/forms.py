@@ -1,0 +1,118 @@
+"""Input widgets shared by the tabs: how to reduce, and which model to load."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from hsviewer.core.reduction import Reduction
+from hsviewer.gui.settings import Settings
+
+CENTERINGS = {"double": "Double (rows and columns)", "column": "Columns (PCA)", "none": "None"}
+
+
+class ReductionForm(QWidget):
+    """Threshold or fixed k, and the centering: everything a Reduction needs."""
+
+    def __init__(self, threshold: float = 95.0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.mode = QComboBox()
+        self.mode.addItems(["Variance threshold", "Fixed components"])
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.01, 100.0)
+        self.threshold.setDecimals(2)
+        self.threshold.setSuffix(" %")
+        self.threshold.setValue(threshold)
+        self.components = QSpinBox()
+        self.components.setRange(1, 100_000)
+        self.components.setValue(10)
+        self.centering = QComboBox()
+        for key, label in CENTERINGS.items():
+            self.centering.addItem(label, key)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Reduce by", self.mode)
+        form.addRow("Threshold", self.threshold)
+        form.addRow("Components k", self.components)
+        form.addRow("Centering", self.centering)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self._mode_changed()
+
+    def _mode_changed(self) -> None:
+        fixed = self.mode.currentIndex() == 1
+        self.threshold.setEnabled(not fixed)
+        self.components.setEnabled(fixed)
+
+    def reduction(self) -> Reduction:
+        """The chosen Reduction; HsviewerError when the values make no sense."""
+        centering = self.centering.currentData()
+        if self.mode.currentIndex() == 1:
+            return Reduction(threshold=None, components=self.components.value(), centering=centering)
+        return Reduction(threshold=self.threshold.value(), centering=centering)
+
+    def save(self, settings: Settings, prefix: str) -> None:
+        settings.set(f"{prefix}/fixed_k", self.mode.currentIndex() == 1)
+        settings.set(f"{prefix}/threshold", self.threshold.value())
+        settings.set(f"{prefix}/components", self.components.value())
+        settings.set(f"{prefix}/centering", self.centering.currentData())
+
+    def restore(self, settings: Settings, prefix: str) -> None:
+        self.mode.setCurrentIndex(1 if settings.get(f"{prefix}/fixed_k", False, bool) else 0)
+        self.threshold.setValue(settings.get(f"{prefix}/threshold", self.threshold.value(), float))
+        self.components.setValue(settings.get(f"{prefix}/components", self.components.value(), int))
+        index = self.centering.findData(settings.get(f"{prefix}/centering", "double", str))
+        self.centering.setCurrentIndex(max(index, 0))
+
+
+class ModelPicker(QWidget):
+    """An editable list of recent models with buttons to browse for a folder or a .gguf file."""
+
+    load_requested = Signal(str)
+
+    def __init__(self, recent: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox()
+        self.combo.setEditable(True)
+        self.combo.setToolTip("'default', a Hugging Face model folder, a .gguf file or a hub id in the local cache")
+        self.set_recent(recent)
+        folder = QPushButton("Folder…")
+        folder.clicked.connect(self._browse_folder)
+        gguf = QPushButton(".gguf…")
+        gguf.clicked.connect(self._browse_gguf)
+        self.load = QPushButton("Load")
+        self.load.clicked.connect(lambda: self.load_requested.emit(self.source()))
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.combo, 1)
+        row.addWidget(folder)
+        row.addWidget(gguf)
+        row.addWidget(self.load)
+
+    def set_recent(self, recent: list[str]) -> None:
+        current = self.combo.currentText()
+        self.combo.clear()
+        self.combo.addItems(list(dict.fromkeys([*recent, "default"])))
+        if current:
+            self.combo.setCurrentText(current)
+
+    def source(self) -> str:
+        return self.combo.currentText().strip()
+
+    def _browse_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")
+        if path:
+            self.combo.setCurrentText(path)
+
+    def _browse_gguf(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model file", "", "GGUF models (*.gguf)")
+        if path:
+            self.combo.setCurrentText(path)

@@ -1,0 +1,243 @@
+"""Hidden state tab (notebook Parts 2 and 3): reduce one layer's hidden state, then apply the
+reduction inside the forward pass and see how far the change travels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hsviewer.core.errors import HsviewerError
+from hsviewer.gui import plots
+from hsviewer.gui.forms import ModelPicker, ReductionForm
+from hsviewer.gui.jobs import HiddenOutcome, JobFn, ModelInfo, hidden_job
+from hsviewer.gui.settings import Settings
+
+HIDDEN_MAP = "turbo"  # the notebook's 'rainbow'
+SIGNED = "plasma"
+SCATTER_STEP = 10  # every 10th value, as in the notebook
+
+
+class HiddenTab(QWidget):
+    """Inputs on the left, the Part 2 and Part 3 figures on the right."""
+
+    error = Signal(str)
+
+    def __init__(
+        self, submit: Callable[[str, JobFn], None], recent_models: list[str], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._submit = submit
+        self.outcome: HiddenOutcome | None = None
+        self.model: ModelInfo | None = None
+        self.picker = ModelPicker(recent_models)
+        self._build_inputs()
+        self._build_plots()
+        splitter = QSplitter()
+        splitter.addWidget(self.inputs)
+        splitter.addWidget(self.graphics)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([330, 1270])
+        QVBoxLayout(self).addWidget(splitter)
+
+    def _build_inputs(self) -> None:
+        self.inputs = QWidget()
+        self.model_status = QLabel("No model loaded yet")
+        self.model_status.setWordWrap(True)
+        self.text = QPlainTextEdit()
+        self.text.setPlaceholderText("Text to run through the model")
+        open_text = QPushButton("Open text…")
+        open_text.clicked.connect(self._open_text)
+        default = QPushButton("Default text")
+        default.clicked.connect(self.set_default_text)
+        text_buttons = QHBoxLayout()
+        text_buttons.addWidget(open_text)
+        text_buttons.addWidget(default)
+        self.layer = QSpinBox()
+        self.layer.setRange(0, 0)
+        self.form = ReductionForm(threshold=95.0)
+        self.run_button = QPushButton("Reduce layer and apply in forward pass")
+        self.run_button.setShortcut(QKeySequence("Ctrl+R"))
+        self.run_button.setToolTip("Ctrl+R")
+        self.run_button.clicked.connect(self.run)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hover = QLabel("Hover a heatmap to read its values")
+        self.hover.setWordWrap(True)
+        form = QFormLayout(self.inputs)
+        form.addRow(QLabel("<b>Model</b>"))
+        form.addRow(self.picker)
+        form.addRow(self.model_status)
+        form.addRow(QLabel("<b>Text</b> (also used by the Layer sweep)"))
+        form.addRow(self.text)
+        form.addRow(text_buttons)
+        form.addRow("Layer", self.layer)
+        form.addRow(self.form)
+        form.addRow(self.run_button)
+        form.addRow(self.summary)
+        form.addRow(self.hover)
+
+    def _build_plots(self) -> None:
+        self.graphics = pg.GraphicsLayoutWidget()
+        top = self.graphics.addLayout(row=0, col=0)
+        middle = self.graphics.addLayout(row=1, col=0)
+        bottom = self.graphics.addLayout(row=2, col=0)
+        common = {"x_label": "Embedding dimension", "y_label": "Token", "labelled_rows": True}
+        self.original = plots.Heatmap(top, "Original HS", HIDDEN_MAP, col=0, **common)
+        self.reconstructed = plots.Heatmap(top, "Reconstruction", HIDDEN_MAP, col=1, **common)
+        self.difference = plots.Heatmap(top, "Difference", HIDDEN_MAP, col=2, **common)
+        self.heatmaps = {"Original": self.original, "Reconstruction": self.reconstructed, "Difference": self.difference}
+        plots.link_levels(list(self.heatmaps.values()))
+        for name, heatmap in self.heatmaps.items():
+            heatmap.describe = self._describer(name)
+            if heatmap is not self.original:
+                heatmap.plot.setXLink(self.original.plot)
+                heatmap.plot.setYLink(self.original.plot)
+        self.scatter = plots.line_plot(middle, "Original vs reconstruction", "Original HS", "Reconstructed HS", col=0)
+        self.scatter_points = pg.ScatterPlotItem(size=5, pen=pg.mkPen("k", width=0.5), brush=(180, 230, 180, 80))
+        self.scatter.addItem(self.scatter_points)
+        self.u = plots.Heatmap(middle, "U", SIGNED, "component", "Token", labelled_rows=True, col=1)
+        self.sigma = plots.Heatmap(middle, "Σ", "viridis", "component", "component", col=2)
+        self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "Embedding dimension", "component", col=3)
+        self.spectrum = plots.SpectrumPlot(bottom, "Singular-value spectrum (centred hidden state)", col=0)
+        self.spectrum.k_line.setMovable(False)
+        self.norms = plots.line_plot(
+            bottom, "Reduction applied in the forward pass", "Layer", "Norm of difference", col=1
+        )
+        self.norm_curve = self.norms.plot(**plots.markers(plots.PINK, "h", 12))
+        self.norms.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("k", style=Qt.PenStyle.DotLine)))
+        self.layer_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("k", style=Qt.PenStyle.DashLine))
+        self.norms.addItem(self.layer_line)
+        self.graphics.ci.layout.setRowStretchFactor(0, 4)
+        self.graphics.ci.layout.setRowStretchFactor(1, 3)
+        self.graphics.ci.layout.setRowStretchFactor(2, 3)
+
+    def plots(self) -> dict[str, Any]:
+        return {
+            "Original HS": self.original.plot,
+            "Reconstruction": self.reconstructed.plot,
+            "Difference": self.difference.plot,
+            "Scatter": self.scatter,
+            "U": self.u.plot,
+            "Sigma": self.sigma.plot,
+            "V^T": self.vh.plot,
+            "Spectrum": self.spectrum.plot,
+            "Forward-pass difference norms": self.norms,
+        }
+
+    def set_default_text(self) -> None:
+        from hsviewer.resources import default_text
+
+        self.text.setPlainText(default_text())
+
+    def _open_text(self) -> None:
+        from hsviewer.core import read_text_file
+
+        path, _ = QFileDialog.getOpenFileName(self, "Open text", "", "Text files (*.txt *.md);;All files (*)")
+        if path:
+            try:
+                self.text.setPlainText(read_text_file(path))
+            except HsviewerError as e:
+                self.error.emit(str(e))
+
+    def set_model(self, info: ModelInfo) -> None:
+        """A new model is loaded: its layers bound the layer selector."""
+        self.model = info
+        self.layer.setMaximum(info.n_layers - 1)
+        self.model_status.setText(f"{info.name}: {info.n_layers} layers, {info.hidden_size} dimensions, {info.device}")
+        self.picker.combo.setCurrentText(info.source)
+
+    def run(self) -> None:
+        """Queue reduce_layer for the chosen layer, text and reduction."""
+        try:
+            reduction = self.form.reduction()
+        except HsviewerError as e:
+            self.error.emit(str(e))
+            return
+        self.summary.setText(f"Reducing layer {self.layer.value()}…")
+        self._submit("hidden", hidden_job(self.text.toPlainText(), self.layer.value(), reduction))
+
+    def show_result(self, outcome: HiddenOutcome) -> None:
+        """Draw every panel from one reduce_layer result (from the worker)."""
+        self.outcome = outcome
+        r = outcome.result
+        levels = plots.symmetric_levels(r.original)
+        self.original.set_data(r.original, levels, r.tokens)
+        self.reconstructed.set_data(r.reconstruction, levels, r.tokens)
+        self.difference.set_data(r.difference, levels, r.tokens)
+        plots.set_title(self.original.plot, f"Original HS (layer {r.layer})")
+        plots.set_title(self.reconstructed.plot, f"Reconstruction (r={r.components}, {r.variance_kept:.2f}% var.)")
+        self._draw_scatter(r.original, r.reconstruction, outcome.correlation)
+        self.u.set_data(r.u, plots.symmetric_levels(r.u, percentile=95), r.tokens)
+        self.sigma.set_data(np.diag(r.s), (0.0, float(np.percentile(r.s, 90)) or 1.0))
+        self.vh.set_data(r.vh, plots.symmetric_levels(r.vh, percentile=95))
+        from hsviewer.core.lowrank import cumulative_percent
+
+        self.spectrum.set_spectrum(r.s, cumulative_percent(r.s), r.components)
+        self.norm_curve.setData(np.arange(r.n_layers), r.diff_norms)
+        self.layer_line.setValue(r.layer)
+        plots.set_title(self.norms, f"Reduction at layer {r.layer} applied in the forward pass")
+        self.summary.setText(self._summary(outcome))
+
+    def _draw_scatter(self, original: np.ndarray, reconstruction: np.ndarray, correlation: float) -> None:
+        x = original.ravel()[::SCATTER_STEP]
+        y = reconstruction.ravel()[::SCATTER_STEP]
+        self.scatter_points.setData(x, y)
+        plots.set_title(self.scatter, f"r = {correlation:.5f}")
+
+    @staticmethod
+    def _summary(outcome: HiddenOutcome) -> str:
+        r = outcome.result
+        lines = [
+            f"Layer {r.layer}: {len(r.tokens)} tokens × {r.original.shape[1]} dimensions",
+            f"Kept {r.components} of {len(r.s)} components ({r.variance_kept:.2f}% of variance, {r.reduction.centering}"
+            " centering)",
+            f"Rank: original {outcome.rank_original}, reconstruction {outcome.rank_reconstruction}",
+            f"Correlation r = {outcome.correlation:.5f}",
+            f"Loss: clean {r.clean_loss:.4f}, reduced {r.loss:.4f}; KL {r.kl_divergence:.4g} nats",
+        ]
+        return "<br>".join(lines + [f"<i>{w}</i>" for w in r.warnings])
+
+    def _describer(self, name: str) -> Callable[[int, int, float], None]:
+        def describe(row: int, col: int, value: float) -> None:
+            self.hover.setText(self.hover_text(name, row, col, value))
+
+        return describe
+
+    def hover_text(self, name: str, row: int, col: int, value: float) -> str:
+        r = self.outcome.result if self.outcome else None
+        token = repr(r.tokens[row]) if r and row < len(r.tokens) else "?"
+        layer = r.layer if r else "?"
+        return f"{name}: layer {layer}, token {row} {token}, dimension {col}: {value:.4g}"
+
+    def save_settings(self, settings: Settings) -> None:
+        settings.set("hidden/text", self.text.toPlainText())
+        settings.set("hidden/layer", self.layer.value())
+        self.form.save(settings, "hidden")
+
+    def restore_settings(self, settings: Settings) -> None:
+        text = settings.get("hidden/text", "", str)
+        if text.strip():
+            self.text.setPlainText(text)
+        else:
+            self.set_default_text()
+        self.layer.setMaximum(1000)
+        self.layer.setValue(settings.get("hidden/layer", 4, int))
+        self.form.restore(settings, "hidden")

@@ -1,0 +1,183 @@
+"""Image SVD tab (notebook Part 1): the SVD of a picture and its rank-k reconstruction, live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hsviewer.core.lowrank import components_for_threshold
+from hsviewer.gui import plots
+from hsviewer.gui.jobs import ImageResult, JobFn, image_job
+from hsviewer.gui.settings import Settings
+
+GRAY = "CET-L1"
+SIGNED = "plasma"
+
+
+class ImageTab(QWidget):
+    """Controls above a grid of panels; the reconstruction follows the k slider from the cached SVD."""
+
+    open_file_requested = Signal()
+    open_url_requested = Signal()
+    reconstructed = Signal(int)  # k, after the panels show it
+
+    def __init__(self, submit: Callable[[str, JobFn], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._submit = submit
+        self.result: ImageResult | None = None
+        self.source = ""
+        self._shown_k = 0
+        self._build_controls()
+        self._build_plots()
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.controls)
+        layout.addWidget(self.info)
+        layout.addWidget(self.graphics, 1)
+
+    def _build_controls(self) -> None:
+        open_file = QPushButton("Open image…")
+        open_file.clicked.connect(self.open_file_requested)
+        open_url = QPushButton("Open URL…")
+        open_url.clicked.connect(self.open_url_requested)
+        self.downsample = QSpinBox()
+        self.downsample.setRange(1, 16)
+        self.downsample.setValue(2)
+        self.downsample.setPrefix("downsample ")
+        self.downsample.editingFinished.connect(self.reload)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(1, 1)
+        self.k_spin = QSpinBox()
+        self.k_spin.setRange(1, 1)
+        self.k_spin.setPrefix("k = ")
+        self.variance = QDoubleSpinBox()
+        self.variance.setRange(0.01, 100.0)
+        self.variance.setDecimals(2)
+        self.variance.setValue(98.0)
+        self.variance.setSuffix(" % variance")
+        self.variance.setToolTip("Press Enter to set k to the fewest components keeping this much variance")
+        self.slider.valueChanged.connect(self.set_k)
+        self.k_spin.valueChanged.connect(self.set_k)
+        self.variance.editingFinished.connect(self._variance_set)
+        self.controls = QHBoxLayout()
+        for widget in (open_file, open_url, self.downsample):
+            self.controls.addWidget(widget)
+        self.controls.addWidget(QLabel("Components:"))
+        self.controls.addWidget(self.slider, 1)
+        self.controls.addWidget(self.k_spin)
+        self.controls.addWidget(self.variance)
+        self.info = QLabel("Loading the image…")
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def _build_plots(self) -> None:
+        self.graphics = pg.GraphicsLayoutWidget()
+        top = self.graphics.addLayout(row=0, col=0)
+        middle = self.graphics.addLayout(row=1, col=0)
+        self.original = plots.Heatmap(top, "Original image", GRAY, "column", "row", col=0)
+        self.reconstruction = plots.Heatmap(top, "Reconstruction", GRAY, "column", "row", col=1)
+        self.residual = plots.Heatmap(top, "Residual (original − reconstruction)", "CET-D1", "column", "row", col=2)
+        plots.link_levels([self.original, self.reconstruction])
+        self.u = plots.Heatmap(middle, "U", SIGNED, "component", "row", col=0)
+        self.sigma = plots.Heatmap(middle, "Σ", "viridis", "component", "component", col=1)
+        self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "column", "component", col=2)
+        for heatmap in (self.original, self.reconstruction, self.residual):
+            heatmap.plot.setAspectLocked(True)
+        self.spectrum = plots.SpectrumPlot(self.graphics, "Singular-value spectrum", row=2, col=0)
+        self.spectrum.k_line.sigPositionChanged.connect(lambda line: self.set_k(round(line.value())))
+        self.graphics.ci.layout.setRowStretchFactor(0, 5)
+        self.graphics.ci.layout.setRowStretchFactor(1, 3)
+        self.graphics.ci.layout.setRowStretchFactor(2, 3)
+
+    def plots(self) -> dict[str, Any]:
+        """The exportable panels by name."""
+        return {
+            "Original image": self.original.plot,
+            "Reconstruction": self.reconstruction.plot,
+            "Residual": self.residual.plot,
+            "U": self.u.plot,
+            "Sigma": self.sigma.plot,
+            "V^T": self.vh.plot,
+            "Spectrum": self.spectrum.plot,
+        }
+
+    def open(self, source: str) -> None:
+        """Start the SVD of an image file or URL in the worker."""
+        self.source = str(source)
+        self.info.setText(f"Computing the SVD of {self.source}…")
+        self._submit("image", image_job(self.source, self.downsample.value(), self.variance.value()))
+
+    def reload(self) -> None:
+        if self.source:
+            self.open(self.source)
+
+    def show_result(self, result: ImageResult) -> None:
+        """Draw a new image's SVD (from the worker) and its reconstruction at the chosen k."""
+        self.result = result
+        svd = result.svd
+        levels = plots.span_levels(svd.image)
+        self.original.set_data(svd.image, levels)
+        self.reconstruction.set_data(svd.image, levels)
+        self.u.set_data(svd.u, plots.symmetric_levels(svd.u, percentile=90))
+        self.sigma.set_data(np.diag(svd.s), (0.0, float(np.percentile(svd.s, 90)) or 1.0))
+        self.vh.set_data(svd.vh, plots.symmetric_levels(svd.vh, percentile=90))
+        self.spectrum.set_spectrum(svd.s, svd.cumulative_percent, svd.components)
+        for widget in (self.slider, self.k_spin):
+            widget.blockSignals(True)
+            widget.setRange(1, len(svd.s))
+            widget.blockSignals(False)
+        self._shown_k = 0
+        self.set_k(svd.components)
+
+    def set_k(self, k: int) -> None:
+        """Show the rank-k reconstruction: one small matrix product on the cached SVD."""
+        if self.result is None or k == self._shown_k:
+            return
+        svd, view = self.result.svd, self.result.view
+        k = min(max(int(k), 1), len(svd.s))
+        self._shown_k = k
+        for widget in (self.slider, self.k_spin, self.spectrum.k_line):
+            widget.blockSignals(True)
+            widget.setValue(k)
+            widget.blockSignals(False)
+        recon = view.reconstruction(k)
+        self.reconstruction.image.setImage(recon, autoLevels=False)
+        residual = view.image - recon
+        self.residual.set_data(residual, plots.symmetric_levels(residual[::4, ::4]))
+        kept = svd.variance_kept(k)
+        plots.set_title(self.reconstruction.plot, f"Reconstruction ({k}/{len(svd.s)} components, {kept:.2f}% var.)")
+        self.info.setText(
+            f"{self.source}  ·  {svd.image.shape[1]} × {svd.image.shape[0]} pixels  ·  k = {k} of {len(svd.s)}  ·  "
+            f"{kept:.2f}% of variance kept  ·  rank of original {svd.rank}, of reconstruction "
+            f"{svd.reconstruction_rank(k)}  ·  Frobenius error {svd.frobenius_error(k):.4g}"
+            + "".join(f"  ·  {w}" for w in svd.warnings)
+        )
+        self.reconstructed.emit(k)
+
+    def _variance_set(self) -> None:
+        if self.result is not None:
+            self.set_k(components_for_threshold(self.result.svd.s, self.variance.value()))
+
+    def current_reconstruction(self) -> np.ndarray | None:
+        return None if self.result is None else self.reconstruction.image.image
+
+    def save_settings(self, settings: Settings) -> None:
+        settings.set("image/last", self.source)
+        settings.set("image/downsample", self.downsample.value())
+        settings.set("image/variance", self.variance.value())
+
+    def restore_settings(self, settings: Settings) -> None:
+        self.downsample.setValue(settings.get("image/downsample", 2, int))
+        self.variance.setValue(settings.get("image/variance", 98.0, float))

@@ -1,0 +1,360 @@
+"""The main window: three tabs over two worker threads, menus, drag and drop, status bar."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+)
+
+from hsviewer.core.errors import HsviewerError
+from hsviewer.gui import export, plots
+from hsviewer.gui.dialogs import ChooseModelDialog, about_text, ask_url
+from hsviewer.gui.hidden_tab import HiddenTab
+from hsviewer.gui.image_tab import ImageTab
+from hsviewer.gui.jobs import JobFn, ModelInfo, SweepLayer, SweepStart, load_model_job
+from hsviewer.gui.settings import Settings
+from hsviewer.gui.sweep_tab import SweepTab
+from hsviewer.gui.worker import Worker
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
+ALL_PANELS = "All panels of this tab"
+
+
+class MainWindow(QMainWindow):
+    """One shared model (on the model worker); image SVDs on their own worker so they never wait for it."""
+
+    error_occurred = Signal(str)
+    model_loaded = Signal(object)  # ModelInfo
+    job_done = Signal(str)  # job name, once its result is drawn
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or Settings()
+        self.model_info: ModelInfo | None = None
+        self.ready_announced = False
+        self._jobs: Counter[str] = Counter()
+        self._closed = False
+        self.model_worker = Worker("hsviewer-model")
+        self.image_worker = Worker("hsviewer-image")
+        self.image_tab = ImageTab(self.submit)
+        self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
+        self.sweep_tab = SweepTab(self.submit, self.hidden_tab.text.toPlainText)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.image_tab, "Image SVD")
+        self.tabs.addTab(self.hidden_tab, "Hidden state")
+        self.tabs.addTab(self.sweep_tab, "Layer sweep")
+        self.setCentralWidget(self.tabs)
+        self.setWindowTitle("hsviewer")
+        self.setAcceptDrops(True)
+        self._build_menus()
+        self._build_status_bar()
+        self._connect()
+        self._restore_settings()
+
+    def _connect(self) -> None:
+        for worker in (self.model_worker, self.image_worker):
+            worker.started.connect(self._job_started)
+            worker.progress.connect(self._job_progress)
+            worker.partial.connect(self._job_partial)
+            worker.finished.connect(self._job_finished)
+            worker.failed.connect(self._job_failed)
+            worker.cancelled.connect(self._job_cancelled)
+        self.image_tab.open_file_requested.connect(self.open_image_dialog)
+        self.image_tab.open_url_requested.connect(self.open_url_dialog)
+        self.hidden_tab.picker.load_requested.connect(self.load_model)
+        self.hidden_tab.error.connect(self.report_error)
+        self.sweep_tab.error.connect(self.report_error)
+        self.sweep_tab.cancel_requested.connect(self.cancel)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open image…", self.open_image_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open image &URL…", self.open_url_dialog, QKeySequence("Ctrl+U"))
+        self._action(file_menu, "Choose &model…", self.choose_model_dialog, QKeySequence("Ctrl+M"))
+        file_menu.addSeparator()
+        self._action(file_menu, "Export &figure…", self.export_figure_dialog, QKeySequence("Ctrl+E"))
+        self._action(file_menu, "Export &data…", self.export_data_dialog, QKeySequence("Ctrl+Shift+E"))
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About hsviewer", self.show_about, QKeySequence.StandardKey.HelpContents)
+
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: QKeySequence | QKeySequence.StandardKey) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_status_bar(self) -> None:
+        self.status = QLabel("Starting…")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setShortcut(QKeySequence.StandardKey.Cancel)
+        self.cancel_button.setToolTip("Stop what is running (Esc); a sweep stops after its current layer")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        bar = self.statusBar()
+        bar.addWidget(self.status, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    # Jobs ---------------------------------------------------------------------------------
+
+    def submit(self, name: str, job: JobFn) -> None:
+        """Run a job on its worker: image SVDs on the image worker, everything else with the model."""
+        worker = self.image_worker if name == "image" else self.model_worker
+        self._jobs[name] += 1
+        self._update_busy()
+        worker.submit(name, job)
+
+    def busy(self) -> bool:
+        return sum(self._jobs.values()) > 0
+
+    def cancel(self) -> None:
+        """Stop whatever is running and drop what is queued."""
+        if self.busy():
+            self.status.setText("Cancelling…")
+        self.model_worker.cancel()
+        self.image_worker.cancel()
+
+    def load_model(self, source: str) -> None:
+        source = source.strip() or "default"
+        self.status.setText(f"Loading model {source}…")
+        self.submit("model", load_model_job(source))
+
+    def _job_started(self, name: str) -> None:
+        if not self._closed:
+            self.status.setText(f"Running {name}…")
+
+    def _job_progress(self, name: str, done: int, total: int, message: str) -> None:
+        if self._closed:
+            return
+        self.status.setText(message)
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _job_partial(self, name: str, value: Any) -> None:
+        if self._closed:
+            return
+        if isinstance(value, SweepStart):
+            self.sweep_tab.begin(value)
+        elif isinstance(value, SweepLayer):
+            self.sweep_tab.add_layer(value)
+
+    def _job_finished(self, name: str, result: Any) -> None:
+        if self._closed:
+            return
+        self._job_ended(name)
+        show = {
+            "model": self._model_ready,
+            "image": self.image_tab.show_result,
+            "hidden": self.hidden_tab.show_result,
+            "sweep": self.sweep_tab.finish,
+        }[name]
+        show(result)
+        if not self.busy():
+            self.status.setText("Ready")
+        self.job_done.emit(name)
+
+    def _job_failed(self, name: str, message: str) -> None:
+        if self._closed:
+            return
+        self._job_ended(name)
+        self.status.setText(f"{name} failed")
+        self.report_error(message)
+
+    def _job_cancelled(self, name: str) -> None:
+        if self._closed:
+            return
+        self._job_ended(name)
+        self.status.setText(f"{name} cancelled")
+
+    def _job_ended(self, name: str) -> None:
+        self._jobs[name] -= 1
+        self._update_busy()
+
+    def _update_busy(self) -> None:
+        busy = self.busy()
+        self.progress.setVisible(busy)
+        self.cancel_button.setEnabled(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+
+    def _model_ready(self, info: ModelInfo) -> None:
+        self.model_info = info
+        self.settings.remember_model(info.source)
+        self.hidden_tab.picker.set_recent(self.settings.recent_models())
+        self.hidden_tab.set_model(info)
+        self.setWindowTitle(f"hsviewer — {info.name}")
+        self.model_loaded.emit(info)
+        self._announce_ready()
+
+    def _announce_ready(self) -> None:
+        """Tell a waiting packaging check (on stderr) that the window is up with a model."""
+        if self.isVisible() and self.model_info is not None and not self.ready_announced:
+            self.ready_announced = True
+            print("hsviewer ready", file=sys.stderr, flush=True)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._announce_ready()
+
+    # Errors -------------------------------------------------------------------------------
+
+    def report_error(self, message: str) -> None:
+        """Every user-facing error ends here: logged, signalled, shown in a dialog."""
+        log.error("%s", message)
+        self.error_occurred.emit(message)
+        self.show_error(message)
+
+    def show_error(self, message: str) -> None:
+        QMessageBox.warning(self, "hsviewer", message)
+
+    # Menu actions -------------------------------------------------------------------------
+
+    def open_image(self, source: str) -> None:
+        self.tabs.setCurrentWidget(self.image_tab)
+        self.image_tab.open(source)
+
+    def open_image_dialog(self) -> None:
+        start = str(Path(self.image_tab.source).parent) if self.image_tab.source else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def open_url_dialog(self) -> None:
+        url = ask_url(self)
+        if url:
+            self.open_image(url)
+
+    def choose_model_dialog(self) -> None:
+        current = self.model_info.source if self.model_info else "default"
+        dialog = ChooseModelDialog(self.settings.recent_models(), current, self)
+        if dialog.exec():
+            self.load_model(dialog.picker.source())
+
+    def show_about(self) -> None:
+        name = self.model_info.name if self.model_info else ""
+        licence = self.model_info.licence if self.model_info else ""
+        QMessageBox.about(self, "About hsviewer", about_text(name, licence))
+
+    def export_figure_dialog(self) -> None:
+        names = [ALL_PANELS, *self.tabs.currentWidget().plots()]
+        name, ok = QInputDialog.getItem(self, "Export figure", "Panel:", names, 0, False)
+        if not ok:
+            return
+        path, chosen = QFileDialog.getSaveFileName(self, "Export figure", "", "PNG image (*.png);;SVG drawing (*.svg)")
+        if path:
+            self._try(self.export_figure, _with_suffix(path, chosen), name)
+
+    def export_figure(self, path: str, panel: str = ALL_PANELS) -> None:
+        """Write one panel of the current tab, or all of them, as .png or .svg."""
+        tab = self.tabs.currentWidget()
+        item = tab.graphics.ci if panel == ALL_PANELS else tab.plots()[panel]
+        plots.export_figure(item, path)
+        self.status.setText(f"Saved {path}")
+
+    def export_data_dialog(self) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self, "Export data", "", "JSON (*.json);;CSV table (*.csv)")
+        if path:
+            self._try(self.export_data, _with_suffix(path, chosen))
+
+    def export_data(self, path: str) -> None:
+        """Write the current tab's result as JSON (the CLI's schema) or CSV."""
+        tab = self.tabs.currentWidget()
+        if tab is self.image_tab and tab.result is not None:
+            export.write_data(path, tab.result.svd, export.image_rows(tab.result.svd))
+        elif tab is self.hidden_tab and tab.outcome is not None:
+            export.write_data(path, tab.outcome.result, export.hidden_rows(tab.outcome.result))
+        elif tab is self.sweep_tab and tab.result is not None:
+            export.write_data(path, tab.result, export.sweep_rows(tab.result))
+        else:
+            raise HsviewerError("This tab has no result to export yet.")
+        self.status.setText(f"Saved {path}")
+
+    def _try(self, action: Any, *args: Any) -> None:
+        try:
+            action(*args)
+        except HsviewerError as e:
+            self.report_error(str(e))
+
+    # Drag and drop ------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def open_path(self, path: str) -> None:
+        """A dropped path: a model folder or .gguf loads as the model, an image file opens in the image tab."""
+        p = Path(path)
+        if p.is_dir() or p.suffix.lower() == ".gguf":
+            self.load_model(str(p))
+        elif p.suffix.lower() in IMAGE_SUFFIXES:
+            self.open_image(str(p))
+        else:
+            self.report_error(f"{p.name} is neither an image nor a model (a model folder or a .gguf file).")
+
+    # Settings and closing -----------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        if not self.restoreGeometry(s.geometry()):
+            self.resize(1600, 1000)
+        self.image_tab.restore_settings(s)
+        self.hidden_tab.restore_settings(s)
+        self.sweep_tab.restore_settings(s)
+        self.tabs.setCurrentIndex(s.get("window/tab", 0, int))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.set("window/geometry", self.saveGeometry())
+        s.set("window/tab", self.tabs.currentIndex())
+        self.image_tab.save_settings(s)
+        self.hidden_tab.save_settings(s)
+        self.sweep_tab.save_settings(s)
+        s.store.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Save the settings, then stop both workers: a sweep stops after its current layer."""
+        if not self._closed:
+            self.save_settings()
+            self._closed = True
+            self.status.setText("Stopping…")
+            self.model_worker.stop()
+            self.image_worker.stop()
+        event.accept()
+
+
+def _with_suffix(path: str, chosen_filter: str) -> str:
+    """The path with the suffix of the chosen file filter when the user typed none."""
+    if Path(path).suffix:
+        return path
+    suffix = chosen_filter.split("*")[-1].rstrip(")") if "*" in chosen_filter else ""
+    return path + suffix

@@ -1,0 +1,262 @@
+"""Shared pyqtgraph pieces: heatmaps with colour bars and hover read-outs, token axes,
+a singular-value spectrum with its cumulative percent, and figure export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui
+
+from hsviewer.core.errors import HsviewerError
+
+pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", antialias=True)
+
+PINK = (230, 180, 180)  # the notebook's marker face colours
+GREEN = (180, 230, 180)
+BLUE = (180, 180, 230)
+TITLE_SIZE = "11pt"
+MAX_TOKEN_CHARS = 14
+
+
+def symmetric_levels(*arrays: np.ndarray, percentile: float = 99.0) -> tuple[float, float]:
+    """(-m, m) with m the percentile of |values|: a diverging map centred on zero."""
+    values = np.concatenate([np.abs(np.asarray(a, dtype=np.float64)).ravel() for a in arrays])
+    values = values[np.isfinite(values)]
+    top = float(np.percentile(values, percentile)) if values.size else 0.0
+    top = top if top > 0 else 1.0
+    return -top, top
+
+
+def span_levels(array: np.ndarray, low: float = 0.0, high: float = 100.0) -> tuple[float, float]:
+    """Levels from the low and high percentiles of the finite values."""
+    values = np.asarray(array, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(values, [low, high]))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def token_label(token: str) -> str:
+    """A token as an axis label: visible white space, trimmed to a few characters."""
+    text = token.replace("\n", "⏎").replace("\t", "⇥").strip() or "␣"
+    return text if len(text) <= MAX_TOKEN_CHARS else text[: MAX_TOKEN_CHARS - 1] + "…"
+
+
+class LabelAxis(pg.AxisItem):
+    """An axis labelling the cells 0..n-1 (centred at i + 0.5) with strings (tokens, thresholds), as many as fit."""
+
+    def __init__(self, orientation: str, **kwargs: Any) -> None:
+        super().__init__(orientation, **kwargs)
+        self.labels: list[str] = []
+
+    def set_labels(self, labels: Sequence[str]) -> None:
+        self.labels = [token_label(t) for t in labels]
+        self.picture = None
+        self.update()
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        if not self.labels:
+            return super().tickValues(minVal, maxVal, size)
+        minVal, maxVal = sorted((minVal, maxVal))  # an inverted axis gives them reversed
+        first = max(0, int(np.ceil(minVal - 0.5)))
+        last = min(len(self.labels) - 1, int(np.floor(maxVal - 0.5)))
+        if last < first:
+            return []
+        metrics = QtGui.QFontMetrics(self.style.get("tickFont") or QtGui.QFont())
+        if self.orientation in ("left", "right"):
+            per_label = metrics.height() + 1
+        else:
+            per_label = max(metrics.horizontalAdvance(t) for t in self.labels[first : last + 1]) + 8
+        step = max(1, int(np.ceil((last - first + 1) * per_label / max(size, 1.0))))
+        return [(float(step), [i + 0.5 for i in range(first, last + 1, step)])]
+
+    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:
+        if not self.labels:
+            return super().tickStrings(values, scale, spacing)
+        return [self.labels[int(v)] if 0 <= int(v) < len(self.labels) else "" for v in values]
+
+
+class HoverImage(pg.ImageItem):
+    """An ImageItem that reports the cell under the mouse."""
+
+    sigHover = QtCore.Signal(int, int)  # row, column
+
+    def hoverEvent(self, event: Any) -> None:
+        if event.isExit() or self.image is None:
+            return
+        pos = event.pos()
+        row, col = int(np.floor(pos.y())), int(np.floor(pos.x()))
+        if 0 <= row < self.image.shape[0] and 0 <= col < self.image.shape[1]:
+            self.sigHover.emit(row, col)
+
+
+class Heatmap:
+    """A matrix drawn in a plot with a colour bar; hovering calls describe(row, col, value)."""
+
+    def __init__(
+        self,
+        layout: pg.GraphicsLayout,
+        title: str,
+        colormap: str,
+        x_label: str,
+        y_label: str,
+        labelled_rows: bool = False,
+        labelled_cols: bool = False,
+        rows_down: bool = True,
+        colorbar: bool = True,
+        **position: int,
+    ) -> None:
+        axes = {}
+        if labelled_rows:
+            axes["left"] = LabelAxis("left")
+        if labelled_cols:
+            axes["bottom"] = LabelAxis("bottom")
+        self.plot: pg.PlotItem = layout.addPlot(axisItems=axes, **position)
+        set_title(self.plot, title)
+        self.plot.setLabel("bottom", x_label)
+        self.plot.setLabel("left", y_label)
+        self.plot.invertY(rows_down)
+        self.image = HoverImage()
+        self.image.setColorMap(pg.colormap.get(colormap))
+        self.plot.addItem(self.image)
+        self.bar: pg.ColorBarItem | None = None
+        if colorbar:
+            self.bar = pg.ColorBarItem(colorMap=pg.colormap.get(colormap), width=14, interactive=True)
+            self.bar.setImageItem(self.image, insert_in=self.plot)
+        self.describe: Callable[[int, int, float], None] | None = None
+        self.image.sigHover.connect(self._hovered)
+
+    def set_data(
+        self, data: np.ndarray, levels: tuple[float, float], rows: Sequence[str] = (), cols: Sequence[str] = ()
+    ) -> None:
+        """New data and levels; rows and cols label the cells of labelled axes (tokens, say)."""
+        self.image.setImage(np.asarray(data, dtype=np.float32), levels=levels, autoLevels=False)
+        if self.bar is not None:
+            self.bar.rounding = max((levels[1] - levels[0]) / 500, 1e-12)
+            self.bar.setLevels(levels)
+        for name, labels in (("left", rows), ("bottom", cols)):
+            axis = self.plot.getAxis(name)
+            if isinstance(axis, LabelAxis):
+                axis.set_labels(labels)
+        self.plot.autoRange(padding=0)
+
+    def value(self, row: int, col: int) -> float:
+        return float(self.image.image[row, col])
+
+    def _hovered(self, row: int, col: int) -> None:
+        if self.describe is not None:
+            self.describe(row, col, self.value(row, col))
+
+
+def link_levels(heatmaps: Sequence[Heatmap]) -> None:
+    """Dragging any one colour bar moves the others: the maps keep shared levels."""
+    bars = [h.bar for h in heatmaps if h.bar is not None]
+
+    def follow(source: pg.ColorBarItem) -> None:
+        for bar in bars:
+            if bar is not source:
+                bar.setLevels(source.levels())
+
+    for bar in bars:
+        bar.sigLevelsChanged.connect(follow)
+
+
+def set_title(plot: pg.PlotItem, title: str) -> None:
+    plot.setTitle(title, size=TITLE_SIZE, bold=True)
+
+
+def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str, **position: int) -> pg.PlotItem:
+    plot = layout.addPlot(**position)
+    set_title(plot, title)
+    plot.setLabel("bottom", x_label)
+    plot.setLabel("left", y_label)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    return plot
+
+
+def markers(brush: tuple, symbol: str = "h", size: int = 10, pen: Any = "k") -> dict[str, Any]:
+    """Keyword arguments for a PlotDataItem drawn as the notebook's outlined markers."""
+    return {"pen": pg.mkPen(pen, width=0.5), "symbol": symbol, "symbolSize": size, "symbolBrush": brush}
+
+
+class SpectrumPlot:
+    """Singular values (left axis) and the cumulative percent of variance (right axis), with a
+    draggable line at k."""
+
+    def __init__(self, layout: pg.GraphicsLayout, title: str, log_sigma: bool = True, **position: int) -> None:
+        self.plot = line_plot(layout, title, "Component", "σ", **position)
+        self.plot.setLogMode(y=log_sigma)
+        self.sigma = self.plot.plot(**markers(PINK, "s", 5))
+        self.percent_view = pg.ViewBox()
+        self.plot.showAxis("right")
+        self.plot.getAxis("right").setLogMode(False, False)  # the percent axis stays linear
+        self.plot.getAxis("right").setLabel("Cumulative % variance", color="#1f5fbf")
+        self.percent_view.setParentItem(self.plot)  # a child, so exports include it
+        self.plot.getAxis("right").linkToView(self.percent_view)
+        self.percent_view.setXLink(self.plot)
+        self.percent_view.setYRange(0, 100)
+        self.percent = pg.PlotDataItem(pen=pg.mkPen("#1f5fbf", width=2))
+        self.percent_view.addItem(self.percent)
+        self.plot.vb.sigResized.connect(self._sync)
+        self.k_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("r", width=2), hoverPen="m")
+        self.plot.addItem(self.k_line)
+
+    def set_spectrum(self, s: np.ndarray, cumulative: np.ndarray, k: int) -> None:
+        index = np.arange(1, len(s) + 1)
+        positive = s > 0
+        self.sigma.setData(index[positive], s[positive])
+        self.percent.setData(index, cumulative)
+        self.plot.setXRange(0, len(s) + 1, padding=0.02)
+        self.plot.enableAutoRange(axis="y")
+        self.set_k(k)
+
+    def set_k(self, k: int) -> None:
+        self.k_line.setValue(k)
+
+    def _sync(self) -> None:
+        self.percent_view.setGeometry(self.plot.vb.geometry())
+
+
+def export_figure(item: Any, path: str | Path) -> None:
+    """Write a plot, a layout or a whole scene to .png or .svg with pyqtgraph's exporters."""
+    from pyqtgraph import exporters
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise HsviewerError(f"A figure is exported as .png or .svg, not {suffix or 'a file without a suffix'}.")
+    try:
+        if suffix == ".png":
+            if exporters.ImageExporter(item).export(str(path)) is False:
+                raise OSError(f"Qt could not save {path}")
+            return
+        try:
+            exporters.SVGExporter(item).export(str(path))
+        except ValueError:  # pyqtgraph#3485: its exporter cannot parse the paths newer Qt writes
+            _render_svg(item, str(path))
+    except OSError as e:
+        raise HsviewerError(f"Could not write {path}: {e.strerror or e}.") from None
+    if not Path(path).is_file():
+        raise HsviewerError(f"Could not write {path}.")
+
+
+def _render_svg(item: Any, path: str) -> None:
+    """Render the item's part of the scene through Qt's own SVG generator."""
+    from PySide6.QtSvg import QSvgGenerator
+
+    source = item.sceneBoundingRect()
+    generator = QSvgGenerator()
+    generator.setFileName(path)
+    generator.setSize(source.size().toSize())
+    generator.setViewBox(QtCore.QRectF(0, 0, source.width(), source.height()))
+    generator.setTitle("hsviewer figure")
+    generator.setResolution(int(QtGui.QGuiApplication.primaryScreen().logicalDotsPerInch()))
+    painter = QtGui.QPainter(generator)
+    try:
+        item.scene().render(painter, QtCore.QRectF(0, 0, source.width(), source.height()), source)
+    finally:
+        painter.end()

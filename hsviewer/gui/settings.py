@@ -1,0 +1,47 @@
+"""QSettings with a default and a type for every read, so a damaged file never breaks start-up."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QByteArray, QSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ORGANIZATION = "hsviewer"
+APPLICATION = "hsviewer"
+RECENT_MODELS = 8
+
+
+class Settings:
+    """The app's persistent choices: last model, image, text, thresholds, window geometry."""
+
+    def __init__(self, store: QSettings | None = None) -> None:
+        scope = QSettings.Scope.UserScope
+        self.store = store or QSettings(QSettings.Format.IniFormat, scope, ORGANIZATION, APPLICATION)
+
+    def get(self, key: str, default: T, kind: type[T]) -> T:
+        """The stored value as `kind`, or the default when missing or unreadable."""
+        try:
+            value = self.store.value(key, default, type=kind)
+        except (TypeError, ValueError):
+            log.warning("Ignoring unreadable setting %s", key)
+            return default
+        return default if value is None else value
+
+    def set(self, key: str, value: Any) -> None:
+        self.store.setValue(key, value)
+
+    def geometry(self) -> QByteArray:
+        return self.get("window/geometry", QByteArray(), QByteArray)
+
+    def recent_models(self) -> list[str]:
+        text = self.get("model/recent", "", str)
+        return [line for line in text.splitlines() if line.strip()]
+
+    def remember_model(self, source: str) -> None:
+        recent = [source] + [m for m in self.recent_models() if m != source]
+        self.set("model/recent", "\n".join(recent[:RECENT_MODELS]))
+        self.set("model/last", source)

@@ -1,0 +1,260 @@
+"""Layer sweep tab (notebook Part 4): reduce each layer in turn; every panel grows as layers finish."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hsviewer.core.errors import HsviewerError
+from hsviewer.core.reduction import Reduction
+from hsviewer.gui import plots
+from hsviewer.gui.forms import ReductionForm
+from hsviewer.gui.jobs import JobFn, SweepLayer, SweepStart, sweep_job
+from hsviewer.gui.settings import Settings
+
+CONTROLS = {"exclude_first": "exclude first token", "random": "random subspace", "shuffled": "shuffled tokens"}
+RUN_PENS = {"": "k", "exclude_first": "#1f77b4", "random": "#ff7f0e", "shuffled": "#9467bd"}
+LAYER_MAP = "CET-L3"  # a dark-to-light map like the notebook's CMRmap
+
+
+def parse_grid(text: str, centering: str) -> list[Reduction]:
+    """'80, 90, 95' -> one Reduction per threshold; empty text -> no grid."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    try:
+        thresholds = [float(p.rstrip("%")) for p in parts]
+    except ValueError:
+        raise HsviewerError(
+            f"Grid thresholds must be percentages separated by commas, like 80,90,95,99; got {text!r}."
+        ) from None
+    return [Reduction(threshold=t, centering=centering) for t in thresholds]
+
+
+class SweepTab(QWidget):
+    """Sweep settings on the left; the Part 4 panels, plus controls, KL and the threshold grid."""
+
+    error = Signal(str)
+    cancel_requested = Signal()
+    layer_shown = Signal(str, int)  # run label, layer
+
+    def __init__(self, submit: Callable[[str, JobFn], None], text: Callable[[], str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self._submit = submit
+        self._text = text
+        self.result: Any = None  # the final SweepResult
+        self.start: SweepStart | None = None
+        self.layers: dict[str, list[Any]] = {}
+        self.layer_names: list[str] = []
+        self._build_inputs()
+        self._build_plots()
+        splitter = QSplitter()
+        splitter.addWidget(self.inputs)
+        splitter.addWidget(self.graphics)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([300, 1300])
+        QVBoxLayout(self).addWidget(splitter)
+
+    def _build_inputs(self) -> None:
+        self.inputs = QWidget()
+        self.form = ReductionForm(threshold=95.0)
+        self.grid_field = QLineEdit()
+        self.grid_field.setPlaceholderText("e.g. 80,90,95,99")
+        self.grid_field.setToolTip("More thresholds whose loss is measured at every layer (layers × thresholds grid)")
+        self.control_boxes = {name: QCheckBox(label) for name, label in CONTROLS.items()}
+        self.run_button = QPushButton("Run sweep")
+        self.run_button.clicked.connect(self.run)
+        cancel = QPushButton("Cancel")
+        cancel.clicked.connect(self.cancel_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(cancel)
+        self.summary = QLabel("Runs on the text of the Hidden state tab.")
+        self.summary.setWordWrap(True)
+        self.hover = QLabel("Hover a heatmap to read its values")
+        self.hover.setWordWrap(True)
+        form = QFormLayout(self.inputs)
+        form.addRow(QLabel("<b>Reduction at each layer</b>"))
+        form.addRow(self.form)
+        form.addRow("Grid thresholds", self.grid_field)
+        form.addRow(QLabel("<b>Controls</b> (each a sweep of its own)"))
+        for box in self.control_boxes.values():
+            form.addRow(box)
+        form.addRow(buttons)
+        form.addRow(self.summary)
+        form.addRow(self.hover)
+
+    def _build_plots(self) -> None:
+        self.graphics = pg.GraphicsLayoutWidget()
+        top = self.graphics.addLayout(row=0, col=0)
+        middle = self.graphics.addLayout(row=1, col=0)
+        self.components = plots.line_plot(top, "A) Components kept", "Layer", "Count", col=0)
+        self.norms = plots.line_plot(
+            top, "B) Impact on logits and hidden states", "Layer", "Diff norm (max-scaled)", col=1
+        )
+        self.loss = plots.line_plot(top, "C) Impact of reduction on loss", "Layer", "Loss", col=2)
+        self.kl = plots.line_plot(top, "E) KL divergence", "Layer", "KL (nats)", col=3)
+        for plot in (self.norms, self.loss, self.kl, self.components):
+            plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.hidden_curve = self.norms.plot(name="Hidden states", **plots.markers(plots.BLUE, "s", 9, "b"))
+        self.logit_curve = self.norms.plot(name="Logits", **plots.markers(plots.PINK, "o", 9, "r"))
+        self.clean_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("g", width=1.5, style=Qt.PenStyle.DashLine))
+        self.loss.addItem(self.clean_line)
+        self.loss.legend.addItem(pg.PlotDataItem(pen=self.clean_line.pen), "clean")
+        self.clean_line.hide()
+        self.curves = {
+            name: {plot_name: None for plot_name in ("components", "loss", "kl")} for name in ("", *CONTROLS)
+        }
+        self.dimensionality = plots.line_plot(
+            middle, "D) Reduction vs. loss", "Hidden-state dimensionality (% of total)", "Loss", col=0
+        )
+        self.dim_points = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k"))
+        self.dimensionality.addItem(self.dim_points)
+        self.layer_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(LAYER_MAP), interactive=False)
+        self.layer_bar.axis.setLabel("Hidden layer")
+        middle.addItem(self.layer_bar, col=1)
+        self.grid_map = plots.Heatmap(
+            middle, "F) Loss change by threshold", "CET-L4", "Threshold", "Layer",
+            labelled_rows=True, labelled_cols=True, rows_down=False, col=2,
+        )  # fmt: skip
+        self.grid_map.describe = self._describe_grid
+        self.tokens_map = plots.Heatmap(
+            self.graphics, "G) Impact of reduction on hidden states (per-token difference norm)", "magma",
+            "Token", "Layer", labelled_rows=True, labelled_cols=True, rows_down=False, row=2, col=0,
+        )  # fmt: skip
+        self.tokens_map.describe = self._describe_token
+        for row, stretch in enumerate((4, 4, 3)):
+            self.graphics.ci.layout.setRowStretchFactor(row, stretch)
+        middle.layout.setColumnStretchFactor(0, 3)
+        middle.layout.setColumnStretchFactor(2, 2)
+
+    def plots(self) -> dict[str, Any]:
+        return {
+            "A) Components": self.components,
+            "B) Difference norms": self.norms,
+            "C) Loss": self.loss,
+            "KL divergence": self.kl,
+            "D) Dimensionality vs loss": self.dimensionality,
+            "Loss change grid": self.grid_map.plot,
+            "Per-token difference": self.tokens_map.plot,
+        }
+
+    def run(self) -> None:
+        """Queue a sweep with the chosen reduction, grid and controls."""
+        try:
+            reduction = self.form.reduction()
+            grid = parse_grid(self.grid_field.text(), reduction.centering)
+        except HsviewerError as e:
+            self.error.emit(str(e))
+            return
+        controls = [name for name, box in self.control_boxes.items() if box.isChecked()]
+        self.summary.setText("Sweep queued…")
+        self._submit("sweep", sweep_job(self._text(), reduction, grid, controls))
+
+    def begin(self, start: SweepStart) -> None:
+        """Clear the panels and size them for this model and text."""
+        self.start, self.result = start, None
+        self.layers = {name: [] for name in start.runs}
+        for run in self.curves.values():
+            for plot_name, curve in run.items():
+                if curve is not None:
+                    getattr(self, plot_name).removeItem(curve)
+                    run[plot_name] = None
+        for curve in (self.hidden_curve, self.logit_curve):
+            curve.setData([], [])
+        self.dim_points.clear()
+        self.clean_line.setValue(start.clean_loss)
+        self.clean_line.show()
+        self.clean_line.setToolTip(f"Clean loss {start.clean_loss:.4f}")
+        self.layer_bar.setLevels((0, max(start.n_layers - 1, 1)))
+        nan = np.full((start.n_layers, len(start.tokens)), np.nan, dtype=np.float32)
+        self.layer_names = [str(i) for i in range(start.n_layers)]
+        self.tokens_map.set_data(nan, (0.0, 1.0), self.layer_names, start.tokens)
+        grid = np.full((start.n_layers, max(len(start.grid_labels), 1)), np.nan, dtype=np.float32)
+        self.grid_map.set_data(grid, (0.0, 1.0), self.layer_names, start.grid_labels)
+        self.summary.setText(f"Clean loss {start.clean_loss:.4f}; sweeping {start.n_layers} layers…")
+
+    def add_layer(self, step: SweepLayer) -> None:
+        """One more layer is done: extend every panel with it."""
+        if self.start is None:
+            return
+        self.layers.setdefault(step.label, []).append(step.layer)
+        results = self.layers[step.label]
+        layers = np.array([r.layer for r in results])
+        self._curve(step.label, "components", layers, [r.components for r in results])
+        self._curve(step.label, "loss", layers, [r.loss for r in results])
+        self._curve(step.label, "kl", layers, [r.kl_divergence for r in results])
+        if step.label == "":
+            self._draw_main(results, layers)
+        self.summary.setText(f"{step.done} of {step.total} layer runs done")
+        self.layer_shown.emit(step.label, step.layer.layer)
+
+    def _curve(self, label: str, plot_name: str, x: np.ndarray, y: list[float]) -> None:
+        curve = self.curves[label][plot_name]
+        if curve is None:
+            name = "reduced" if label == "" else CONTROLS[label]
+            brush = plots.PINK if label == "" else RUN_PENS[label]
+            curve = getattr(self, plot_name).plot(name=name, **plots.markers(brush, "h", 10, RUN_PENS[label]))
+            self.curves[label][plot_name] = curve
+        curve.setData(x, np.asarray(y, dtype=float))
+
+    def _draw_main(self, results: list[Any], layers: np.ndarray) -> None:
+        start = self.start
+        hidden = np.array([r.hidden_diff_norm for r in results])
+        logits = np.array([r.logit_diff_norm for r in results])
+        self.hidden_curve.setData(layers, hidden / max(hidden.max(), 1e-30))
+        self.logit_curve.setData(layers, logits / max(logits.max(), 1e-30))
+        total = min(len(start.tokens), start.hidden_size)
+        percent = 100.0 * np.array([r.components for r in results]) / total
+        colormap = pg.colormap.get(LAYER_MAP)
+        brushes = [colormap.map(layer / max(start.n_layers - 1, 1), mode="qcolor") for layer in layers]
+        self.dim_points.setData(percent, [r.loss for r in results], brush=brushes)
+        tokens = self.tokens_map.image.image.copy()
+        latest = results[-1]
+        tokens[latest.layer, : len(latest.token_diff_norms)] = latest.token_diff_norms
+        self.tokens_map.set_data(tokens, plots.span_levels(tokens, 2, 98), self.layer_names, start.tokens)
+        if latest.grid_loss:
+            grid = self.grid_map.image.image.copy()
+            grid[latest.layer] = np.asarray(latest.grid_loss) - start.clean_loss
+            self.grid_map.set_data(grid, plots.span_levels(grid), self.layer_names, start.grid_labels)
+
+    def finish(self, result: Any) -> None:
+        """The sweep ended (or was cancelled): keep the result for export."""
+        self.result = result
+        done = len(result.layers)
+        state = f"cancelled after {done} of {result.n_layers} layers" if result.cancelled else "finished"
+        self.summary.setText(f"Sweep {state}. Clean loss {result.clean_loss:.4f}.")
+        self.clean_line.setValue(result.clean_loss)
+
+    def _describe_token(self, row: int, col: int, value: float) -> None:
+        token = repr(self.start.tokens[col]) if self.start and col < len(self.start.tokens) else "?"
+        self.hover.setText(f"Layer {row}, token {col} {token}: difference norm {value:.4g}")
+
+    def _describe_grid(self, row: int, col: int, value: float) -> None:
+        setting = self.start.grid_labels[col] if self.start and col < len(self.start.grid_labels) else "?"
+        self.hover.setText(f"Layer {row}, threshold {setting}: loss change {value:+.4g}")
+
+    def save_settings(self, settings: Settings) -> None:
+        self.form.save(settings, "sweep")
+        settings.set("sweep/grid", self.grid_field.text())
+        for name, box in self.control_boxes.items():
+            settings.set(f"sweep/control_{name}", box.isChecked())
+
+    def restore_settings(self, settings: Settings) -> None:
+        self.form.restore(settings, "sweep")
+        self.grid_field.setText(settings.get("sweep/grid", "", str))
+        for name, box in self.control_boxes.items():
+            box.setChecked(settings.get(f"sweep/control_{name}", False, bool))
