@@ -242,14 +242,26 @@ def _grid(
     grid: Sequence[Reduction],
     result: LayerResult,
 ) -> None:
-    """Loss at each grid setting from the layer's one SVD; a setting with the same k reuses its run."""
-    losses = {result.components: result.loss}
+    """Loss at each grid setting from the layer's one SVD; a setting with the same k reuses its run.
+
+    A setting that centres, excludes the first token or picks its basis differently gets
+    its own decomposition of the layer's hidden state.
+    """
+    own = _basis(reduction)
+    losses = {(result.components, own): result.loss}
     for setting in grid:
-        k = dec.components(setting)
-        if k not in losses:
-            losses[k] = _tail(handle, ids, clean, layer, dec.reconstruct(k, reduction)[0])[1]
+        key = _basis(setting)
+        d = dec if key == own else decompose(dec.hidden, setting)
+        k = d.components(setting)
+        if (k, key) not in losses:
+            losses[(k, key)] = _tail(handle, ids, clean, layer, d.reconstruct(k, setting)[0])[1]
         result.grid_components.append(k)
-        result.grid_loss.append(losses[k])
+        result.grid_loss.append(losses[(k, key)])
+
+
+def _basis(reduction: Reduction) -> tuple:
+    """What, besides k, decides a reduction's result."""
+    return (reduction.centering, reduction.exclude_first, reduction.basis, reduction.seed)
 
 
 def _tail(handle: Any, ids: Any, clean: Run, layer: int, reduced: Any) -> tuple[Any, float]:
