@@ -11,6 +11,16 @@ import torch
 from hsviewer.core import HsviewerError, Reduction, reduce_layer
 from tests.core_helpers import cross_entropy_by_hand, kl_by_hand, margin_ok, reference_reduce
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 LONG_TEXT = " ".join(["the museum of modern art in amsterdam is a building"] * 10)  # 100 tokens > 64
 
 

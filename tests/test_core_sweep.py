@@ -12,6 +12,16 @@ from hsviewer.core import HsviewerError, Reduction, layer_sweep
 from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, tiny_handle
 from tests.tiny_models import ARCHITECTURES
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
 THRESHOLD = 90.0
 SWEEP_KEYS = {"model", "tokens", "n_layers", "threshold", "clean_loss", "layers"}
