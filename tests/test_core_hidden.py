@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from hsviewer.core import HsviewerError, Reduction, reduce_layer
-from tests.core_helpers import cross_entropy_by_hand, kl_by_hand, margin_ok, reference_reduce
+from tests.core_helpers import cross_entropy_by_hand, kl_by_hand, margin_ok, reference_reduce, tiny_handle
+from tests.tiny_models import ARCHITECTURES
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -98,7 +99,7 @@ def test_reduce_layer_against_numpy(tiny_model, text, clean, layer, threshold):
     assert result.clean_loss == pytest.approx(cross_entropy_by_hand(clean_logits, ids[0].numpy()), rel=1e-5)
     assert result.loss == pytest.approx(loss, rel=1e-4)
     assert result.logit_diff_norm == pytest.approx(np.linalg.norm(logits - clean_logits), rel=1e-3, abs=1e-5)
-    assert result.kl_divergence == pytest.approx(kl_by_hand(clean_logits, logits), rel=1e-2, abs=1e-6)
+    assert result.kl_divergence == pytest.approx(kl_by_hand(clean_logits, logits), rel=1e-3, abs=1e-6)
     assert result.kl_divergence > 0
 
     # diff norms: nothing before the layer changes; the layer changes by exactly the reconstruction error
@@ -139,15 +140,18 @@ def test_other_centerings(tiny_model, text, clean, centering):
 
 @pytest.mark.parametrize("k", [1, 4])
 def test_fixed_components(tiny_model, text, clean, k):
-    ids, _, _ = clean
+    ids, clean_logits, _ = clean
     hs = clean_block_output(tiny_model, ids, 0)
     expected, _, kept, _ = reference_reduce(hs, components=k)
     result = reduce_layer(tiny_model, text, 0, Reduction(components=k))
     assert result.components == k
     assert result.variance_kept == pytest.approx(kept, rel=1e-5)
     np.testing.assert_allclose(result.reconstruction, expected, rtol=1e-4, atol=1e-4)
-    _, loss = run_with_block_output(tiny_model, ids, 0, expected)
+    logits, loss = run_with_block_output(tiny_model, ids, 0, expected)
     assert result.loss == pytest.approx(loss, rel=1e-4)
+    assert result.kl_divergence == pytest.approx(kl_by_hand(clean_logits, logits), rel=1e-3)
+    if k == 1:  # a large change, where KL(clean || reduced) and KL(reduced || clean) clearly differ
+        assert result.kl_divergence != pytest.approx(kl_by_hand(logits, clean_logits), rel=1e-2)
 
 
 def test_fixed_components_above_the_rank(tiny_model, text, clean):
@@ -218,3 +222,26 @@ def test_layer_out_of_range(tiny_model, text, layer):
 
 def test_whole_float_layer_is_accepted(tiny_model, text):
     assert reduce_layer(tiny_model, text, 1.0).layer == 1
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_reduce_layer_on_every_architecture(arch):
+    handle = tiny_handle(arch)
+    text = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
+    ids = token_ids(handle, text)
+    with torch.no_grad():
+        out = handle.model(ids, labels=ids)
+    clean_logits, clean_loss = out.logits[0].double().numpy(), float(out.loss)
+    for layer in (0, handle.n_layers - 1):
+        hs = clean_block_output(handle, ids, layer)
+        expected, k, _, s = reference_reduce(hs, 90)
+        assert margin_ok(s, 90)
+        result = reduce_layer(handle, text, layer, Reduction(threshold=90))
+        assert result.n_layers == handle.n_layers
+        assert result.components == k
+        np.testing.assert_allclose(result.reconstruction, expected, rtol=1e-4, atol=1e-4)
+        logits, loss = run_with_block_output(handle, ids, layer, expected)
+        assert result.clean_loss == pytest.approx(clean_loss, rel=1e-6)
+        assert result.loss == pytest.approx(loss, rel=1e-4)
+        assert result.kl_divergence == pytest.approx(kl_by_hand(clean_logits, logits), rel=1e-3, abs=1e-6)
+        assert all(result.diff_norms[:layer] == 0) and result.diff_norms[layer] > 0
