@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ log = logging.getLogger("hsviewer")
 
 
 def main(argv: list[str] | None = None, screenshots: str | None = None, model: str | None = None) -> int:
-    """Show the window, start loading the model and the image, run the event loop; the exit code.
+    """Show the window, then build the tabs and start loading the model and the image; the exit code.
 
     screenshots: a folder to save one PNG per tab into, after the default analyses, then exit.
     """
@@ -33,33 +34,36 @@ def main(argv: list[str] | None = None, screenshots: str | None = None, model: s
     app.setApplicationVersion(hsviewer.__version__)
     from hsviewer.gui.main_window import MainWindow
 
-    if screenshots:
-        scratch = tempfile.TemporaryDirectory(prefix="hsviewer-shots-")
+    scratch = tempfile.TemporaryDirectory(prefix="hsviewer-") if screenshots else None
+    if scratch:  # screenshots use the defaults and leave the user's settings alone
         settings = Settings(QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat))
     else:
         settings = Settings()
-    window = MainWindow(settings)
+    window = MainWindow(settings, defer_tabs=True)
     if screenshots:
-        from hsviewer.gui.screenshots import ScreenshotRun
-
         window.resize(1600, 1000)
-        ScreenshotRun(window, screenshots)
     window.show()
+    app.processEvents()
+    log.info("Window on screen at %.3f", time.time())
     source = model or (None if screenshots else settings.get("model/last", "", str)) or "default"
     image = None if screenshots else settings.get("image/last", "", str)
-    QTimer.singleShot(0, lambda: start(window, source, image))
+    QTimer.singleShot(0, lambda: start(window, source, image, screenshots))
     code = app.exec()
-    if window.isVisible():
-        window.close()
+    window.close()
     return code
 
 
-def start(window: MainWindow, model: str, image: str | None) -> None:
-    """Begin the first work once the window is on screen: the image SVD and the model load.
+def start(window: MainWindow, model: str, image: str | None, screenshots: str | None) -> None:
+    """Build the tabs, then begin the first work: the image SVD and the model load.
 
     The last image is reopened only while it is still a file; otherwise the default image.
     """
     from hsviewer.resources import default_image
 
+    window.build_tabs()
+    if screenshots:
+        from hsviewer.gui.screenshots import ScreenshotRun
+
+        ScreenshotRun(window, screenshots)
     window.image_tab.open(image if image and Path(image).is_file() else str(default_image()))
     window.load_model(model)

@@ -32,6 +32,7 @@ from hsviewer.gui.settings import Settings
 HIDDEN_MAP = "turbo"  # the notebook's 'rainbow'
 SIGNED = "plasma"
 SCATTER_STEP = 10  # every 10th value, as in the notebook
+HEATMAP_PERCENTILE = 95  # a few massive activations would otherwise wash out the rest
 
 
 class HiddenTab(QWidget):
@@ -178,7 +179,7 @@ class HiddenTab(QWidget):
         """Draw every panel from one reduce_layer result (from the worker)."""
         self.outcome = outcome
         r = outcome.result
-        levels = plots.symmetric_levels(r.original)
+        levels = plots.symmetric_levels(r.original, percentile=HEATMAP_PERCENTILE)
         self.original.set_data(r.original, levels, r.tokens)
         self.reconstructed.set_data(r.reconstruction, levels, r.tokens)
         self.difference.set_data(r.difference, levels, r.tokens)

@@ -1,4 +1,8 @@
-"""The main window: three tabs over two worker threads, menus, drag and drop, status bar."""
+"""The main window: three tabs over two worker threads, menus, drag and drop, status bar.
+
+Only PySide6 is imported here: the tabs (pyqtgraph, numpy, hsviewer.core) are imported and
+built by build_tabs(), which app.main calls once the bare window is on screen.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
@@ -21,21 +25,21 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from hsviewer.core.errors import HsviewerError
-from hsviewer.gui import export, plots
-from hsviewer.gui.dialogs import ChooseModelDialog, about_text, ask_url
-from hsviewer.gui.hidden_tab import HiddenTab
-from hsviewer.gui.image_tab import ImageTab
-from hsviewer.gui.jobs import JobFn, ModelInfo, SweepLayer, SweepStart, load_model_job
 from hsviewer.gui.settings import Settings
-from hsviewer.gui.sweep_tab import SweepTab
 from hsviewer.gui.worker import Worker
+
+if TYPE_CHECKING:
+    from hsviewer.gui.hidden_tab import HiddenTab
+    from hsviewer.gui.image_tab import ImageTab
+    from hsviewer.gui.jobs import JobFn, ModelInfo
+    from hsviewer.gui.sweep_tab import SweepTab
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 ALL_PANELS = "All panels of this tab"
+TAB_NAMES = ("Image SVD", "Hidden state", "Layer sweep")
 
 
 class MainWindow(QMainWindow):
@@ -45,31 +49,51 @@ class MainWindow(QMainWindow):
     model_loaded = Signal(object)  # ModelInfo
     job_done = Signal(str)  # job name, once its result is drawn
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, defer_tabs: bool = False) -> None:
+        """defer_tabs: leave the tabs to a later build_tabs() call, so the window can show first."""
         super().__init__()
         self.settings = settings or Settings()
         self.model_info: ModelInfo | None = None
         self.ready_announced = False
         self._jobs: Counter[str] = Counter()
         self._closed = False
+        self.image_tab: ImageTab | None = None
+        self.hidden_tab: HiddenTab | None = None
+        self.sweep_tab: SweepTab | None = None
         self.model_worker = Worker("hsviewer-model")
         self.image_worker = Worker("hsviewer-image")
-        self.image_tab = ImageTab(self.submit)
-        self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
-        self.sweep_tab = SweepTab(self.submit, self.hidden_tab.text.toPlainText)
+        self._connect_workers()
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.image_tab, "Image SVD")
-        self.tabs.addTab(self.hidden_tab, "Hidden state")
-        self.tabs.addTab(self.sweep_tab, "Layer sweep")
+        for name in TAB_NAMES:
+            self.tabs.addTab(QLabel("Preparing the plots…"), name)
         self.setCentralWidget(self.tabs)
         self.setWindowTitle("hsviewer")
         self.setAcceptDrops(True)
         self._build_menus()
         self._build_status_bar()
-        self._connect()
-        self._restore_settings()
+        if not self.restoreGeometry(self.settings.geometry()):
+            self.resize(1600, 1000)
+        if not defer_tabs:
+            self.build_tabs()
 
-    def _connect(self) -> None:
+    def build_tabs(self) -> None:
+        """Import pyqtgraph and the core, and build the three tabs in place of their placeholders."""
+        from hsviewer.gui.hidden_tab import HiddenTab
+        from hsviewer.gui.image_tab import ImageTab
+        from hsviewer.gui.sweep_tab import SweepTab
+
+        self.image_tab = ImageTab(self.submit)
+        self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
+        self.sweep_tab = SweepTab(self.submit, self.hidden_tab.text.toPlainText)
+        self.tabs.clear()
+        for tab, name in zip((self.image_tab, self.hidden_tab, self.sweep_tab), TAB_NAMES, strict=True):
+            self.tabs.addTab(tab, name)
+        self._connect_tabs()
+        self._restore_settings()
+        self.menuBar().setEnabled(True)
+        self.status.setText("Ready")
+
+    def _connect_workers(self) -> None:
         for worker in (self.model_worker, self.image_worker):
             worker.started.connect(self._job_started)
             worker.progress.connect(self._job_progress)
@@ -77,6 +101,8 @@ class MainWindow(QMainWindow):
             worker.finished.connect(self._job_finished)
             worker.failed.connect(self._job_failed)
             worker.cancelled.connect(self._job_cancelled)
+
+    def _connect_tabs(self) -> None:
         self.image_tab.open_file_requested.connect(self.open_image_dialog)
         self.image_tab.open_url_requested.connect(self.open_url_dialog)
         self.hidden_tab.picker.load_requested.connect(self.load_model)
@@ -96,6 +122,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About hsviewer", self.show_about, QKeySequence.StandardKey.HelpContents)
+        self.menuBar().setEnabled(False)  # until build_tabs()
 
     def _action(self, menu: Any, text: str, slot: Any, shortcut: QKeySequence | QKeySequence.StandardKey) -> QAction:
         action = QAction(text, self)
@@ -139,6 +166,8 @@ class MainWindow(QMainWindow):
         self.image_worker.cancel()
 
     def load_model(self, source: str) -> None:
+        from hsviewer.gui.jobs import load_model_job
+
         source = source.strip() or "default"
         self.status.setText(f"Loading model {source}…")
         self.submit("model", load_model_job(source))
@@ -155,6 +184,8 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
 
     def _job_partial(self, name: str, value: Any) -> None:
+        from hsviewer.gui.jobs import SweepLayer, SweepStart
+
         if self._closed:
             return
         if isinstance(value, SweepStart):
@@ -244,17 +275,23 @@ class MainWindow(QMainWindow):
             self.open_image(path)
 
     def open_url_dialog(self) -> None:
+        from hsviewer.gui.dialogs import ask_url
+
         url = ask_url(self)
         if url:
             self.open_image(url)
 
     def choose_model_dialog(self) -> None:
+        from hsviewer.gui.dialogs import ChooseModelDialog
+
         current = self.model_info.source if self.model_info else "default"
         dialog = ChooseModelDialog(self.settings.recent_models(), current, self)
         if dialog.exec():
             self.load_model(dialog.picker.source())
 
     def show_about(self) -> None:
+        from hsviewer.gui.dialogs import about_text
+
         name = self.model_info.name if self.model_info else ""
         licence = self.model_info.licence if self.model_info else ""
         QMessageBox.about(self, "About hsviewer", about_text(name, licence))
@@ -270,6 +307,8 @@ class MainWindow(QMainWindow):
 
     def export_figure(self, path: str, panel: str = ALL_PANELS) -> None:
         """Write one panel of the current tab, or all of them, as .png or .svg."""
+        from hsviewer.gui import plots
+
         tab = self.tabs.currentWidget()
         item = tab.graphics.ci if panel == ALL_PANELS else tab.plots()[panel]
         plots.export_figure(item, path)
@@ -282,6 +321,9 @@ class MainWindow(QMainWindow):
 
     def export_data(self, path: str) -> None:
         """Write the current tab's result as JSON (the CLI's schema) or CSV."""
+        from hsviewer.core.errors import HsviewerError
+        from hsviewer.gui import export
+
         tab = self.tabs.currentWidget()
         if tab is self.image_tab and tab.result is not None:
             export.write_data(path, tab.result.svd, export.image_rows(tab.result.svd))
@@ -294,6 +336,8 @@ class MainWindow(QMainWindow):
         self.status.setText(f"Saved {path}")
 
     def _try(self, action: Any, *args: Any) -> None:
+        from hsviewer.core.errors import HsviewerError
+
         try:
             action(*args)
         except HsviewerError as e:
@@ -325,8 +369,6 @@ class MainWindow(QMainWindow):
 
     def _restore_settings(self) -> None:
         s = self.settings
-        if not self.restoreGeometry(s.geometry()):
-            self.resize(1600, 1000)
         self.image_tab.restore_settings(s)
         self.hidden_tab.restore_settings(s)
         self.sweep_tab.restore_settings(s)
@@ -335,10 +377,11 @@ class MainWindow(QMainWindow):
     def save_settings(self) -> None:
         s = self.settings
         s.set("window/geometry", self.saveGeometry())
-        s.set("window/tab", self.tabs.currentIndex())
-        self.image_tab.save_settings(s)
-        self.hidden_tab.save_settings(s)
-        self.sweep_tab.save_settings(s)
+        if self.image_tab is not None:
+            s.set("window/tab", self.tabs.currentIndex())
+            self.image_tab.save_settings(s)
+            self.hidden_tab.save_settings(s)
+            self.sweep_tab.save_settings(s)
         s.store.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:

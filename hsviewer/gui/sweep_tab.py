@@ -138,6 +138,7 @@ class SweepTab(QWidget):
         self.tokens_map.describe = self._describe_token
         for row, stretch in enumerate((4, 4, 3)):
             self.graphics.ci.layout.setRowStretchFactor(row, stretch)
+        middle.layout.setHorizontalSpacing(25)  # room for the colour bar's label
         middle.layout.setColumnStretchFactor(0, 3)
         middle.layout.setColumnStretchFactor(2, 2)
 
