@@ -414,3 +414,36 @@ def test_url_that_never_answers(monkeypatch):
         with pytest.raises(HsviewerError, match="did not answer") as info:
             image_svd(url)
     assert url in str(info.value)
+
+
+def test_url_too_large(server, monkeypatch):
+    monkeypatch.setattr(image_module, "URL_MAX_BYTES", 100)
+    with pytest.raises(HsviewerError, match="larger than"):
+        image_svd(server + "/picture.png")
+
+
+def test_url_that_stalls_after_the_headers(monkeypatch):
+    monkeypatch.setattr(image_module, "URL_TIMEOUT_S", (0.5, 0.5))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    done = threading.Event()
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n\x89PNG")
+        done.wait(5)  # never sends the rest
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/stall.png"
+    try:
+        with pytest.raises(HsviewerError) as info:
+            image_svd(url)
+        assert url in str(info.value)
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
