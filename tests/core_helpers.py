@@ -4,17 +4,16 @@ and an independent numpy version of the notebook's reduction to check the core a
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from tests.tiny_models import make_tiny_model, make_tokenizer
+from tests.tiny_models import make_tiny_model
 
 # A different depth per architecture, so nothing can pass by assuming three layers.
-LAYERS = {"gpt_neo": 2, "gpt2": 3, "gpt_neox": 4, "llama": 3, "opt": 2, "qwen2": 3}
+LAYERS = {"gpt_neo": 2, "gpt2": 3, "gpt_neox": 4, "llama": 3, "opt": 2, "phi": 3}
 
 # The block list of each architecture, by its known attribute (the core finds it generically).
 BLOCK_PATHS = {
@@ -23,7 +22,7 @@ BLOCK_PATHS = {
     "gpt_neox": "gpt_neox.layers",
     "llama": "model.layers",
     "opt": "model.decoder.layers",
-    "qwen2": "model.layers",
+    "phi": "model.layers",
 }
 
 _folders: dict[str, Path] = {}
@@ -41,18 +40,12 @@ def tiny_folder(arch: str) -> Path:
 
 
 def tiny_handle(arch: str):
-    """The model loaded through the user's path, once per session; tests must not change it.
-
-    With transformers 5 the tiny Qwen2 folder's word-level tokenizer is loaded as a
-    Qwen2Tokenizer that turns any text into one token, so its handle gets the tiny
-    tokenizer back (the model, blocks and everything measured are the loaded ones).
-    """
+    """The model loaded through the user's path, once per session; tests must not change it."""
     if arch not in _handles:
         from hsviewer.core import load_model
 
         handle = load_model(str(tiny_folder(arch)), device="cpu")
-        if len(handle.tokenizer("the museum of art")["input_ids"]) != 4:
-            handle = dataclasses.replace(handle, tokenizer=make_tokenizer())
+        assert len(handle.tokenizer("the museum of art")["input_ids"]) == 4, "the tiny tokenizer was not kept"
         _handles[arch] = handle
     return _handles[arch]
 

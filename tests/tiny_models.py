@@ -10,7 +10,7 @@ WORDS = (  # noqa: SIM905 - a sentence reads better than a list of 39 strings
     "municipal known as it for with on at from"
 ).split()
 
-ARCHITECTURES = ("gpt_neo", "gpt2", "gpt_neox", "llama", "opt", "qwen2")
+ARCHITECTURES = ("gpt_neo", "gpt2", "gpt_neox", "llama", "opt", "phi")
 
 
 def make_tokenizer():
@@ -54,10 +54,10 @@ def make_config(arch: str, vocab_size: int, n_layers: int = 3, hidden: int = 32,
             **common, hidden_size=hidden, num_hidden_layers=n_layers, num_attention_heads=4, ffn_dim=2 * hidden,
             word_embed_proj_dim=hidden, max_position_embeddings=context,
         )  # fmt: skip
-    if arch == "qwen2":
-        return tf.Qwen2Config(
-            **common, hidden_size=hidden, num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=2 * hidden, max_position_embeddings=context,
+    if arch == "phi":
+        return tf.PhiConfig(
+            **common, hidden_size=hidden, num_hidden_layers=n_layers, num_attention_heads=4,
+            intermediate_size=2 * hidden, max_position_embeddings=context, partial_rotary_factor=0.5,
         )  # fmt: skip
     raise ValueError(arch)
 
