@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Check the frozen bundle: --selftest exits 0, then the GUI starts under Xvfb, stays
-# alive and logs "hsviewer ready" within WAIT seconds. Prints PASS/FAIL and the size.
+# alive and logs "hsviewer ready" within WAIT seconds (default 20; raise it on a loaded
+# machine: WAIT=60 packaging/check_bundle.sh). Prints PASS/FAIL and the bundle size.
 set -u
 cd "$(dirname "$0")/.."
 APP=dist/hsviewer/hsviewer
@@ -33,4 +34,5 @@ for _ in $(seq "$WAIT"); do
 done
 grep -q "hsviewer ready" "$LOG" || { stop; tail -n 30 "$LOG"; fail "no 'hsviewer ready' in the log after $WAIT s"; }
 stop
+rm -f "$LOG"
 echo "PASS: frozen selftest and GUI; bundle size $(du -sh dist/hsviewer | cut -f1)"
