@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hsviewer import __version__
+from hsviewer._frozen import fix_std_streams
 from hsviewer.core.errors import HsviewerError
 
 EXIT_BAD_INPUT = 2
@@ -15,6 +16,7 @@ EXIT_BAD_INPUT = 2
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, run, and turn HsviewerError into one line on stderr and exit code 2."""
+    fix_std_streams()
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
