@@ -89,7 +89,7 @@ class ModelPicker(QWidget):
         gguf = QPushButton(".gguf…")
         gguf.clicked.connect(self._browse_gguf)
         self.load = QPushButton("Load")
-        self.load.clicked.connect(lambda: self.load_requested.emit(self.source()))
+        self.load.clicked.connect(self._load_clicked)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
@@ -103,6 +103,9 @@ class ModelPicker(QWidget):
         self.combo.addItems(list(dict.fromkeys([*recent, "default"])))
         if current:
             self.combo.setCurrentText(current)
+
+    def _load_clicked(self) -> None:
+        self.load_requested.emit(self.source())
 
     def source(self) -> str:
         return self.combo.currentText().strip()

@@ -96,7 +96,8 @@ class ImageTab(QWidget):
         for heatmap in (self.original, self.reconstruction, self.residual):
             heatmap.plot.setAspectLocked(True)
         self.spectrum = plots.SpectrumPlot(self.graphics, "Singular-value spectrum", row=2, col=0)
-        self.spectrum.k_line.sigPositionChanged.connect(lambda line: self.set_k(round(line.value())))
+        # A bound method, not a lambda: PySide6 6.12 crashes collecting a lambda that holds self.
+        self.spectrum.k_line.sigPositionChanged.connect(self._k_line_moved)
         self.graphics.ci.layout.setRowStretchFactor(0, 5)
         self.graphics.ci.layout.setRowStretchFactor(1, 3)
         self.graphics.ci.layout.setRowStretchFactor(2, 3)
@@ -165,6 +166,9 @@ class ImageTab(QWidget):
             + "".join(f"  ·  {w}" for w in svd.warnings)
         )
         self.reconstructed.emit(k)
+
+    def _k_line_moved(self, line: Any) -> None:
+        self.set_k(round(line.value()))
 
     def _variance_set(self) -> None:
         if self.result is not None:

@@ -112,21 +112,22 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "&Open image…", self.open_image_dialog, QKeySequence.StandardKey.Open)
-        self._action(file_menu, "Open image &URL…", self.open_url_dialog, QKeySequence("Ctrl+U"))
-        self._action(file_menu, "Choose &model…", self.choose_model_dialog, QKeySequence("Ctrl+M"))
+        self._action(file_menu, "&Open image…", self.open_image_dialog, "Ctrl+O")
+        self._action(file_menu, "Open image &URL…", self.open_url_dialog, "Ctrl+U")
+        self._action(file_menu, "Choose &model…", self.choose_model_dialog, "Ctrl+M")
         file_menu.addSeparator()
-        self._action(file_menu, "Export &figure…", self.export_figure_dialog, QKeySequence("Ctrl+E"))
-        self._action(file_menu, "Export &data…", self.export_data_dialog, QKeySequence("Ctrl+Shift+E"))
+        self._action(file_menu, "Export &figure…", self.export_figure_dialog, "Ctrl+E")
+        self._action(file_menu, "Export &data…", self.export_data_dialog, "Ctrl+Shift+E")
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
         help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "&About hsviewer", self.show_about, QKeySequence.StandardKey.HelpContents)
+        self._action(help_menu, "&About hsviewer", self.show_about, "F1")
         self.menuBar().setEnabled(False)  # until build_tabs()
 
-    def _action(self, menu: Any, text: str, slot: Any, shortcut: QKeySequence | QKeySequence.StandardKey) -> QAction:
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: str) -> QAction:
+        """A menu entry with its shortcut spelled out (standard keys are empty on some platforms)."""
         action = QAction(text, self)
-        action.setShortcut(shortcut)
+        action.setShortcut(QKeySequence(shortcut))
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
@@ -137,7 +138,7 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(220)
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setShortcut(QKeySequence.StandardKey.Cancel)
+        self.cancel_button.setShortcut(QKeySequence("Esc"))
         self.cancel_button.setToolTip("Stop what is running (Esc); a sweep stops after its current layer")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)

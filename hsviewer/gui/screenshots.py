@@ -32,7 +32,7 @@ class ScreenshotRun(QObject):
         window.error_occurred.connect(self._failed)
         window.model_loaded.connect(self._model_ready)
         window.job_done.connect(self._done)
-        QTimer.singleShot(TIMEOUT_MS, lambda: self._failed("timed out waiting for the analyses"))
+        QTimer.singleShot(TIMEOUT_MS, self._timed_out)
 
     def _model_ready(self, info: ModelInfo) -> None:
         tab = self.window.hidden_tab
@@ -61,6 +61,9 @@ class ScreenshotRun(QObject):
                 return
             log.info("saved %s", path)
         QApplication.exit(0)
+
+    def _timed_out(self) -> None:
+        self._failed("timed out waiting for the analyses")
 
     def _failed(self, message: str) -> None:
         print(f"hsviewer: screenshots failed: {message}", file=sys.stderr, flush=True)

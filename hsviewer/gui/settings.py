@@ -23,13 +23,18 @@ class Settings:
         self.store = store or QSettings(QSettings.Format.IniFormat, scope, ORGANIZATION, APPLICATION)
 
     def get(self, key: str, default: T, kind: type[T]) -> T:
-        """The stored value as `kind`, or the default when missing or unreadable."""
-        try:
-            value = self.store.value(key, default, type=kind)
-        except (TypeError, ValueError):
-            log.warning("Ignoring unreadable setting %s", key)
+        """The stored value as `kind`, or the default when missing or unreadable.
+
+        Converted here rather than by QSettings, which turns "abc" read as int into 0.
+        """
+        raw = self.store.value(key, None)
+        if raw is None:
             return default
-        return default if value is None else value
+        try:
+            return _convert(raw, kind)
+        except (TypeError, ValueError):
+            log.warning("Ignoring unreadable setting %s = %r", key, raw)
+            return default
 
     def set(self, key: str, value: Any) -> None:
         self.store.setValue(key, value)
@@ -45,3 +50,18 @@ class Settings:
         recent = [source] + [m for m in self.recent_models() if m != source]
         self.set("model/recent", "\n".join(recent[:RECENT_MODELS]))
         self.set("model/last", source)
+
+
+def _convert(raw: Any, kind: type[T]) -> T:
+    if isinstance(raw, kind):
+        return raw
+    if kind is bool:
+        text = str(raw).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise ValueError(text)
+    if kind in (int, float, str):
+        return kind(raw)
+    raise TypeError(f"{type(raw).__name__} is not {kind.__name__}")

@@ -1,0 +1,299 @@
+"""The desktop app on a tiny model, offscreen: tabs, live slider, sweep, cancel, close, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from hsviewer.gui.main_window import MainWindow
+from hsviewer.gui.settings import Settings
+
+LOAD_TIMEOUT_MS = 120_000
+RUN_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    """A main window whose error dialogs are recorded in window.errors instead of shown."""
+    w = MainWindow(settings)
+    w.image_tab.downsample.setValue(1)
+    w.errors = []
+    w.show_error = w.errors.append
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def loaded(qtbot, window, tiny_model_dir):
+    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS):
+        window.load_model(str(tiny_model_dir))
+    return window
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((48, 64)) * 255).astype(np.uint8)
+    path = tmp_path / "noise.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def wait_job(qtbot, window, name, timeout=RUN_TIMEOUT_MS):
+    return qtbot.waitSignal(window.job_done, timeout=timeout, check_params_cb=lambda done: done == name)
+
+
+def hold_sweep_until_cancelled(window):
+    """Block the worker inside the sweep's first progress report until a cancel arrives."""
+    worker = window.model_worker
+    held = threading.Event()
+
+    def hold(name, done, total, message):
+        if name == "sweep" and done == 1:
+            generation = worker.generation
+            held.set()
+            while worker.generation == generation:
+                time.sleep(0.005)
+
+    worker.progress.connect(hold, Qt.ConnectionType.DirectConnection)
+    return held
+
+
+def test_window_opens_with_three_tabs_and_menus(window):
+    tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert tabs == ["Image SVD", "Hidden state", "Layer sweep"]
+    actions = {a.text().replace("&", ""): a for menu in window.menuBar().actions() for a in menu.menu().actions()}
+    for name in ("Open image…", "Open image URL…", "Choose model…", "Export figure…", "Export data…", "Quit"):
+        assert name in actions
+    assert actions["Quit"].shortcut().toString() == "Ctrl+Q"
+    assert "About hsviewer" in actions
+
+
+def test_gui_modules_import_neither_torch_nor_pyqtgraph_before_the_window():
+    code = (
+        "import sys, hsviewer.gui.main_window; print(sorted({'torch', 'transformers', 'pyqtgraph'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_k_slider_changes_the_reconstruction(qtbot, window, image_file):
+    with wait_job(qtbot, window, "image"):
+        window.open_image(str(image_file))
+    tab = window.image_tab
+    svd = tab.result.svd
+    tab.slider.setValue(1)
+    one = tab.current_reconstruction().copy()
+    np.testing.assert_allclose(one, svd.reconstruction(1), atol=1e-2)
+    with qtbot.waitSignal(tab.reconstructed, check_params_cb=lambda k: k == 20):
+        tab.slider.setValue(20)
+    twenty = tab.current_reconstruction()
+    assert not np.allclose(one, twenty)
+    np.testing.assert_allclose(twenty, svd.reconstruction(20), atol=1e-2)
+    assert tab.k_spin.value() == 20
+    assert "k = 20 of 48" in tab.info.text()
+
+
+def test_variance_field_sets_k(qtbot, window, image_file):
+    from hsviewer.core.lowrank import components_for_threshold
+
+    with wait_job(qtbot, window, "image"):
+        window.open_image(str(image_file))
+    tab = window.image_tab
+    tab.variance.setValue(50.0)
+    tab.variance.editingFinished.emit()
+    expected = components_for_threshold(tab.result.svd.s, 50.0)
+    assert tab.slider.value() == expected
+    assert tab.result.svd.variance_kept(expected) >= 50.0
+
+
+def test_low_rank_image_matches_the_core_at_every_k():
+    from hsviewer.core import image_svd
+    from hsviewer.gui.image_model import LowRankImage
+
+    rng = np.random.default_rng(1)
+    svd = image_svd(rng.random((30, 20)) * 255)
+    view = LowRankImage(svd)
+    for k in range(len(svd.s) + 1):
+        np.testing.assert_allclose(view.reconstruction(k), svd.reconstruction(k), atol=1e-3)
+
+
+def test_bad_image_gives_an_error_dialog_and_the_app_keeps_working(qtbot, window, tmp_path, image_file):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"this is not a png")
+    with qtbot.waitSignal(window.error_occurred, timeout=RUN_TIMEOUT_MS):
+        window.open_image(str(bad))
+    assert len(window.errors) == 1
+    assert "bad.png" in window.errors[0]
+    assert "Traceback" not in window.errors[0]
+    with wait_job(qtbot, window, "image"):
+        window.open_image(str(image_file))
+    assert window.image_tab.result.svd.image.shape == (48, 64)
+    assert not window.busy()
+
+
+def test_bad_model_gives_an_error_and_a_good_one_still_loads(qtbot, window, tmp_path, tiny_model_dir):
+    with qtbot.waitSignal(window.error_occurred, timeout=LOAD_TIMEOUT_MS):
+        window.load_model(str(tmp_path / "no-such-model"))
+    assert "no-such-model" in window.errors[0]
+    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS) as blocker:
+        window.load_model(str(tiny_model_dir))
+    assert blocker.args[0].n_layers == 3
+    assert window.hidden_tab.layer.maximum() == 2
+
+
+def test_hidden_state_tab_draws_every_panel(qtbot, loaded):
+    tab = loaded.hidden_tab
+    tab.layer.setValue(1)
+    with wait_job(qtbot, loaded, "hidden"):
+        tab.run()
+    r = tab.outcome.result
+    assert r.layer == 1
+    tokens = len(r.tokens)
+    for heatmap in (tab.original, tab.reconstructed, tab.difference):
+        assert heatmap.image.image.shape == (tokens, 32)
+    levels = {h.bar.levels() for h in (tab.original, tab.reconstructed, tab.difference)}
+    assert len(levels) == 1  # shared colour levels
+    _, y = tab.norm_curve.getData()
+    np.testing.assert_allclose(y, r.diff_norms)
+    assert tab.layer_line.value() == 1
+    assert f"r = {tab.outcome.correlation:.5f}" in tab.scatter.titleLabel.text
+    assert tab.original.plot.getAxis("left").labels[0] == r.tokens[0].strip()
+    text = tab.hover_text("Original", 2, 5, 0.25)
+    assert text.startswith("Original: layer 1, token 2") and repr(r.tokens[2]) in text
+
+
+def test_sweep_runs_to_the_end_and_shows_each_layer(qtbot, loaded, tmp_path):
+    import json
+
+    tab = loaded.sweep_tab
+    tab.grid_field.setText("80, 99")
+    tab.control_boxes["shuffled"].setChecked(True)
+    shown = []
+    tab.layer_shown.connect(lambda label, layer: shown.append((label, layer)))
+    with wait_job(qtbot, loaded, "sweep"):
+        tab.run()
+    assert shown == [("", 0), ("", 1), ("", 2), ("shuffled", 0), ("shuffled", 1), ("shuffled", 2)]
+    result = tab.result
+    assert not result.cancelled and len(result.layers) == 3
+    assert np.isfinite(tab.tokens_map.image.image).all()
+    grid = tab.grid_map.image.image
+    assert grid.shape == (3, 2)
+    np.testing.assert_allclose(grid, np.array(result.grid_dict()["loss_change"]), atol=1e-5)
+    assert tab.clean_line.value() == pytest.approx(result.clean_loss)
+    assert len(tab.curves["shuffled"]["loss"].getData()[0]) == 3
+    loaded.tabs.setCurrentWidget(tab)
+    loaded.export_data(str(tmp_path / "sweep.json"))
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    assert len(data["layers"]) == 3 and "grid" in data and "shuffled" in data["controls"]
+    loaded.export_data(str(tmp_path / "sweep.csv"))
+    rows = (tmp_path / "sweep.csv").read_text().splitlines()
+    assert len(rows) == 1 + 6 and rows[0].startswith("run,layer,components")
+
+
+def test_cancel_stops_a_sweep_between_layers(qtbot, loaded):
+    held = hold_sweep_until_cancelled(loaded)
+    with wait_job(qtbot, loaded, "sweep"):
+        loaded.sweep_tab.run()
+        qtbot.waitUntil(held.is_set, timeout=RUN_TIMEOUT_MS)
+        assert loaded.cancel_button.isEnabled()
+        loaded.cancel_button.click()
+    result = loaded.sweep_tab.result
+    assert result.cancelled
+    assert len(result.layers) == 1
+    assert "cancelled after 1 of 3" in loaded.sweep_tab.summary.text()
+
+
+def test_closing_during_a_sweep_stops_the_worker_cleanly(qtbot, loaded, qtlog):
+    held = hold_sweep_until_cancelled(loaded)
+    loaded.sweep_tab.run()
+    qtbot.waitUntil(held.is_set, timeout=RUN_TIMEOUT_MS)
+    loaded.close()
+    for worker in (loaded.model_worker, loaded.image_worker):
+        assert worker._thread.isFinished()
+    assert not any("QThread" in record.message for record in qtlog.records)
+
+
+def test_export_figure_writes_png_and_svg(qtbot, window, image_file, tmp_path):
+    from hsviewer.core import HsviewerError
+
+    with wait_job(qtbot, window, "image"):
+        window.open_image(str(image_file))
+    window.export_figure(str(tmp_path / "all.png"))
+    window.export_figure(str(tmp_path / "spectrum.svg"), "Spectrum")
+    assert (tmp_path / "all.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in (tmp_path / "spectrum.svg").read_bytes()
+    with pytest.raises(HsviewerError):
+        window.export_figure(str(tmp_path / "figure.gif"))
+
+
+def test_dropping_an_image_file_opens_it(qtbot, window, image_file):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(image_file))])
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    with wait_job(qtbot, window, "image"):
+        window.dropEvent(event)
+    assert window.tabs.currentWidget() is window.image_tab
+    assert window.image_tab.source == str(image_file)
+
+
+def test_settings_survive_a_restart_and_bad_values_fall_back(qtbot, settings):
+    first = MainWindow(settings)
+    qtbot.addWidget(first)
+    first.hidden_tab.text.setPlainText("the museum is close to the square")
+    first.hidden_tab.form.threshold.setValue(90.0)
+    first.sweep_tab.grid_field.setText("80,90")
+    first.close()
+    settings.set("hidden/layer", "not a number")
+    second = MainWindow(settings)
+    qtbot.addWidget(second)
+    assert second.hidden_tab.text.toPlainText() == "the museum is close to the square"
+    assert second.hidden_tab.form.threshold.value() == 90.0
+    assert second.sweep_tab.grid_field.text() == "80,90"
+    assert second.hidden_tab.layer.value() == 4
+    second.close()
+
+
+def test_grid_thresholds_parse_and_reject_nonsense():
+    from hsviewer.core import HsviewerError
+    from hsviewer.gui.sweep_tab import parse_grid
+
+    grid = parse_grid("80, 90;95%", "column")
+    assert [g.threshold for g in grid] == [80.0, 90.0, 95.0]
+    assert {g.centering for g in grid} == {"column"}
+    assert parse_grid("  ", "double") == []
+    with pytest.raises(HsviewerError):
+        parse_grid("eighty", "double")
+    with pytest.raises(HsviewerError):
+        parse_grid("120", "double")
+
+
+def test_screenshots_mode_saves_one_png_per_tab(tmp_path, tiny_model_dir, capfd):
+    from hsviewer.gui.app import main
+
+    out = tmp_path / "shots"
+    assert main(screenshots=str(out), model=str(tiny_model_dir)) == 0
+    for name in ("image_svd.png", "hidden_state.png", "layer_sweep.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert "hsviewer ready" in capfd.readouterr().err
