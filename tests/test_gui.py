@@ -233,6 +233,17 @@ def test_closing_during_a_sweep_stops_the_worker_cleanly(qtbot, loaded, qtlog):
     assert not any("QThread" in record.message for record in qtlog.records)
 
 
+def test_about_names_the_version_model_and_licence(loaded):
+    import hsviewer
+    from hsviewer.gui.dialogs import about_text
+    from hsviewer.gui.jobs import licence
+
+    info = loaded.model_info
+    text = about_text(info.name, info.licence)
+    assert hsviewer.__version__ in text and info.name in text and "not stated" in text
+    assert "Apache-2.0" in licence("default")
+
+
 def test_export_figure_writes_png_and_svg(qtbot, window, image_file, tmp_path):
     from hsviewer.core import HsviewerError
 

@@ -390,7 +390,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self.save_settings()
             self._closed = True
-            self.status.setText("Stopping…")
+            self.hide()  # gone at once, even while the workers finish their current step
             self.model_worker.stop()
             self.image_worker.stop()
         event.accept()

@@ -18,7 +18,6 @@ qtfix.apply()
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", antialias=True)
 
 PINK = (230, 180, 180)  # the notebook's marker face colours
-GREEN = (180, 230, 180)
 BLUE = (180, 180, 230)
 TITLE_SIZE = "11pt"
 MAX_TOKEN_CHARS = 14
