@@ -18,18 +18,13 @@ from hsviewer.core.hooks import replay_prefix
 
 def batched_tails(
     handle: Any, ids: Any, clean: dict[int, Any], layers: Sequence[int], reduced: Sequence[Any]
-) -> list[tuple[Any, float]]:
-    """(logits, loss) for each layer's reduction, from one forward pass of batch len(layers)."""
+) -> list[Any]:
+    """The (T, V) logits for each layer's reduction, from one forward pass of batch len(layers)."""
     import torch
 
-    n = len(layers)
-    batch_ids = ids.expand(n, -1)
     with torch.no_grad(), _replay_rows(handle.blocks, clean, layers, reduced):
-        logits = handle.model(batch_ids, use_cache=False).logits.float()
-    losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), batch_ids[:, 1:], reduction="none").mean(
-        1
-    )
-    return [(logits[i], float(losses[i])) for i in range(n)]
+        logits = handle.model(ids.expand(len(layers), -1), use_cache=False).logits.float()
+    return list(logits)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from hsviewer.core import lowrank
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.hooks import capture_outputs, reduce_at
 from hsviewer.core.reduction import Reduction, decompose
-from hsviewer.core.runs import forward, kl_divergence, log_probs, row
+from hsviewer.core.runs import Reference, forward, row
 from hsviewer.core.text import tokenize
 
 
@@ -95,9 +95,10 @@ def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None
     import torch
 
     with torch.no_grad(), reduce_at(handle.blocks[layer], reducer), capture_outputs(handle.blocks) as reduced:
-        out = handle.model(tokens.ids, labels=tokens.ids, use_cache=False)
+        logits = handle.model(tokens.ids, use_cache=False).logits[0].float()
     norms = [float(torch.linalg.norm(row(reduced[i]) - row(clean.hidden[i]))) for i in range(handle.n_layers)]
-    logits = out.logits[0].float()
+    reference = Reference(clean.logits, tokens.ids)
+    metrics = reference.compare(logits)
     return HiddenReduction(
         handle.name,
         tokens.strings,
@@ -112,10 +113,10 @@ def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None
         k,
         kept,
         np.array(norms),
-        clean.loss,
-        float(out.loss),
-        float(torch.linalg.norm(logits - clean.logits)),
-        kl_divergence(log_probs(clean.logits), logits),
+        reference.loss,
+        metrics.loss,
+        metrics.logit_diff_norm,
+        metrics.kl_divergence,
         tokens.warnings,
     )
 

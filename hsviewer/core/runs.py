@@ -1,4 +1,8 @@
-"""Forward passes shared by the analyses: a clean run and its comparison with a changed one."""
+"""Forward passes shared by the analyses: a clean run, and how far a changed run's logits moved.
+
+Loss and KL both come from one log-softmax over the vocabulary: the LM head's output is
+the largest tensor of a pass, and a sweep measures it once per layer.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +13,78 @@ from hsviewer.core.hooks import capture_outputs
 
 
 @dataclass
-class Run:
-    """What one forward pass gives: every block's hidden state, the logits and the loss."""
+class LogitMetrics:
+    loss: float  # next-token cross-entropy with labels = tokens, as transformers computes it
+    kl_divergence: float  # KL(clean || this run), mean over tokens, in nats
+    logit_diff_norm: float  # Frobenius norm of (logits - clean logits)
 
-    hidden: dict[int, Any]  # block index -> (T, D) tensor; raw outputs when raw=True
-    logits: Any  # (T, V)
-    loss: float
+
+class Reference:
+    """The clean run's logits, with what every comparison against them reuses."""
+
+    def __init__(self, logits: Any, ids: Any) -> None:
+        import torch
+
+        self.logits = logits
+        self.ids = ids[0]
+        log_p = torch.log_softmax(logits, -1)
+        self.probs = log_p.exp()
+        self.neg_entropy = _rowdot(self.probs, log_p)  # sum_v p log p, per token
+        self.loss = next_token_loss(log_p, self.ids)
+        # Reused for every comparison: a fresh vocabulary-sized tensor per layer costs more
+        # in page faults than the arithmetic done in it.
+        self._log_q = torch.empty_like(logits)
+        self._diff = torch.empty_like(logits)
+
+    def loss_of(self, logits: Any) -> float:
+        import torch
+
+        return next_token_loss(torch.log_softmax(logits, -1), self.ids)
+
+    def compare(self, logits: Any) -> LogitMetrics:
+        import torch
+
+        log_q = torch.log_softmax(logits, -1, out=self._log_q)
+        kl = self.neg_entropy - _rowdot(self.probs, log_q)  # sum_v p (log p - log q), per token
+        diff = torch.sub(logits, self.logits, out=self._diff)
+        return LogitMetrics(next_token_loss(log_q, self.ids), float(kl.mean()), float(torch.linalg.norm(diff)))
+
+
+def next_token_loss(log_q: Any, ids: Any) -> float:
+    """Mean of -log q(token t+1 | tokens up to t)."""
+    return -float(log_q[:-1].gather(-1, ids[1:, None]).mean())
+
+
+def _rowdot(a: Any, b: Any) -> Any:
+    """Per-row dot products without a vocabulary-sized temporary."""
+    return (a[:, None, :] @ b[:, :, None])[:, 0, 0]
+
+
+@dataclass
+class Run:
+    """What one forward pass gives: every block's hidden state and the logits."""
+
+    hidden: dict[int, Any]  # block index -> (1, T, D) tensor; raw block outputs when raw=True
+    logits: Any  # (T, V), float32
 
 
 def forward(handle: Any, ids: Any, raw: bool = False) -> Run:
-    """One pass with labels = tokens, recording each block's output."""
+    """One pass recording each block's output."""
     import torch
 
     with torch.no_grad(), capture_outputs(handle.blocks, raw=raw) as outputs:
-        out = handle.model(ids, labels=ids, use_cache=False)
-    return Run(outputs, out.logits[0].float(), float(out.loss))
+        out = handle.model(ids, use_cache=False)
+    return Run(outputs, out.logits[0].float())
+
+
+def logits_of(handle: Any, ids: Any) -> Any:
+    """The (T, V) float32 logits of a pass whose changes hooks or stubs install."""
+    import torch
+
+    with torch.no_grad():
+        return handle.model(ids, use_cache=False).logits[0].float()
 
 
 def row(hidden: Any) -> Any:
     """Batch row 0 of a captured hidden state, as float32 (T, D)."""
     return hidden[0].float()
-
-
-def log_probs(logits: Any) -> Any:
-    """Next-token log-probabilities, computed once per run and reused for every KL."""
-    import torch
-
-    return torch.log_softmax(logits.float(), -1)
-
-
-def kl_divergence(clean_log_probs: Any, logits: Any) -> float:
-    """KL(clean || reduced) of the next-token distributions, mean over tokens (nats)."""
-    p = clean_log_probs
-    return float((p.exp() * (p - log_probs(logits))).sum(-1).mean())

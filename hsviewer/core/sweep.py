@@ -16,8 +16,8 @@ from hsviewer.core.blocks import block_hidden
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.hooks import capture_outputs, reduce_at, replay_prefix
 from hsviewer.core.reduction import Decomposition, Reduction, decompose, reduce_matrix
-from hsviewer.core.runs import Run, forward, kl_divergence, log_probs, row
-from hsviewer.core.text import tokenize
+from hsviewer.core.runs import LogitMetrics, Reference, Run, forward, logits_of, row
+from hsviewer.core.text import Tokens, tokenize
 
 METHODS = ("prefix", "hooks")
 CONTROLS = ("exclude_first", "random", "shuffled")
@@ -95,6 +95,7 @@ class SweepResult:
 
 
 Progress = Callable[[int, int, str, LayerResult], None]
+Started = Callable[[str, "SweepResult"], None]
 
 
 def layer_sweep(
@@ -107,15 +108,17 @@ def layer_sweep(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     batch: int | None = None,
+    started: Started | None = None,
 ) -> SweepResult:
     """Reduce each block in turn; progress(done, total, run label, layer result) after each.
 
     grid: further reductions (other thresholds or k) whose loss is measured at every
     layer from the same SVD. controls: any of exclude_first, random, shuffled, each a
     full sweep of its own. cancel() is checked between layers; a cancelled sweep returns
-    the layers done so far with cancelled=True. batch: how many layers' tails run as one
-    batched pass (method "prefix"); default 8 on CUDA, 1 on the CPU, where batching
-    saves nothing and one layer at a time keeps cancel and progress fine-grained.
+    the layers done so far with cancelled=True. started(run label, empty result) comes
+    after each run's clean pass, with its tokens and clean loss, before its first layer.
+    batch: how many layers' tails run as one batched pass (method "prefix"); default 8 on
+    CUDA, 1 on the CPU, where batching saves nothing and one layer at a time keeps cancel and progress fine-grained.
     """
     reduction = reduction or Reduction()
     if method not in METHODS:
@@ -124,29 +127,29 @@ def layer_sweep(
     if unknown:
         raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
     tokens = tokenize(handle, text)
-    runs = [("", reduction, tokens.ids)] + [_control(name, reduction, tokens.ids) for name in controls]
-    total = handle.n_layers * len(runs)
-    counter = _Counter(total, progress, cancel)
+    runs = [_control(name, reduction, tokens) for name in controls]
+    counter = _Counter(handle.n_layers * (1 + len(runs)), progress, cancel, started)
     batch = batch or (8 if str(handle.device).startswith("cuda") else 1)
-    main = _sweep(handle, tokens.ids, reduction, method, grid, counter, "", batch)
-    main.tokens, main.warnings = tokens.strings, tokens.warnings
-    for label, red, ids in runs[1:]:
+    main = _sweep(handle, tokens, reduction, method, grid, counter, "", batch)
+    main.warnings = tokens.warnings
+    for label, red, control_tokens in runs:
         if not counter.stop():
-            main.controls[label] = _sweep(handle, ids, red, method, (), counter, label, batch)
+            main.controls[label] = _sweep(handle, control_tokens, red, method, (), counter, label, batch)
     main.cancelled = counter.cancelled
     return main
 
 
-def _control(name: str, reduction: Reduction, ids: Any) -> tuple[str, Reduction, Any]:
+def _control(name: str, reduction: Reduction, tokens: Tokens) -> tuple[str, Reduction, Tokens]:
     if name == "exclude_first":
-        return name, replace(reduction, exclude_first=True), ids
+        return name, replace(reduction, exclude_first=True), tokens
     if name == "random":
-        return name, replace(reduction, basis="random"), ids
+        return name, replace(reduction, basis="random"), tokens
     import torch
 
     generator = torch.Generator().manual_seed(reduction.seed)
-    order = torch.randperm(ids.shape[1], generator=generator).to(ids.device)
-    return name, reduction, ids[:, order]
+    order = torch.randperm(len(tokens), generator=generator)
+    shuffled = [tokens.strings[i] for i in order.tolist()]
+    return name, reduction, Tokens(tokens.ids[:, order.to(tokens.ids.device)], shuffled)
 
 
 @dataclass
@@ -154,8 +157,13 @@ class _Counter:
     total: int
     progress: Progress | None
     cancel: Callable[[], bool] | None
+    started: Started | None
     done: int = 0
     cancelled: bool = False
+
+    def begin(self, label: str, result: SweepResult) -> None:
+        if self.started:
+            self.started(label, result)
 
     def stop(self) -> bool:
         self.cancelled = self.cancelled or bool(self.cancel and self.cancel())
@@ -169,7 +177,7 @@ class _Counter:
 
 def _sweep(
     handle: Any,
-    ids: Any,
+    tokens: Tokens,
     reduction: Reduction,
     method: str,
     grid: Sequence[Reduction],
@@ -177,9 +185,13 @@ def _sweep(
     label: str,
     batch: int,
 ) -> SweepResult:
+    ids = tokens.ids
     clean = forward(handle, ids, raw=True)
-    clean_log_probs = log_probs(clean.logits)
-    result = SweepResult(handle.name, [], handle.n_layers, reduction, clean.loss, grid=list(grid), method=method)
+    reference = Reference(clean.logits, ids)
+    result = SweepResult(
+        handle.name, tokens.strings, handle.n_layers, reduction, reference.loss, grid=list(grid), method=method
+    )
+    counter.begin(label, result)
     layers = list(range(handle.n_layers))
     for chunk in (layers[i : i + batch] for i in range(0, len(layers), batch)):
         if counter.stop():
@@ -190,18 +202,16 @@ def _sweep(
             runs = _prefix(handle, ids, clean, chunk, decs, reduction)
         else:
             runs = [_hooked(handle, ids, layer, reduction) for layer in chunk]
-        for layer, hs, dec, run in zip(chunk, hidden, decs, runs, strict=True):
-            layer_result = _measure(layer, hs, *run, clean, clean_log_probs)
+        for layer, hs, dec, (reduced, k, kept, logits) in zip(chunk, hidden, decs, runs, strict=True):
+            layer_result = _measure(layer, hs, reduced, k, kept, reference.compare(logits))
             if grid:
-                _grid(handle, ids, clean, layer, dec, reduction, grid, layer_result)
+                _grid(handle, ids, clean, reference, layer, dec, reduction, grid, layer_result)
             result.layers.append(layer_result)
             counter.step(label, layer_result)
     return result
 
 
-def _measure(
-    layer: int, hs: Any, reduced: Any, k: int, kept: float, logits: Any, loss: float, clean: Run, clean_log_probs: Any
-) -> LayerResult:
+def _measure(layer: int, hs: Any, reduced: Any, k: int, kept: float, metrics: LogitMetrics) -> LayerResult:
     import torch
 
     diff = reduced - hs
@@ -210,9 +220,9 @@ def _measure(
         k,
         kept,
         float(torch.linalg.norm(diff)),
-        float(torch.linalg.norm(logits - clean.logits)),
-        loss,
-        kl_divergence(clean_log_probs, logits),
+        metrics.logit_diff_norm,
+        metrics.loss,
+        metrics.kl_divergence,
         torch.linalg.norm(diff, dim=-1).tolist(),
     )
 
@@ -226,16 +236,17 @@ def _prefix(
         k = dec.components(reduction)
         reduced.append((*dec.reconstruct(k, reduction), k))
     if len(layers) == 1:
-        tails = [_tail(handle, ids, clean, layers[0], reduced[0][0])]
+        logits = [_tail(handle, ids, clean, layers[0], reduced[0][0])]
     else:
-        tails = batched_tails(handle, ids, clean.hidden, layers, [r[0] for r in reduced])
-    return [(r, k, kept, logits, loss) for (r, kept, k), (logits, loss) in zip(reduced, tails, strict=True)]
+        logits = batched_tails(handle, ids, clean.hidden, layers, [r[0] for r in reduced])
+    return [(r, k, kept, z) for (r, kept, k), z in zip(reduced, logits, strict=True)]
 
 
 def _grid(
     handle: Any,
     ids: Any,
     clean: Run,
+    reference: Reference,
     layer: int,
     dec: Decomposition,
     reduction: Reduction,
@@ -254,7 +265,7 @@ def _grid(
         d = dec if key == own else decompose(dec.hidden, setting)
         k = d.components(setting)
         if (k, key) not in losses:
-            losses[(k, key)] = _tail(handle, ids, clean, layer, d.reconstruct(k, setting)[0])[1]
+            losses[(k, key)] = reference.loss_of(_tail(handle, ids, clean, layer, d.reconstruct(k, setting)[0]))
         result.grid_components.append(k)
         result.grid_loss.append(losses[(k, key)])
 
@@ -264,20 +275,15 @@ def _basis(reduction: Reduction) -> tuple:
     return (reduction.centering, reduction.exclude_first, reduction.basis, reduction.seed)
 
 
-def _tail(handle: Any, ids: Any, clean: Run, layer: int, reduced: Any) -> tuple[Any, float]:
-    """Logits and loss with block `layer` set to `reduced`, computing only the blocks after it."""
-    import torch
-
+def _tail(handle: Any, ids: Any, clean: Run, layer: int, reduced: Any) -> Any:
+    """Logits with block `layer` set to `reduced`, computing only the blocks after it."""
     hidden = reduced[None].to(block_hidden(clean.hidden[layer]).dtype)
-    with torch.no_grad(), replay_prefix(handle.blocks, clean.hidden, layer, hidden):
-        out = handle.model(ids, labels=ids, use_cache=False)
-    return out.logits[0].float(), float(out.loss)
+    with replay_prefix(handle.blocks, clean.hidden, layer, hidden):
+        return logits_of(handle, ids)
 
 
 def _hooked(handle: Any, ids: Any, layer: int, reduction: Reduction) -> tuple:
     """The notebook's way: a full forward pass with the reduction computed in a hook at the block."""
-    import torch
-
     seen = {}
 
     def reducer(hidden: Any) -> Any:
@@ -285,6 +291,6 @@ def _hooked(handle: Any, ids: Any, layer: int, reduction: Reduction) -> tuple:
         return out
 
     block = handle.blocks[layer]
-    with torch.no_grad(), reduce_at(block, reducer), capture_outputs([block]) as captured:
-        out = handle.model(ids, labels=ids, use_cache=False)
-    return row(captured[0]), seen["k"], seen["kept"], out.logits[0].float(), float(out.loss)
+    with reduce_at(block, reducer), capture_outputs([block]) as captured:
+        logits = logits_of(handle, ids)
+    return row(captured[0]), seen["k"], seen["kept"], logits

@@ -108,23 +108,30 @@ def hidden_job(text: str, layer: int, reduction: Any) -> JobFn:
 def sweep_job(text: str, reduction: Any, grid: Sequence[Any], controls: Sequence[str]) -> JobFn:
     def run(ctx: JobContext) -> Any:
         from hsviewer.core import layer_sweep
-        from hsviewer.core.runs import forward
-        from hsviewer.core.text import tokenize
 
         handle = ctx.model
         ctx.progress(0, 0, "Clean forward pass")
-        tokens = tokenize(handle, text)
-        clean_loss = forward(handle, tokens.ids).loss
         runs = ["", *controls]
         labels = [g.label() for g in grid]
-        ctx.partial(SweepStart(tokens.strings, clean_loss, handle.n_layers, _hidden_size(handle), runs, labels))
+
+        def started(label: str, result: Any) -> None:
+            if not label:  # the plain sweep lays out the panels; controls only add curves
+                size = _hidden_size(handle)
+                ctx.partial(SweepStart(result.tokens, result.clean_loss, handle.n_layers, size, runs, labels))
 
         def progress(done: int, total: int, label: str, layer: Any) -> None:
             ctx.partial(SweepLayer(label, done, total, layer))
             ctx.progress(done, total, f"Sweep{' (' + label + ')' if label else ''}: layer {layer.layer} done")
 
         return layer_sweep(
-            handle, text, reduction, grid=list(grid), controls=list(controls), progress=progress, cancel=ctx.cancelled
+            handle,
+            text,
+            reduction,
+            grid=list(grid),
+            controls=list(controls),
+            progress=progress,
+            cancel=ctx.cancelled,
+            started=started,
         )
 
     return run

@@ -12,9 +12,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.gui import qtfix
 
-qtfix.apply()
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", antialias=True)
 
 PINK = (230, 180, 180)  # the notebook's marker face colours
