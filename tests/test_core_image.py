@@ -447,3 +447,16 @@ def test_url_that_stalls_after_the_headers(monkeypatch):
         done.set()
         thread.join(5)
         listener.close()
+
+
+def test_preview_equals_the_full_sigma_product_at_every_k():
+    rng = np.random.default_rng(1)
+    pixels = rng.random((30, 20)) * 255
+    result = image_svd(pixels)
+    u, s, vh = np.linalg.svd(pixels)
+    for k in range(len(s) + 1):
+        sigma = np.zeros_like(pixels)
+        sigma[:k, :k] = np.diag(s[:k])
+        preview = result.preview(k)
+        assert preview.dtype == np.float32
+        np.testing.assert_allclose(preview, u @ sigma @ vh, atol=1e-3)

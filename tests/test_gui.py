@@ -126,17 +126,6 @@ def test_variance_field_sets_k(qtbot, window, image_file):
     assert tab.result.svd.variance_kept(expected) >= 50.0
 
 
-def test_low_rank_image_matches_the_core_at_every_k():
-    from hsviewer.core import image_svd
-    from hsviewer.gui.image_model import LowRankImage
-
-    rng = np.random.default_rng(1)
-    svd = image_svd(rng.random((30, 20)) * 255)
-    view = LowRankImage(svd)
-    for k in range(len(svd.s) + 1):
-        np.testing.assert_allclose(view.reconstruction(k), svd.reconstruction(k), atol=1e-3)
-
-
 def test_bad_image_gives_an_error_dialog_and_the_app_keeps_working(qtbot, window, tmp_path, image_file):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"this is not a png")

@@ -146,16 +146,16 @@ class ImageTab(QWidget):
         """Show the rank-k reconstruction: one small matrix product on the cached SVD."""
         if self.result is None or k == self._shown_k:
             return
-        svd, view = self.result.svd, self.result.view
+        svd = self.result.svd
         k = min(max(int(k), 1), len(svd.s))
         self._shown_k = k
         for widget in (self.slider, self.k_spin, self.spectrum.k_line):
             widget.blockSignals(True)
             widget.setValue(k)
             widget.blockSignals(False)
-        recon = view.reconstruction(k)
+        recon = svd.preview(k)
         self.reconstruction.image.setImage(recon, autoLevels=False)
-        residual = view.image - recon
+        residual = svd.image - recon
         self.residual.set_data(residual, plots.symmetric_levels(residual[::4, ::4]))
         kept = svd.variance_kept(k)
         plots.set_title(self.reconstruction.plot, f"Reconstruction ({k}/{len(svd.s)} components, {kept:.2f}% var.)")

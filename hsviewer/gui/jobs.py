@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hsviewer.gui.image_model import LowRankImage
 from hsviewer.gui.worker import JobContext
 
 JobFn = Callable[[JobContext], Any]
@@ -32,7 +31,6 @@ class ModelInfo:
 @dataclass
 class ImageResult:
     svd: Any  # hsviewer.core.ImageSVD
-    view: LowRankImage
 
 
 @dataclass
@@ -88,7 +86,8 @@ def image_job(source: str, downsample: int, variance: float) -> JobFn:
 
         ctx.progress(0, 0, f"SVD of {Path(source).name or source}")
         svd = image_svd(source, downsample=downsample, variance=variance)
-        return ImageResult(svd, LowRankImage(svd))
+        svd.preview(1)  # builds the float32 factors here, off the GUI thread
+        return ImageResult(svd)
 
     return run
 
