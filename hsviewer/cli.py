@@ -176,7 +176,7 @@ def _run_reduce(args: argparse.Namespace) -> int:
 
 def _run_sweep(args: argparse.Namespace) -> int:
     from hsviewer.core import layer_sweep
-    from hsviewer.export import sweep_csv_rows, write_csv, write_json
+    from hsviewer.export import sweep_rows, write_csv, write_json
 
     reduction, text = _reduction(args), _text(args)
     grid = _grid(args.grid, reduction)
@@ -192,7 +192,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     data = result.to_dict()
     write_json(args.out, data)
     if args.csv:
-        write_csv(args.csv, *sweep_csv_rows(data))
+        write_csv(args.csv, sweep_rows(result))
     print(format_sweep_table(data))
     print(f"Wrote {args.out}")
     return 0

@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from hsviewer.core.errors import HsviewerError
+
+SWEEP_FIELDS = ("layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "kl_divergence")
+
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call write(tmp) on a temporary sibling of path, then rename it over path."""
@@ -37,18 +41,49 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     return write_text(path, json.dumps(data, indent=1, allow_nan=True) + "\n")
 
 
-def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+def write_csv(path: str | Path, rows: Iterable[Sequence[Any]]) -> Path:
+    """Rows (the first one the header) as CSV."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
+    csv.writer(buffer).writerows(rows)
     return write_text(path, buffer.getvalue())
 
 
-def sweep_csv_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """One row per layer of a sweep's JSON dict (token differences left to the JSON)."""
-    header = ["layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "kl_divergence"]
-    return header, [[layer.get(key) for key in header] for layer in result["layers"]]
+def write_data(path: str | Path, result: Any, rows: list[list[Any]]) -> Path:
+    """result.to_dict() as .json, or the rows as .csv, by the path's suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".csv"):
+        raise HsviewerError(f"Data is exported as .json or .csv, not {suffix or 'a file without a suffix'}.")
+    try:
+        return write_json(path, result.to_dict()) if suffix == ".json" else write_csv(path, rows)
+    except OSError as e:
+        raise HsviewerError(f"Could not write {path}: {e.strerror or e}.") from None
+
+
+def image_rows(svd: Any) -> list[list[Any]]:
+    """One row per component: its singular value and the cumulative percent of variance."""
+    rows: list[list[Any]] = [["component", "singular_value", "cumulative_percent"]]
+    rows += [[i + 1, float(s), float(c)] for i, (s, c) in enumerate(zip(svd.s, svd.cumulative_percent, strict=True))]
+    return rows
+
+
+def hidden_rows(result: Any) -> list[list[Any]]:
+    """One row per layer: the norm of the difference with the reduction applied at result.layer."""
+    rows: list[list[Any]] = [["layer", "diff_norm", "reduced_layer"]]
+    rows += [[i, float(n), int(i == result.layer)] for i, n in enumerate(result.diff_norms)]
+    return rows
+
+
+def sweep_rows(result: Any) -> list[list[Any]]:
+    """One row per run and layer ("main" is the plain sweep), with the grid's losses as extra columns."""
+    grid = [f"loss_{g.label()}" for g in result.grid]
+    rows: list[list[Any]] = [["run", *SWEEP_FIELDS, *grid]]
+    for run, sweep in [("", result), *result.controls.items()]:
+        for layer in sweep.layers:
+            values = [getattr(layer, name) for name in SWEEP_FIELDS]
+            losses = layer.grid_loss if run == "" else []
+            rows.append([run or "main", *values, *losses, *[""] * (len(grid) - len(losses))])
+    return rows
 
 
 def write_gray_png(path: str | Path, array: np.ndarray) -> Path:

@@ -42,7 +42,12 @@ def test_sweep_writes_the_contract_and_prints_a_table(tiny_model_dir, text, tmp_
     assert all(set(r) >= LAYER_KEYS and len(r["token_diff_norms"]) == len(data["tokens"]) for r in data["layers"])
     assert len(data["grid"]["loss"]) == 3 and len(data["grid"]["loss"][0]) == 2
     assert len(data["controls"]["random"]["layers"]) == 3
-    assert len(csv.read_text().splitlines()) == 4
+    lines = csv.read_text().splitlines()
+    assert (
+        lines[0]
+        == "run,layer,components,variance_kept,hidden_diff_norm,logit_diff_norm,loss,kl_divergence,loss_80%,loss_99%"
+    )
+    assert [line.split(",")[0] for line in lines[1:]] == ["main"] * 3 + ["random"] * 3
     table = capsys.readouterr().out
     assert "clean loss" in table and len([line for line in table.splitlines() if line.strip()[:1].isdigit()]) == 3
 

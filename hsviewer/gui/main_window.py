@@ -322,8 +322,8 @@ class MainWindow(QMainWindow):
 
     def export_data(self, path: str) -> None:
         """Write the current tab's result as JSON (the CLI's schema) or CSV."""
+        from hsviewer import export
         from hsviewer.core.errors import HsviewerError
-        from hsviewer.gui import export
 
         tab = self.tabs.currentWidget()
         if tab is self.image_tab and tab.result is not None:
