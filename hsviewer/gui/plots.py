@@ -222,21 +222,32 @@ class SpectrumPlot:
 
 
 def export_figure(item: Any, path: str | Path) -> None:
-    """Write a plot, a layout or a whole scene to .png or .svg with pyqtgraph's exporters."""
+    """Write a plot, a layout or a whole scene to .png or .svg with pyqtgraph's exporters.
+
+    Written to a temporary sibling and renamed, so the file is whole or untouched.
+    """
     from pyqtgraph import exporters
+
+    from hsviewer.export import write_atomic
 
     suffix = Path(path).suffix.lower()
     if suffix not in (".png", ".svg"):
         raise HsviewerError(f"A figure is exported as .png or .svg, not {suffix or 'a file without a suffix'}.")
-    try:
+
+    def write(tmp: Path) -> None:
         if suffix == ".png":
-            if exporters.ImageExporter(item).export(str(path)) is False:
+            if exporters.ImageExporter(item).export(str(tmp)) is False:
                 raise OSError(f"Qt could not save {path}")
             return
         try:
-            exporters.SVGExporter(item).export(str(path))
+            exporters.SVGExporter(item).export(str(tmp))
         except ValueError:  # pyqtgraph#3485: its exporter cannot parse the paths newer Qt writes
-            _render_svg(item, str(path))
+            _render_svg(item, str(tmp))
+        if not tmp.read_bytes().rstrip().endswith(b"</svg>"):  # Qt's SVG generator reports no write errors
+            raise OSError(f"Qt could not save {path}")
+
+    try:
+        write_atomic(path, write)
     except OSError as e:
         raise HsviewerError(f"Could not write {path}: {e.strerror or e}.") from None
     if not Path(path).is_file():
