@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     except HsviewerError as e:
         print(f"hsviewer: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as e:  # an output that cannot be written: a file where a folder goes, a full disk
+        where = f" {e.filename}" if e.filename else ""
+        print(f"hsviewer: error: Could not write{where}: {e.strerror or e}.", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("hsviewer: interrupted", file=sys.stderr)
         return 130
