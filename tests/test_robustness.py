@@ -8,6 +8,7 @@ whole or not at all (no half-written file, no temporary file left behind).
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import http.server
 import io
@@ -261,6 +262,45 @@ def loaded(qtbot, window, tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
+def shared_window(qapp, tmp_path_factory, tiny_model_dir):
+    """One window with the tiny model loaded, shared by the tests that leave it idle (see `app`)."""
+    path = tmp_path_factory.mktemp("shared-settings") / "hsviewer.ini"
+    w = MainWindow(Settings(QSettings(str(path), QSettings.Format.IniFormat)))
+    w.image_tab.downsample.setValue(1)
+    w.errors = []
+    w.show_error = w.errors.append
+    w.show()
+    w.load_model(str(tiny_model_dir))
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while (w.model_info is None or w.busy()) and time.monotonic() < deadline:
+        qapp.processEvents()
+        time.sleep(0.005)
+    assert w.model_info is not None and not w.errors, w.errors
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def app(qtbot, shared_window, tiny_model_dir):
+    """The shared window, idle, with the tiny model, the default text and thresholds, no errors yet."""
+    w = shared_window
+    qtbot.waitUntil(lambda: not w.busy(), timeout=TIMEOUT_MS)
+    assert w.model_info.source == str(tiny_model_dir)
+    w.errors.clear()
+    set_text(w, TEXT)
+    for form in (w.hidden_tab.form, w.sweep_tab.form):
+        form.mode.setCurrentIndex(0)
+        form.threshold.setValue(95.0)
+    w.image_tab.variance.setValue(98.0)
+    w.hidden_tab.layer.setValue(1)
+    w.sweep_tab.grid_field.setText("")
+    for box in w.sweep_tab.control_boxes.values():
+        box.setChecked(False)
+    yield w
+    qtbot.waitUntil(lambda: not w.busy(), timeout=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
 def good_image(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("good") / "noise.png"
     path.write_bytes(noise_png_bytes())
@@ -419,37 +459,37 @@ def damage_cache(builds: list[Path], how: str) -> None:
 
 @pytest.mark.parametrize("entry", ["menu", "drop"])
 @pytest.mark.parametrize("kind", list(BAD_IMAGES))
-def test_gui_bad_image_file(qtbot, window, monkeypatch, tmp_path, good_image, kind, entry):
-    with wait_job(qtbot, window, "image"):
-        window.open_image(str(good_image))
-    shown = window.image_tab.result
+def test_gui_bad_image_file(qtbot, app, monkeypatch, tmp_path, good_image, kind, entry):
+    with wait_job(qtbot, app, "image"):
+        app.open_image(str(good_image))
+    shown = app.image_tab.result
     path, words = write_bad_image(tmp_path, kind)
-    message = expect_error(qtbot, window, lambda: open_image_by(entry, monkeypatch, window, path), words)
+    message = expect_error(qtbot, app, lambda: open_image_by(entry, monkeypatch, app, path), words)
     assert path.name in message
-    assert window.image_tab.result is shown  # the last good image stays on screen
-    with wait_job(qtbot, window, "image"):
-        open_image_by(entry, monkeypatch, window, good_image)
-    assert window.image_tab.result.svd.image.shape == (48, 64)
-    assert window.errors == [message]
+    assert app.image_tab.result is shown  # the last good image stays on screen
+    with wait_job(qtbot, app, "image"):
+        open_image_by(entry, monkeypatch, app, good_image)
+    assert app.image_tab.result.svd.image.shape == (48, 64)
+    assert app.errors == [message]
 
 
-def test_gui_bomb_by_pil_limit(qtbot, window, monkeypatch, tmp_path, good_image):
+def test_gui_bomb_by_pil_limit(qtbot, app, monkeypatch, tmp_path, good_image):
     """A real picture over PIL's pixel limit (monkeypatched low) is refused as a bomb, not decoded."""
     path = tmp_path / "large.png"
     path.write_bytes(noise_png_bytes(60, 80))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    expect_error(qtbot, window, lambda: window.open_image(str(path)), "decompression bomb")
+    expect_error(qtbot, app, lambda: app.open_image(str(path)), "decompression bomb")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**6)
-    with wait_job(qtbot, window, "image"):
-        window.open_image(str(good_image))
+    with wait_job(qtbot, app, "image"):
+        app.open_image(str(good_image))
 
 
-def test_gui_drop_of_a_file_that_is_neither(qtbot, window, tmp_path, good_image):
+def test_gui_drop_of_a_file_that_is_neither(qtbot, app, tmp_path, good_image):
     path = tmp_path / "notes.txt"
     path.write_text("hello")
-    expect_error(qtbot, window, lambda: drop(window, path), "neither an image nor a model")
-    with wait_job(qtbot, window, "image"):
-        drop(window, good_image)
+    expect_error(qtbot, app, lambda: drop(app, path), "neither an image nor a model")
+    with wait_job(qtbot, app, "image"):
+        drop(app, good_image)
 
 
 @pytest.mark.parametrize("kind", list(BAD_IMAGES))
@@ -500,17 +540,17 @@ def test_cli_40_megapixel_photo_is_downsampled_with_a_notice(capsys, tmp_path, b
 
 
 @pytest.mark.parametrize("kind", list(BAD_URLS))
-def test_gui_bad_url(qtbot, window, monkeypatch, server, silent_url, kind):
+def test_gui_bad_url(qtbot, app, monkeypatch, server, silent_url, kind):
     from hsviewer.gui import dialogs
 
     url, words = bad_url(kind, server, silent_url)
     monkeypatch.setattr(dialogs, "ask_url", lambda parent: url)
-    message = expect_error(qtbot, window, window.open_url_dialog, words)  # File > Open image URL…
+    message = expect_error(qtbot, app, app.open_url_dialog, words)  # File > Open image URL…
     assert url in message
     monkeypatch.setattr(dialogs, "ask_url", lambda parent: server + "/picture.png")
-    with wait_job(qtbot, window, "image"):
-        window.open_url_dialog()
-    assert window.image_tab.result.svd.source == server + "/picture.png"
+    with wait_job(qtbot, app, "image"):
+        app.open_url_dialog()
+    assert app.image_tab.result.svd.source == server + "/picture.png"
 
 
 @pytest.mark.parametrize("kind", list(BAD_URLS))
@@ -532,19 +572,19 @@ def test_cli_bad_url(capsys, tmp_path, server, silent_url, kind):
     ["no-config", "no-weights", "corrupt-safetensors", "truncated-safetensors", "encoder-only", "garbage-gguf",
      "missing-folder"],
 )  # fmt: skip
-def test_gui_bad_model_keeps_the_loaded_one(qtbot, loaded, bad_models, tiny_model_dir, kind, entry):
+def test_gui_bad_model_keeps_the_loaded_one(qtbot, app, bad_models, tiny_model_dir, kind, entry):
     if entry == "drop" and kind == "missing-folder":
         pytest.skip("a path that does not exist cannot be dropped")
     source, words = bad_models[kind]
-    recent = loaded.settings.recent_models()
-    message = expect_error(qtbot, loaded, lambda: load_by(entry, loaded, source), words)
+    recent = app.settings.recent_models()
+    message = expect_error(qtbot, app, lambda: load_by(entry, app, source), words)
     assert source.name in message
-    # Nothing lost: the model already loaded stays loaded and usable, and the bad one is not remembered.
-    assert loaded.model_info.source == str(tiny_model_dir)
-    assert loaded.settings.recent_models() == recent
-    with wait_job(qtbot, loaded, "hidden"):
-        loaded.hidden_tab.run_button.click()
-    assert loaded.hidden_tab.outcome.result.n_layers == 3
+    # Nothing lost: the model already app stays app and usable, and the bad one is not remembered.
+    assert app.model_info.source == str(tiny_model_dir)
+    assert app.settings.recent_models() == recent
+    with wait_job(qtbot, app, "hidden"):
+        app.hidden_tab.run_button.click()
+    assert app.hidden_tab.outcome.result.n_layers == 3
     if kind == "garbage-gguf":
         assert not list(gguf_cache.cache_root().glob("models/.building-*"))  # no half-built cache left
 
@@ -615,31 +655,31 @@ BAD_TEXTS = {"empty": ("", "empty"), "blank": ("  \n\t ", "empty"), "one-token":
 
 @pytest.mark.parametrize("tab", ["hidden", "sweep"])
 @pytest.mark.parametrize("kind", list(BAD_TEXTS))
-def test_gui_bad_text(qtbot, loaded, kind, tab):
+def test_gui_bad_text(qtbot, app, kind, tab):
     text, words = BAD_TEXTS[kind]
-    set_text(loaded, text)
-    button = loaded.hidden_tab.run_button if tab == "hidden" else loaded.sweep_tab.run_button
-    expect_error(qtbot, loaded, button.click, words)
-    set_text(loaded, TEXT)
-    with wait_job(qtbot, loaded, tab):
+    set_text(app, text)
+    button = app.hidden_tab.run_button if tab == "hidden" else app.sweep_tab.run_button
+    expect_error(qtbot, app, button.click, words)
+    set_text(app, TEXT)
+    with wait_job(qtbot, app, tab):
         button.click()
 
 
 @pytest.mark.parametrize("tab", ["hidden", "sweep"])
-def test_gui_text_longer_than_the_context_is_cut_with_a_notice(qtbot, loaded, tab):
-    set_text(loaded, LONG_TEXT)
+def test_gui_text_longer_than_the_context_is_cut_with_a_notice(qtbot, app, tab):
+    set_text(app, LONG_TEXT)
     if tab == "hidden":
-        with wait_job(qtbot, loaded, "hidden"):
-            loaded.hidden_tab.run_button.click()
-        result = loaded.hidden_tab.outcome.result
-        assert "only the first 64" in loaded.hidden_tab.summary.text()
+        with wait_job(qtbot, app, "hidden"):
+            app.hidden_tab.run_button.click()
+        result = app.hidden_tab.outcome.result
+        assert "only the first 64" in app.hidden_tab.summary.text()
     else:
-        with wait_job(qtbot, loaded, "sweep"):
-            loaded.sweep_tab.run_button.click()
-        result = loaded.sweep_tab.result
+        with wait_job(qtbot, app, "sweep"):
+            app.sweep_tab.run_button.click()
+        result = app.sweep_tab.result
     assert len(result.tokens) == 64
     assert any("only the first 64" in w for w in result.warnings)
-    assert loaded.errors == []
+    assert app.errors == []
 
 
 @pytest.mark.parametrize("command", ["reduce", "sweep"])
@@ -671,18 +711,18 @@ THRESHOLDS = {"0": 0.0, "100": 100.0, "nan": float("nan"), "negative": -5.0, "ov
 
 
 @pytest.mark.parametrize("field", ["hidden", "sweep", "image"])
-@pytest.mark.parametrize("kind", list(THRESHOLDS))
-def test_gui_threshold_fields_only_hold_percentages(window, field, kind):
+def test_gui_threshold_fields_only_hold_percentages(app, field):
     """The spin boxes themselves refuse values outside (0, 100]: a bad value is clamped, never stored."""
     box = {
-        "hidden": window.hidden_tab.form.threshold,
-        "sweep": window.sweep_tab.form.threshold,
-        "image": window.image_tab.variance,
+        "hidden": app.hidden_tab.form.threshold,
+        "sweep": app.sweep_tab.form.threshold,
+        "image": app.image_tab.variance,
     }[field]
-    box.setValue(THRESHOLDS[kind])
-    assert 0 < box.value() <= 100
-    if kind == "100":
-        assert box.value() == 100
+    for kind, value in THRESHOLDS.items():
+        box.setValue(value)
+        assert 0 < box.value() <= 100, kind
+    box.setValue(100.0)
+    assert box.value() == 100
     for typed in ("nan", "-5", "0", "abc"):  # typed text the validator does not accept leaves the value alone
         before = box.value()
         box.lineEdit().setText(typed)
@@ -691,32 +731,32 @@ def test_gui_threshold_fields_only_hold_percentages(window, field, kind):
 
 
 @pytest.mark.parametrize("tab", ["hidden", "sweep"])
-def test_gui_threshold_100_runs(qtbot, loaded, tab):
-    form = loaded.hidden_tab.form if tab == "hidden" else loaded.sweep_tab.form
+def test_gui_threshold_100_runs(qtbot, app, tab):
+    form = app.hidden_tab.form if tab == "hidden" else app.sweep_tab.form
     form.threshold.setValue(100.0)
-    button = loaded.hidden_tab.run_button if tab == "hidden" else loaded.sweep_tab.run_button
-    with wait_job(qtbot, loaded, tab):
+    button = app.hidden_tab.run_button if tab == "hidden" else app.sweep_tab.run_button
+    with wait_job(qtbot, app, tab):
         button.click()
-    result = loaded.hidden_tab.outcome.result if tab == "hidden" else loaded.sweep_tab.result.layers[0]
+    result = app.hidden_tab.outcome.result if tab == "hidden" else app.sweep_tab.result.layers[0]
     assert result.variance_kept == pytest.approx(100.0, abs=1e-6)
-    assert loaded.errors == []
+    assert app.errors == []
 
 
 @pytest.mark.parametrize("grid", ["0", "nan", "-5", "101", "80, inf", "eighty"])
-def test_gui_bad_grid_threshold(qtbot, loaded, grid):
+def test_gui_bad_grid_threshold(qtbot, app, grid):
     """The sweep's grid field takes free text: each bad threshold gets a message, and nothing runs."""
-    loaded.sweep_tab.grid_field.setText(grid)
-    loaded.sweep_tab.result = previous = object()
-    expect_error(qtbot, loaded, loaded.sweep_tab.run_button.click, "")
-    assert "must" in loaded.errors[-1]
-    assert loaded.sweep_tab.result is previous
-    loaded.sweep_tab.grid_field.setText("100, 50")
-    with wait_job(qtbot, loaded, "sweep"):
-        loaded.sweep_tab.run_button.click()
-    assert len(loaded.sweep_tab.result.grid) == 2
+    app.sweep_tab.grid_field.setText(grid)
+    app.sweep_tab.result = previous = object()
+    expect_error(qtbot, app, app.sweep_tab.run_button.click, "")
+    assert "must" in app.errors[-1]
+    assert app.sweep_tab.result is previous
+    app.sweep_tab.grid_field.setText("100, 50")
+    with wait_job(qtbot, app, "sweep"):
+        app.sweep_tab.run_button.click()
+    assert len(app.sweep_tab.result.grid) == 2
 
 
-@pytest.mark.parametrize("stored", ["nan", "-5", "0", "1e400", "abc", ""])
+@pytest.mark.parametrize("stored", ["nan", "-5", "1e400", "abc"])
 def test_gui_bad_threshold_in_the_settings_file(qtbot, settings, stored):
     settings.set("hidden/threshold", stored)
     settings.set("sweep/threshold", stored)
@@ -949,10 +989,10 @@ def test_settings_written_whole_or_not_at_all(qtbot, settings, settings_path):
         second.close()  # saving fails half-way
     assert settings_path.read_bytes() == before
     assert files_in(settings_path.parent) == {settings_path.name}
-    third = make_window(qtbot, Settings(QSettings(str(settings_path), QSettings.Format.IniFormat)))
-    assert third.hidden_tab.form.threshold.value() == 90.0
-    assert third.sweep_tab.grid_field.text() == "80,90"
-    third.close()
+    # The old file is whole and readable (a fresh QSettings in this process would share the unsaved cache).
+    stored = configparser.ConfigParser(interpolation=None)
+    stored.read_string(before.decode())
+    assert float(stored["hidden"]["threshold"]) == 90.0 and stored["sweep"]["grid"] == '"80,90"'
 
 
 @pytest.mark.parametrize("case", ["out-is-a-file", "parent-is-a-file", "disk-full"])
