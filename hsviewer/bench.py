@@ -91,11 +91,32 @@ def _sweep_times(model: str, text: str) -> list[tuple[str, str]]:
     layer_sweep(handle, text)  # warm-up: allocator and kernels
     hooks = _best_of(2, lambda: layer_sweep(handle, text, method="hooks"))
     prefix = _best_of(2, lambda: layer_sweep(handle, text))
+    block, head = _pass_costs(handle, text)
+    n = handle.n_layers
+    # Per layer, a full pass costs n blocks + the head; a tail (n - 1 - L) blocks + the head.
+    bound = (n * block + head) / ((n - 1) / 2 * block + head)
     return [
         ("sweep, notebook-style (hook, full pass per layer)", f"{hooks:.2f} s"),
         ("sweep, prefix-sharing", f"{prefix:.2f} s"),
         ("speed-up", f"{hooks / prefix:.2f}x"),
+        ("one decoder block / LM head and embeddings", f"{block * 1000:.1f} ms / {head * 1000:.1f} ms"),
+        ("speed-up bound from those costs", f"{bound:.2f}x"),
     ]
+
+
+def _pass_costs(handle: Any, text: str) -> tuple[float, float]:
+    """Seconds for one decoder block, and for everything else in a pass (mostly the LM head)."""
+    from hsviewer.core.blocks import block_hidden
+    from hsviewer.core.runs import forward, logits_of, row
+    from hsviewer.core.sweep import tail_logits
+    from hsviewer.core.text import tokenize
+
+    ids = tokenize(handle, text).ids
+    clean = forward(handle, ids, raw=True)
+    last = handle.n_layers - 1
+    full = _best_of(5, lambda: logits_of(handle, ids))
+    head = _best_of(5, lambda: tail_logits(handle, ids, clean, last, row(block_hidden(clean.hidden[last]))))
+    return (full - head) / last, head
 
 
 def _image_latency() -> list[tuple[str, str]]:

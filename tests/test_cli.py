@@ -97,3 +97,14 @@ def test_bad_input_exits_2_with_one_line(args, words, tiny_model_dir, tmp_path, 
 def test_python_dash_m_runs():
     out = subprocess.run([sys.executable, "-m", "hsviewer", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("hsviewer ")
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert main(["image", str(default_image()), "--components", "5", "--out", str(tmp_path)]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644

@@ -236,7 +236,7 @@ def _prefix(
         k = dec.components(reduction)
         reduced.append((*dec.reconstruct(k, reduction), k))
     if len(layers) == 1:
-        logits = [_tail(handle, ids, clean, layers[0], reduced[0][0])]
+        logits = [tail_logits(handle, ids, clean, layers[0], reduced[0][0])]
     else:
         logits = batched_tails(handle, ids, clean.hidden, layers, [r[0] for r in reduced])
     return [(r, k, kept, z) for (r, kept, k), z in zip(reduced, logits, strict=True)]
@@ -265,7 +265,7 @@ def _grid(
         d = dec if key == own else decompose(dec.hidden, setting)
         k = d.components(setting)
         if (k, key) not in losses:
-            losses[(k, key)] = reference.loss_of(_tail(handle, ids, clean, layer, d.reconstruct(k, setting)[0]))
+            losses[(k, key)] = reference.loss_of(tail_logits(handle, ids, clean, layer, d.reconstruct(k, setting)[0]))
         result.grid_components.append(k)
         result.grid_loss.append(losses[(k, key)])
 
@@ -275,7 +275,7 @@ def _basis(reduction: Reduction) -> tuple:
     return (reduction.centering, reduction.exclude_first, reduction.basis, reduction.seed)
 
 
-def _tail(handle: Any, ids: Any, clean: Run, layer: int, reduced: Any) -> Any:
+def tail_logits(handle: Any, ids: Any, clean: Run, layer: int, reduced: Any) -> Any:
     """Logits with block `layer` set to `reduced`, computing only the blocks after it."""
     hidden = reduced[None].to(block_hidden(clean.hidden[layer]).dtype)
     with replay_prefix(handle.blocks, clean.hidden, layer, hidden):
