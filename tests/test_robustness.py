@@ -762,6 +762,8 @@ def test_gui_bad_threshold_in_the_settings_file(qtbot, settings, stored):
     w = make_window(qtbot, settings)
     for box in (w.hidden_tab.form.threshold, w.sweep_tab.form.threshold, w.image_tab.variance):
         assert 0 < box.value() <= 100
+    if stored in ("nan", "1e400", "abc"):  # unreadable: the defaults, not a clamped extreme
+        assert (w.hidden_tab.form.threshold.value(), w.image_tab.variance.value()) == (95.0, 98.0)
     w.hidden_tab.form.reduction()  # a usable Reduction
     w.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -62,6 +63,11 @@ def _convert(raw: Any, kind: type[T]) -> T:
         if text in ("false", "0"):
             return False
         raise ValueError(text)
-    if kind in (int, float, str):
+    if kind is float:
+        value = float(raw)
+        if not math.isfinite(value):  # a NaN would be clamped to a spin box's maximum
+            raise ValueError(raw)
+        return value
+    if kind in (int, str):
         return kind(raw)
     raise TypeError(f"{type(raw).__name__} is not {kind.__name__}")
