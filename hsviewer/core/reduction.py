@@ -54,10 +54,6 @@ class Decomposition:
     vh: Any
     rows: slice  # the rows the basis was built from
 
-    @property
-    def rank(self) -> int:
-        return lowrank.numerical_rank(self.s, tuple(self.centered.data.shape))
-
     def components(self, reduction: Reduction) -> int:
         return lowrank.choose_components(self.s, reduction.threshold, reduction.components)
 
