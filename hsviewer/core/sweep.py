@@ -118,7 +118,8 @@ def layer_sweep(
     the layers done so far with cancelled=True. started(run label, empty result) comes
     after each run's clean pass, with its tokens and clean loss, before its first layer.
     batch: how many layers' tails run as one batched pass (method "prefix"); default 8 on
-    CUDA, 1 on the CPU, where batching saves nothing and one layer at a time keeps cancel and progress fine-grained.
+    CUDA, 1 on the CPU, where batching saves nothing and one layer at a time keeps
+    cancel and progress fine-grained.
     """
     reduction = reduction or Reduction()
     if method not in METHODS:
