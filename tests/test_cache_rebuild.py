@@ -1,22 +1,23 @@
 """A damaged model cache is rebuilt, never loaded half-way; the GGUF reader is replaced by a tiny model."""
 
 import json
+import shutil
 
 import pytest
 
 from hsviewer.core import gguf_cache, load_model
-from tests.tiny_models import make_tiny_model
 
 
 @pytest.fixture
-def fake_gguf(tmp_path, monkeypatch):
+def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
     """A .gguf path whose 'dequantisation' writes a tiny Llama and counts the builds."""
     gguf = tmp_path / "tiny.gguf"
     gguf.write_bytes(b"GGUF" + bytes(64))
     builds = []
 
     def build(path, folder, key):
-        make_tiny_model(folder, "llama")
+        # A copy of a model built on the main thread: the worker thread only does file I/O.
+        shutil.copytree(tiny_model_dir, folder)
         files = {p.name: p.stat().st_size for p in folder.iterdir()}
         (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": key, "files": files}))
         builds.append(folder)

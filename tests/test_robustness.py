@@ -37,7 +37,7 @@ from hsviewer.core import models as models_module
 from hsviewer.gui.main_window import MainWindow
 from hsviewer.gui.settings import Settings
 from tests.conftest import TEXT
-from tests.tiny_models import make_tiny_model, make_tokenizer
+from tests.tiny_models import make_tokenizer
 
 TIMEOUT_MS = 120_000  # generous: the check is that it ends, not how fast
 HOLD_S = 60.0  # a held worker gives up after this, so a broken test fails instead of hanging
@@ -421,14 +421,15 @@ def bad_models(tmp_path_factory, tiny_model_dir) -> dict[str, tuple[Path, str]]:
 
 
 @pytest.fixture
-def fake_gguf(tmp_path, monkeypatch):
+def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
     """The default model is a .gguf whose 'dequantisation' writes a tiny Llama (and counts the builds)."""
     gguf = tmp_path / "default.gguf"
     gguf.write_bytes(b"GGUF" + bytes(64))
     builds = []
 
     def build(path, folder, key):
-        make_tiny_model(folder, "llama")
+        # A copy of a model built on the main thread: the worker thread only does file I/O.
+        shutil.copytree(tiny_model_dir, folder)
         files = {p.name: p.stat().st_size for p in folder.iterdir()}
         (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": key, "files": files}))
         builds.append(folder)
