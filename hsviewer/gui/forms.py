@@ -11,6 +11,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QPushButton,
     QSpinBox,
+    QSplitter,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -119,3 +121,13 @@ class ModelPicker(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model file", "", "GGUF models (*.gguf)")
         if path:
             self.combo.setCurrentText(path)
+
+
+def inputs_beside_plots(owner: QWidget, inputs: QWidget, plots: QWidget, inputs_width: int) -> None:
+    """Lay out a tab: its inputs on the left, its plots taking the rest, with a movable divider."""
+    splitter = QSplitter()
+    splitter.addWidget(inputs)
+    splitter.addWidget(plots)
+    splitter.setStretchFactor(1, 1)
+    splitter.setSizes([inputs_width, 1600 - inputs_width])
+    QVBoxLayout(owner).addWidget(splitter)

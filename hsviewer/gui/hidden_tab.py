@@ -18,14 +18,12 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
-    QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
 from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import plots
-from hsviewer.gui.forms import ModelPicker, ReductionForm
+from hsviewer.gui.forms import ModelPicker, ReductionForm, inputs_beside_plots
 from hsviewer.gui.jobs import HiddenOutcome, JobFn, ModelInfo, hidden_job
 from hsviewer.gui.settings import Settings
 
@@ -50,12 +48,7 @@ class HiddenTab(QWidget):
         self.picker = ModelPicker(recent_models)
         self._build_inputs()
         self._build_plots()
-        splitter = QSplitter()
-        splitter.addWidget(self.inputs)
-        splitter.addWidget(self.graphics)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([330, 1270])
-        QVBoxLayout(self).addWidget(splitter)
+        inputs_beside_plots(self, self.inputs, self.graphics, 330)
 
     def _build_inputs(self) -> None:
         self.inputs = QWidget()

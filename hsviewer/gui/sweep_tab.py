@@ -15,15 +15,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.reduction import Reduction
 from hsviewer.gui import plots
-from hsviewer.gui.forms import ReductionForm
+from hsviewer.gui.forms import ReductionForm, inputs_beside_plots
 from hsviewer.gui.jobs import JobFn, SweepLayer, SweepStart, sweep_job
 from hsviewer.gui.settings import Settings
 
@@ -61,12 +59,7 @@ class SweepTab(QWidget):
         self.layer_names: list[str] = []
         self._build_inputs()
         self._build_plots()
-        splitter = QSplitter()
-        splitter.addWidget(self.inputs)
-        splitter.addWidget(self.graphics)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([300, 1300])
-        QVBoxLayout(self).addWidget(splitter)
+        inputs_beside_plots(self, self.inputs, self.graphics, 300)
 
     def _build_inputs(self) -> None:
         self.inputs = QWidget()
