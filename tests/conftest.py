@@ -43,3 +43,11 @@ def tiny_model(tiny_model_dir):
 @pytest.fixture
 def text():
     return TEXT
+
+
+def replace_file(path, data: bytes) -> None:
+    """A new file renamed over the old one, as damage between sessions leaves it: a loaded
+    model memory-maps its weights file, and writing into that mapping would corrupt it live."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from hsviewer.core import gguf_cache, load_model
+from tests.conftest import replace_file
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_garbled_weights_of_the_same_size_are_rebuilt(fake_gguf):
     gguf, builds = fake_gguf
     first = load_model(str(gguf), device="cpu")
     weights = builds[-1] / "model.safetensors"
-    weights.write_bytes(b"\xff" * weights.stat().st_size)
+    replace_file(weights, b"\xff" * weights.stat().st_size)
     again = load_model(str(gguf), device="cpu")
     assert len(builds) == 2
     assert again.n_layers == first.n_layers
@@ -48,7 +49,7 @@ def test_truncated_weights_are_rebuilt_before_loading(fake_gguf):
     gguf, builds = fake_gguf
     load_model(str(gguf), device="cpu")
     weights = builds[-1] / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:100])
+    replace_file(weights, weights.read_bytes()[:100])
     load_model(str(gguf), device="cpu")
     assert len(builds) == 2
 

@@ -36,7 +36,7 @@ from hsviewer.core import image as image_module
 from hsviewer.core import models as models_module
 from hsviewer.gui.main_window import MainWindow
 from hsviewer.gui.settings import Settings
-from tests.conftest import TEXT
+from tests.conftest import TEXT, replace_file
 from tests.tiny_models import make_tokenizer
 
 TIMEOUT_MS = 120_000  # generous: the check is that it ends, not how fast
@@ -441,11 +441,17 @@ def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
 
 
 def damage_cache(builds: list[Path], how: str) -> None:
+    """Damage the cache as a crash or a disk error between sessions would.
+
+    Damaged weights are a new file renamed over the old one: the loaded model still
+    memory-maps the old file, and writing into that mapping in place would corrupt the
+    live model under the app (a crash no user can cause).
+    """
     weights = builds[-1] / "model.safetensors"
     if how == "garbled":
-        weights.write_bytes(b"\xff" * weights.stat().st_size)
+        replace_file(weights, b"\xff" * weights.stat().st_size)
     elif how == "truncated":
-        weights.write_bytes(weights.read_bytes()[:100])
+        replace_file(weights, weights.read_bytes()[:100])
     elif how == "no-manifest":
         (builds[-1] / gguf_cache.MANIFEST).unlink()
     else:  # "no-config"
