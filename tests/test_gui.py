@@ -294,3 +294,23 @@ def test_screenshots_mode_saves_one_png_per_tab(tmp_path, tiny_model_dir, capfd)
     for name in ("image_svd.png", "hidden_state.png", "layer_sweep.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert "hsviewer ready" in capfd.readouterr().err
+
+
+def test_garbage_qt_objects_are_freed_on_the_gui_thread_not_a_worker(qtbot, window):
+    """A widget freed by a collection on a worker thread crashes the app, so only the GUI thread collects."""
+    import gc
+
+    from PySide6.QtCore import QObject
+
+    freed_in = []
+    gc.collect()
+    garbage = QObject()
+    garbage.cycle = garbage
+    garbage.destroyed.connect(lambda: freed_in.append(threading.current_thread()), Qt.ConnectionType.DirectConnection)
+    del garbage
+    kept = []  # live containers, enough to set off collections
+    worker = threading.Thread(target=lambda: kept.extend([] for _ in range(100_000)))
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: bool(freed_in), timeout=10_000)
+    assert freed_in == [threading.main_thread()]

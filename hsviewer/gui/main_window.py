@@ -78,10 +78,12 @@ class MainWindow(QMainWindow):
 
     def build_tabs(self) -> None:
         """Import pyqtgraph and the core, and build the three tabs in place of their placeholders."""
+        from hsviewer.gui.garbage import collect_on_gui_thread
         from hsviewer.gui.hidden_tab import HiddenTab
         from hsviewer.gui.image_tab import ImageTab
         from hsviewer.gui.sweep_tab import SweepTab
 
+        collect_on_gui_thread()  # jobs start only from the tabs, so before any worker allocates
         self.image_tab = ImageTab(self.submit)
         self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
         self.sweep_tab = SweepTab(self.submit, self.hidden_tab.text.toPlainText)
@@ -388,11 +390,13 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Save the settings, then stop both workers: a sweep stops after its current layer."""
         if not self._closed:
-            self.save_settings()
             self._closed = True
-            self.hide()  # gone at once, even while the workers finish their current step
-            self.model_worker.stop()
-            self.image_worker.stop()
+            try:
+                self.save_settings()
+            finally:  # a thread left running would abort the app when its QThread is freed
+                self.hide()  # gone at once, even while the workers finish their current step
+                self.model_worker.stop()
+                self.image_worker.stop()
         event.accept()
 
 
