@@ -385,7 +385,7 @@ class MainWindow(QMainWindow):
             self.image_tab.save_settings(s)
             self.hidden_tab.save_settings(s)
             self.sweep_tab.save_settings(s)
-        s.store.sync()
+        s.save()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Save the settings, then stop both workers: a sweep stops after its current layer."""

@@ -40,6 +40,16 @@ class Settings:
     def set(self, key: str, value: Any) -> None:
         self.store.setValue(key, value)
 
+    def save(self) -> bool:
+        """Write the settings now; False, with a warning in the log, when the file could not be
+        written (QSettings then leaves the old file whole)."""
+        self.store.sync()
+        status = self.store.status()
+        if status == QSettings.Status.NoError:
+            return True
+        log.warning("Could not save the settings to %s (%s)", self.store.fileName(), status.name)
+        return False
+
     def geometry(self) -> QByteArray:
         return self.get("window/geometry", QByteArray(), QByteArray)
 
