@@ -21,6 +21,7 @@ from hsviewer.core.errors import HsviewerError
 
 MANIFEST = "hsviewer-cache.json"
 FORMAT = 1
+BUILDING = ".building-"  # then "<pid>-<random>": the building process, a unique suffix
 
 
 def cache_root() -> Path:
@@ -47,6 +48,7 @@ def cached_folder(gguf: Path, report: Callable[[str], None], rebuild: bool = Fal
     """A from_pretrained-ready folder for the GGUF file, built if missing, damaged or asked to."""
     key = file_key(gguf)
     folder = cache_root() / "models" / f"{gguf.stem}-{key}"
+    remove_abandoned_builds(folder.parent)
     if not rebuild and is_complete(folder, key):
         return folder
     report(f"Preparing {gguf.name} once (dequantising, about 20-40 s)")
@@ -66,13 +68,24 @@ def is_complete(folder: Path, key: str) -> bool:
         return False
 
 
+def remove_abandoned_builds(models: Path) -> None:
+    """Delete the half-built folders of processes that ended mid-build (killed, or the app
+    closed during dequantisation): each is hundreds of MB that nothing else would remove."""
+    import psutil
+
+    for tmp in models.glob(f"{BUILDING}*"):
+        pid = tmp.name[len(BUILDING) :].split("-")[0]
+        if not pid.isdigit() or not psutil.pid_exists(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build(gguf: Path, folder: Path, key: str) -> None:
     import torch
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{BUILDING}{os.getpid()}-", dir=folder.parent))
     try:
         try:
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)

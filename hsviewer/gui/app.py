@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from hsviewer.gui.main_window import MainWindow
 
 log = logging.getLogger("hsviewer")
+CLOSE_WAIT_MS = 3000  # how long closing waits for the workers before the process ends anyway
 
 
 def main(argv: list[str] | None = None, screenshots: str | None = None, model: str | None = None) -> int:
@@ -48,9 +50,24 @@ def main(argv: list[str] | None = None, screenshots: str | None = None, model: s
     source = model or (None if screenshots else settings.get("model/last", "", str)) or "default"
     image = None if screenshots else settings.get("image/last", "", str)
     QTimer.singleShot(0, lambda: start(window, source, image, screenshots))
+    window.close_wait_ms = CLOSE_WAIT_MS
     code = app.exec()
     window.close()
+    if window.workers_running():
+        _exit_now(code)
     return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process while a worker finishes a step that cannot be interrupted (a first
+    dequantisation takes 20-40 s): the window is closed and the settings are saved, and a
+    half-built cache folder is removed at the next start."""
+    log.info("Exiting without waiting for the running step to finish")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    os._exit(code)
 
 
 def start(window: MainWindow, model: str, image: str | None, screenshots: str | None) -> None:

@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.ready_announced = False
         self._jobs: Counter[str] = Counter()
         self._closed = False
+        self.close_wait_ms: int | None = None  # None: closing waits for the workers however long
         self.image_tab: ImageTab | None = None
         self.hidden_tab: HiddenTab | None = None
         self.sweep_tab: SweepTab | None = None
@@ -157,6 +158,9 @@ class MainWindow(QMainWindow):
         self._jobs[name] += 1
         self._update_busy()
         worker.submit(name, job)
+
+    def workers_running(self) -> bool:
+        return self.model_worker.running() or self.image_worker.running()
 
     def busy(self) -> bool:
         return sum(self._jobs.values()) > 0
@@ -395,8 +399,8 @@ class MainWindow(QMainWindow):
                 self.save_settings()
             finally:  # a thread left running would abort the app when its QThread is freed
                 self.hide()  # gone at once, even while the workers finish their current step
-                self.model_worker.stop()
-                self.image_worker.stop()
+                self.model_worker.stop(self.close_wait_ms)
+                self.image_worker.stop(self.close_wait_ms)
         event.accept()
 
 

@@ -92,11 +92,15 @@ class Worker(QObject):
         """Stop the running job at its next check and skip the queued ones."""
         self.generation += 1
 
-    def stop(self) -> None:
-        """Cancel everything and wait for the thread to end (call from the GUI thread)."""
+    def stop(self, wait_ms: int | None = None) -> bool:
+        """Cancel everything and end the thread (call from the GUI thread). False when a step
+        that cannot be interrupted, such as a dequantisation, still runs after wait_ms."""
         self.cancel()
         self._thread.quit()
-        self._thread.wait()
+        return self._thread.wait() if wait_ms is None else self._thread.wait(wait_ms)
+
+    def running(self) -> bool:
+        return self._thread.isRunning()
 
     @Slot(object)
     def _run(self, job: Job) -> None:
