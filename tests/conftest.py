@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import tempfile
@@ -9,6 +10,7 @@ import pytest
 
 from tests.tiny_models import make_tiny_model
 
+LOAD_TIMEOUT_MS = 120_000  # generous: the check is that loading ends, not how fast
 TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
 
 
@@ -43,6 +45,83 @@ def tiny_model(tiny_model_dir):
 @pytest.fixture
 def text():
     return TEXT
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower).
+
+    A module asks for it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """Requests to the local test server go straight to it, whatever proxy the environment names."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
+    """The default model is a .gguf whose 'dequantisation' writes a tiny Llama (and counts the builds).
+
+    Returns the .gguf path and the list of folders built so far.
+    """
+    from hsviewer.core import gguf_cache
+    from hsviewer.core import models as models_module
+
+    gguf = tmp_path / "default.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(64))
+    builds = []
+
+    def build(path, folder, key):
+        # A copy of a model built on the main thread: the worker thread only does file I/O.
+        shutil.copytree(tiny_model_dir, folder)
+        files = {p.name: p.stat().st_size for p in folder.iterdir()}
+        (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": key, "files": files}))
+        builds.append(folder)
+
+    monkeypatch.setattr(gguf_cache, "build", build)
+    monkeypatch.setattr(models_module, "default_gguf_path", lambda: gguf)
+    monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
+    return gguf, builds
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """The app's settings in a fresh file of the test's own (a module may override this)."""
+    from PySide6.QtCore import QSettings
+
+    from hsviewer.gui.settings import Settings
+
+    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    """The real main window on `settings`, its error dialogs recorded in window.errors instead of shown."""
+    from tests.support import make_window
+
+    w = make_window(qtbot, settings)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def loaded(qtbot, window, tiny_model_dir):
+    """`window` with the tiny model loaded."""
+    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS):
+        window.load_model(str(tiny_model_dir))
+    return window
 
 
 def replace_file(path, data: bytes) -> None:

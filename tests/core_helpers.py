@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tests.tiny_models import make_tiny_model
 
@@ -57,16 +58,24 @@ def block_path(model, arch: str):
     return obj
 
 
-def smallest_k(s: np.ndarray, threshold: float) -> int:
-    """Smallest k whose cumulative percent of s**2 reaches the threshold, by a plain loop."""
+def smallest_k(s: np.ndarray, threshold: float, tolerance: float = 1e-9) -> int:
+    """Smallest k whose cumulative percent of s**2 reaches the threshold (less `tolerance`), by a plain loop."""
     s2 = np.asarray(s, dtype=np.float64) ** 2
     total = s2.sum()
     running = 0.0
     for k, value in enumerate(s2, start=1):
         running += value
-        if 100 * running / total >= threshold - 1e-9:
+        if 100 * running / total >= threshold - tolerance:
             return k
     return len(s2)
+
+
+def notebook_reconstruction(x: np.ndarray, k: int) -> np.ndarray:
+    """The notebook's loopless method: full SVD, a full-size Sigma with k values, U @ S @ Vh."""
+    u, s, vh = np.linalg.svd(x)
+    big_s = np.zeros_like(x)
+    big_s[:k, :k] = np.diag(s[:k])
+    return u @ big_s @ vh
 
 
 def reference_reduce(
@@ -96,6 +105,26 @@ def margin_ok(s: np.ndarray, threshold: float, margin: float = 1e-3) -> bool:
     """No cumulative percent lies within margin of the threshold, so float32 and float64 agree on k."""
     cum = 100 * np.cumsum(np.asarray(s, dtype=np.float64) ** 2) / np.sum(np.asarray(s, dtype=np.float64) ** 2)
     return bool(np.all(np.abs(cum - threshold) > margin))
+
+
+def run_with_block_output(handle, ids, layer: int, hidden: np.ndarray) -> tuple[np.ndarray, float]:
+    """Logits (T, V) and loss with block `layer`'s output replaced by `hidden` (T, D).
+
+    The notebook's way, by my own hook (not the core's): a full forward with a hook that puts
+    `hidden` in as the block's output, whether the block returns a tensor or a tuple.
+    """
+
+    def hook(module, args, output):
+        new = torch.as_tensor(hidden, dtype=torch.float32)[None]
+        return new if isinstance(output, torch.Tensor) else (new, *output[1:])
+
+    hook_handle = handle.blocks[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            out = handle.model(ids, labels=ids)
+    finally:
+        hook_handle.remove()
+    return out.logits[0].double().numpy(), float(out.loss)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -131,7 +160,9 @@ __all__ = [
     "kl_by_hand",
     "log_softmax",
     "margin_ok",
+    "notebook_reconstruction",
     "reference_reduce",
+    "run_with_block_output",
     "smallest_k",
     "tiny_folder",
     "tiny_handle",

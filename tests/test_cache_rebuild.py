@@ -1,31 +1,10 @@
-"""A damaged model cache is rebuilt, never loaded half-way; the GGUF reader is replaced by a tiny model."""
+"""A damaged model cache is rebuilt, never loaded half-way; the GGUF reader is replaced by a tiny model.
 
-import json
-import shutil
+`fake_gguf` (conftest.py) gives a .gguf path whose 'dequantisation' writes a tiny Llama and counts the builds.
+"""
 
-import pytest
-
-from hsviewer.core import gguf_cache, load_model
+from hsviewer.core import load_model
 from tests.conftest import replace_file
-
-
-@pytest.fixture
-def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
-    """A .gguf path whose 'dequantisation' writes a tiny Llama and counts the builds."""
-    gguf = tmp_path / "tiny.gguf"
-    gguf.write_bytes(b"GGUF" + bytes(64))
-    builds = []
-
-    def build(path, folder, key):
-        # A copy of a model built on the main thread: the worker thread only does file I/O.
-        shutil.copytree(tiny_model_dir, folder)
-        files = {p.name: p.stat().st_size for p in folder.iterdir()}
-        (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": key, "files": files}))
-        builds.append(folder)
-
-    monkeypatch.setattr(gguf_cache, "build", build)
-    monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
-    return gguf, builds
 
 
 def test_second_load_uses_the_cache(fake_gguf):

@@ -9,17 +9,17 @@ import pytest
 import torch
 
 from hsviewer.core import HsviewerError, Reduction, reduce_layer
-from tests.core_helpers import cross_entropy_by_hand, kl_by_hand, margin_ok, reference_reduce, tiny_handle
+from tests.core_helpers import (
+    cross_entropy_by_hand,
+    kl_by_hand,
+    margin_ok,
+    reference_reduce,
+    run_with_block_output,
+    tiny_handle,
+)
 from tests.tiny_models import ARCHITECTURES
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 LONG_TEXT = " ".join(["the museum of modern art in amsterdam is a building"] * 10)  # 100 tokens > 64
@@ -45,22 +45,6 @@ def clean_block_output(handle, ids, layer):
         finally:
             handle_.remove()
         return seen["hs"].double().numpy()
-
-
-def run_with_block_output(handle, ids, layer, hidden: np.ndarray):
-    """Logits (T, V) and loss with block `layer`'s output replaced by `hidden`, by my own hook."""
-
-    def hook(module, args, output):
-        new = torch.as_tensor(hidden, dtype=torch.float32)[None]
-        return new if isinstance(output, torch.Tensor) else (new, *output[1:])
-
-    handle_ = handle.blocks[layer].register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            out = handle.model(ids, labels=ids)
-    finally:
-        handle_.remove()
-    return out.logits[0].double().numpy(), float(out.loss)
 
 
 @pytest.fixture

@@ -9,14 +9,7 @@ from hsviewer.core.blocks import block_hidden, replace_hidden
 from hsviewer.core.hooks import capture_outputs, reduce_at, replay_prefix
 from tests.core_helpers import tiny_handle
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 IDS = torch.tensor([[2, 5, 7, 3, 11, 4, 9, 6]])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import math
@@ -17,6 +16,10 @@ from PIL import Image
 
 from hsviewer.core import HsviewerError, image_svd, load_image
 from hsviewer.core import image as image_module
+from tests.core_helpers import notebook_reconstruction
+from tests.support import local_server
+
+pytestmark = pytest.mark.usefixtures("no_proxy")  # the URL tests reach a local server directly
 
 TO_DICT_KEYS = {
     "shape",
@@ -53,13 +56,6 @@ def notebook_gray(path, factor: int) -> np.ndarray:
 def smallest_k(s: np.ndarray, threshold: float) -> int:
     cum = 100 * np.cumsum(s**2) / np.sum(s**2)
     return int(np.flatnonzero(cum >= threshold - 1e-9)[0]) + 1
-
-
-def notebook_reconstruction(x: np.ndarray, k: int) -> np.ndarray:
-    u, s, vh = np.linalg.svd(x)
-    big_s = np.zeros_like(x)
-    big_s[:k, :k] = np.diag(s[:k])
-    return u @ big_s @ vh
 
 
 # --- arrays -------------------------------------------------------------------------------------
@@ -316,32 +312,6 @@ def test_decompression_bomb_by_pil_limit(tmp_path, monkeypatch, limit):
 # --- URLs ---------------------------------------------------------------------------------------
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    png = b""
-
-    def do_GET(self):
-        if self.path == "/picture.png":
-            self._send(200, "image/png", self.png)
-        elif self.path == "/page.html":
-            self._send(200, "text/html; charset=utf-8", b"<html><body>hello</body></html>")
-        elif self.path == "/empty.png":
-            self._send(200, "image/png", b"")
-        elif self.path == "/octet":
-            self._send(200, "application/octet-stream", self.png)
-        else:
-            self._send(404, "text/plain", b"not found")
-
-    def _send(self, status, kind, body):
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def png_bytes() -> bytes:
     buf = io.BytesIO()
@@ -351,21 +321,14 @@ def png_bytes() -> bytes:
 
 @pytest.fixture(scope="module")
 def server(png_bytes):
-    handler = type("Handler", (_Handler,), {"png": png_bytes})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    routes = {
+        "/picture.png": ("image/png", png_bytes),
+        "/page.html": ("text/html; charset=utf-8", b"<html><body>hello</body></html>"),
+        "/empty.png": ("image/png", b""),
+        "/octet": ("application/octet-stream", png_bytes),
+    }
+    with local_server(routes) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/picture.png", "/octet"])

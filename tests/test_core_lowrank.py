@@ -10,6 +10,8 @@ import torch
 
 from hsviewer.core import HsviewerError, lowrank
 from hsviewer.core.reduction import Reduction, reduce_matrix
+from tests.core_helpers import notebook_reconstruction
+from tests.core_helpers import smallest_k as loop_smallest_k
 
 
 def notebook_rule(s: np.ndarray, threshold: float) -> int:
@@ -20,15 +22,8 @@ def notebook_rule(s: np.ndarray, threshold: float) -> int:
 
 
 def smallest_k(s: np.ndarray, threshold: float) -> int:
-    """The smallest k whose cumulative percent reaches the threshold, by a plain loop."""
-    s2 = np.asarray(s, dtype=np.float64) ** 2
-    total = s2.sum()
-    running = 0.0
-    for k, value in enumerate(s2, start=1):
-        running += value
-        if 100 * running / total >= threshold - 1e-12:
-            return k
-    return len(s2)
+    """The smallest k whose cumulative percent reaches the threshold, by a plain loop, with a 1e-12 slack."""
+    return loop_smallest_k(s, threshold, tolerance=1e-12)
 
 
 # s**2 = 50, 30, 15, 5: cumulative percent exactly 50, 80, 95, 100.
@@ -186,14 +181,6 @@ def test_bad_centering(bad):
 def test_bad_basis():
     with pytest.raises(HsviewerError, match="Basis"):
         Reduction(basis="bottom")
-
-
-def notebook_reconstruction(x: np.ndarray, k: int) -> np.ndarray:
-    """The notebook's loopless method: full SVD, a full-size Sigma with k values, U @ S @ Vh."""
-    u, s, vh = np.linalg.svd(x)
-    big_s = np.zeros_like(x)
-    big_s[:k, :k] = np.diag(s[:k])
-    return u @ big_s @ vh
 
 
 @pytest.mark.parametrize("shape", [(7, 5), (5, 7), (6, 6)])

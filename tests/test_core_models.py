@@ -13,14 +13,7 @@ from hsviewer.core.blocks import find_blocks
 from tests.core_helpers import LAYERS, block_path, tiny_folder
 from tests.tiny_models import ARCHITECTURES, make_tiny_model, make_tokenizer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

@@ -9,17 +9,10 @@ import pytest
 import torch
 
 from hsviewer.core import HsviewerError, Reduction, layer_sweep
-from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, tiny_handle
+from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, run_with_block_output, tiny_handle
 from tests.tiny_models import ARCHITECTURES
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
@@ -50,22 +43,6 @@ def clean_run(handle, ids):
         for h in handles:
             h.remove()
     return out.logits[0].double().numpy(), float(out.loss), outputs
-
-
-def run_with_block_output(handle, ids, layer, hidden):
-    """The notebook's way: a full forward with a hook that puts `hidden` in as block `layer`'s output."""
-
-    def hook(module, args, output):
-        new = torch.as_tensor(hidden, dtype=torch.float32)[None]
-        return new if isinstance(output, torch.Tensor) else (new, *output[1:])
-
-    h = handle.blocks[layer].register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            out = handle.model(ids, labels=ids)
-    finally:
-        h.remove()
-    return out.logits[0].double().numpy(), float(out.loss)
 
 
 def reference_sweep(handle, ids, threshold=THRESHOLD, exclude_first=False, components=None):

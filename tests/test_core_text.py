@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from hsviewer.core import HsviewerError, read_text_file
 from hsviewer.core.text import tokenize
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_utf8_file_is_read_and_stripped(tmp_path):

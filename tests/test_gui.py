@@ -9,39 +9,15 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from hsviewer.gui.main_window import MainWindow
-from hsviewer.gui.settings import Settings
 
 LOAD_TIMEOUT_MS = 120_000
 RUN_TIMEOUT_MS = 120_000
 
-
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    """A main window whose error dialogs are recorded in window.errors instead of shown."""
-    w = MainWindow(settings)
-    w.image_tab.downsample.setValue(1)
-    w.errors = []
-    w.show_error = w.errors.append
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def loaded(qtbot, window, tiny_model_dir):
-    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS):
-        window.load_model(str(tiny_model_dir))
-    return window
+# The fixtures `settings`, `window` (the real main window, errors recorded) and `loaded` are in conftest.py.
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import configparser
 import contextlib
-import http.server
 import io
 import json
 import resource
@@ -33,11 +32,13 @@ import hsviewer.core
 from hsviewer.cli import main as cli_main
 from hsviewer.core import gguf_cache
 from hsviewer.core import image as image_module
-from hsviewer.core import models as models_module
 from hsviewer.gui.main_window import MainWindow
 from hsviewer.gui.settings import Settings
 from tests.conftest import TEXT, replace_file
+from tests.support import local_server, make_window
 from tests.tiny_models import make_tokenizer
+
+pytestmark = pytest.mark.usefixtures("no_proxy")  # the URL tests reach a local server directly
 
 TIMEOUT_MS = 120_000  # generous: the check is that it ends, not how fast
 HOLD_S = 60.0  # a held worker gives up after this, so a broken test fails instead of hanging
@@ -215,14 +216,6 @@ def write_bad_image(folder: Path, kind: str) -> tuple[Path, str]:
 # --- fixtures --------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
 @pytest.fixture
 def settings_path(tmp_path) -> Path:
     return tmp_path / "settings" / "hsviewer.ini"
@@ -230,43 +223,15 @@ def settings_path(tmp_path) -> Path:
 
 @pytest.fixture
 def settings(settings_path):
+    """conftest's `settings` (and so `window` and `loaded`) on a file the tests here can find and damage."""
     return Settings(QSettings(str(settings_path), QSettings.Format.IniFormat))
-
-
-def make_window(qtbot, settings) -> MainWindow:
-    """The real main window, its error dialogs recorded in window.errors instead of shown."""
-    w = MainWindow(settings)
-    w.image_tab.downsample.setValue(1)
-    w.errors = []
-    w.show_error = w.errors.append
-    qtbot.addWidget(w)
-    w.show()
-    return w
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    w = make_window(qtbot, settings)
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def loaded(qtbot, window, tiny_model_dir):
-    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT_MS):
-        window.load_model(str(tiny_model_dir))
-    return window
 
 
 @pytest.fixture(scope="module")
 def shared_window(qapp, tmp_path_factory, tiny_model_dir):
     """One window with the tiny model loaded, shared by the tests that leave it idle (see `app`)."""
     path = tmp_path_factory.mktemp("shared-settings") / "hsviewer.ini"
-    w = MainWindow(Settings(QSettings(str(path), QSettings.Format.IniFormat)))
-    w.image_tab.downsample.setValue(1)
-    w.errors = []
-    w.show_error = w.errors.append
-    w.show()
+    w = make_window(None, Settings(QSettings(str(path), QSettings.Format.IniFormat)))
     w.load_model(str(tiny_model_dir))
     deadline = time.monotonic() + TIMEOUT_MS / 1000
     while (w.model_info is None or w.busy()) and time.monotonic() < deadline:
@@ -318,37 +283,14 @@ def big_photo(tmp_path_factory) -> Path:
     return path
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    png = b""
-
-    def do_GET(self):
-        if self.path == "/picture.png":
-            self._send(200, "image/png", self.png)
-        elif self.path == "/page.html":
-            self._send(200, "text/html; charset=utf-8", b"<html><body>Not a picture</body></html>")
-        else:
-            self._send(404, "text/plain", b"not found")
-
-    def _send(self, status, kind, body):
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    handler = type("Handler", (_Handler,), {"png": noise_png_bytes()})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    routes = {
+        "/picture.png": ("image/png", noise_png_bytes()),
+        "/page.html": ("text/html; charset=utf-8", b"<html><body>Not a picture</body></html>"),
+    }
+    with local_server(routes) as url:
+        yield url
 
 
 @pytest.fixture
@@ -418,26 +360,6 @@ def bad_models(tmp_path_factory, tiny_model_dir) -> dict[str, tuple[Path, str]]:
 
     out["missing-folder"] = (root / "no-such-model", "No model folder")
     return out
-
-
-@pytest.fixture
-def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
-    """The default model is a .gguf whose 'dequantisation' writes a tiny Llama (and counts the builds)."""
-    gguf = tmp_path / "default.gguf"
-    gguf.write_bytes(b"GGUF" + bytes(64))
-    builds = []
-
-    def build(path, folder, key):
-        # A copy of a model built on the main thread: the worker thread only does file I/O.
-        shutil.copytree(tiny_model_dir, folder)
-        files = {p.name: p.stat().st_size for p in folder.iterdir()}
-        (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": key, "files": files}))
-        builds.append(folder)
-
-    monkeypatch.setattr(gguf_cache, "build", build)
-    monkeypatch.setattr(models_module, "default_gguf_path", lambda: gguf)
-    monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
-    return gguf, builds
 
 
 def damage_cache(builds: list[Path], how: str) -> None:
@@ -982,7 +904,7 @@ def test_gui_failed_export_leaves_the_old_file(qtbot, window, tmp_path, good_ima
     assert files_in(folder) <= {target.name, "sub.json"}
 
 
-def test_settings_written_whole_or_not_at_all(qtbot, settings, settings_path):
+def test_settings_written_whole_or_not_at_all(qtbot, settings, settings_path, caplog):
     first = make_window(qtbot, settings)
     first.hidden_tab.form.threshold.setValue(90.0)
     first.sweep_tab.grid_field.setText("80,90")
@@ -993,6 +915,7 @@ def test_settings_written_whole_or_not_at_all(qtbot, settings, settings_path):
     second.sweep_tab.grid_field.setText("1,2,3")
     with disk_full(limit=16):
         second.close()  # saving fails half-way
+    assert "Could not save the settings" in caplog.text  # in the log, not silently lost
     assert settings_path.read_bytes() == before
     assert files_in(settings_path.parent) == {settings_path.name}
     # The old file is whole and readable (a fresh QSettings in this process would share the unsaved cache).
