@@ -86,6 +86,17 @@ def test_k_slider_changes_the_reconstruction(qtbot, window, image_file):
     assert "k = 20 of 48" in tab.info.text()
 
 
+def test_zooming_one_image_zooms_its_neighbours(qtbot, window, image_file):
+    with wait_job(qtbot, window, "image"):
+        window.open_image(str(image_file))
+    tab = window.image_tab
+    tab.reconstruction.plot.getViewBox().setRange(xRange=(10, 20), yRange=(5, 15), padding=0)
+    for heatmap in (tab.original, tab.residual):
+        (x0, x1), (y0, y1) = heatmap.plot.getViewBox().viewRange()
+        assert x0 <= 10 < 20 <= x1 and y0 <= 5 < 15 <= y1  # the same cells, whatever the panel's aspect
+        assert x1 - x0 < 30 and y1 - y0 < 30  # zoomed in from the whole 64 x 48 image
+
+
 def test_variance_field_sets_k(qtbot, window, image_file):
     from hsviewer.core.lowrank import components_for_threshold
 

@@ -99,6 +99,7 @@ class HiddenTab(QWidget):
         self.difference = plots.Heatmap(top, "Difference", HIDDEN_MAP, col=2, **common)
         self.heatmaps = {"Original": self.original, "Reconstruction": self.reconstructed, "Difference": self.difference}
         plots.link_levels(list(self.heatmaps.values()))
+        plots.link_views(list(self.heatmaps.values()))
         for name, heatmap in self.heatmaps.items():
             heatmap.describe = self._describer(name)
             if heatmap is not self.original:

@@ -90,6 +90,7 @@ class ImageTab(QWidget):
         self.reconstruction = plots.Heatmap(top, "Reconstruction", GRAY, "column", "row", col=1)
         self.residual = plots.Heatmap(top, "Residual (original − reconstruction)", "CET-D1", "column", "row", col=2)
         plots.link_levels([self.original, self.reconstruction])
+        plots.link_views([self.original, self.reconstruction, self.residual])
         self.u = plots.Heatmap(middle, "U", SIGNED, "component", "row", col=0)
         self.sigma = plots.Heatmap(middle, "Σ", "viridis", "component", "component", col=1)
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "column", "component", col=2)

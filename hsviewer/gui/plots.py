@@ -152,6 +152,14 @@ class Heatmap:
             self.describe(row, col, self.value(row, col))
 
 
+def link_views(heatmaps: Sequence[Heatmap]) -> None:
+    """Zooming or panning one map moves the others, so the same cells stay side by side."""
+    first = heatmaps[0].plot
+    for heatmap in heatmaps[1:]:
+        heatmap.plot.setXLink(first)
+        heatmap.plot.setYLink(first)
+
+
 def link_levels(heatmaps: Sequence[Heatmap]) -> None:
     """Dragging any one colour bar moves the others: the maps keep shared levels."""
     bars = [h.bar for h in heatmaps if h.bar is not None]
