@@ -89,12 +89,14 @@ def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None
     k = dec.components(reduction)
     reconstruction, kept = dec.reconstruct(k, reduction)
 
-    def reducer(hidden: Any) -> Any:
-        return decompose(hidden.float(), reduction).reconstruct(k, reduction)[0]
-
     import torch
 
-    with torch.no_grad(), reduce_at(handle.blocks[layer], reducer), capture_outputs(handle.blocks) as reduced:
+    # Blocks 0..layer run as in the clean pass, so the hook meets `hs` again: put in its reconstruction.
+    with (
+        torch.no_grad(),
+        reduce_at(handle.blocks[layer], lambda hidden: reconstruction),
+        capture_outputs(handle.blocks) as reduced,
+    ):
         logits = handle.model(tokens.ids, use_cache=False).logits[0].float()
     norms = [float(torch.linalg.norm(row(reduced[i]) - row(clean.hidden[i]))) for i in range(handle.n_layers)]
     reference = Reference(clean.logits, tokens.ids)
