@@ -139,7 +139,7 @@ def test_hidden_state_tab_draws_every_panel(qtbot, loaded):
     tab.layer.setValue(1)
     with wait_job(qtbot, loaded, "hidden"):
         tab.run()
-    r = tab.outcome.result
+    r = tab.result
     assert r.layer == 1
     tokens = len(r.tokens)
     for heatmap in (tab.original, tab.reconstructed, tab.difference):
@@ -149,7 +149,7 @@ def test_hidden_state_tab_draws_every_panel(qtbot, loaded):
     _, y = tab.norm_curve.getData()
     np.testing.assert_allclose(y, r.diff_norms)
     assert tab.layer_line.value() == 1
-    assert f"r = {tab.outcome.correlation:.5f}" in tab.scatter.titleLabel.text
+    assert f"r = {tab.result.correlation:.5f}" in tab.scatter.titleLabel.text
     assert tab.original.plot.getAxis("left").labels[0] == r.tokens[0].strip()
     text = tab.hover_text("Original", 2, 5, 0.25)
     assert text.startswith("Original: layer 1, token 2") and repr(r.tokens[2]) in text

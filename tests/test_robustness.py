@@ -510,7 +510,7 @@ def test_gui_bad_model_keeps_the_loaded_one(qtbot, app, bad_models, tiny_model_d
     assert app.settings.recent_models() == recent
     with wait_job(qtbot, app, "hidden"):
         app.hidden_tab.run_button.click()
-    assert app.hidden_tab.outcome.result.n_layers == 3
+    assert app.hidden_tab.result.n_layers == 3
     if kind == "garbage-gguf":
         assert not list(gguf_cache.cache_root().glob("models/.building-*"))  # no half-built cache left
 
@@ -597,7 +597,7 @@ def test_gui_text_longer_than_the_context_is_cut_with_a_notice(qtbot, app, tab):
     if tab == "hidden":
         with wait_job(qtbot, app, "hidden"):
             app.hidden_tab.run_button.click()
-        result = app.hidden_tab.outcome.result
+        result = app.hidden_tab.result
         assert "only the first 64" in app.hidden_tab.summary.text()
     else:
         with wait_job(qtbot, app, "sweep"):
@@ -663,7 +663,7 @@ def test_gui_threshold_100_runs(qtbot, app, tab):
     button = app.hidden_tab.run_button if tab == "hidden" else app.sweep_tab.run_button
     with wait_job(qtbot, app, tab):
         button.click()
-    result = app.hidden_tab.outcome.result if tab == "hidden" else app.sweep_tab.result.layers[0]
+    result = app.hidden_tab.result if tab == "hidden" else app.sweep_tab.result.layers[0]
     assert result.variance_kept == pytest.approx(100.0, abs=1e-6)
     assert app.errors == []
 
@@ -745,7 +745,7 @@ def test_second_run_while_a_sweep_is_going_is_queued(qtbot, loaded, good_image):
     qtbot.waitUntil(lambda: not loaded.busy(), timeout=TIMEOUT_MS)
     assert finished == ["image", "sweep", "sweep", "hidden"]
     assert not loaded.sweep_tab.result.cancelled and len(loaded.sweep_tab.result.layers) == 3
-    assert loaded.hidden_tab.outcome is not None
+    assert loaded.hidden_tab.result is not None
     assert loaded.errors == [] and loaded.status.text() == "Ready"
 
 

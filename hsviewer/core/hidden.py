@@ -36,23 +36,14 @@ class HiddenReduction:
     loss: float
     logit_diff_norm: float
     kl_divergence: float
+    correlation: float  # of original and reconstruction values
+    rank_original: int
+    rank_reconstruction: int
     warnings: list[str] = field(default_factory=list)
 
     @property
     def difference(self) -> np.ndarray:
         return self.original - self.reconstruction
-
-    @property
-    def correlation(self) -> float:
-        return float(np.corrcoef(self.original.ravel(), self.reconstruction.ravel())[0, 1])
-
-    @property
-    def rank_original(self) -> int:
-        return int(np.linalg.matrix_rank(self.original))
-
-    @property
-    def rank_reconstruction(self) -> int:
-        return int(np.linalg.matrix_rank(self.reconstruction))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,14 +92,15 @@ def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None
     norms = [float(torch.linalg.norm(row(reduced[i]) - row(clean.hidden[i]))) for i in range(handle.n_layers)]
     reference = Reference(clean.logits, tokens.ids)
     metrics = reference.compare(logits)
+    original, reconstructed = _np(hs), _np(reconstruction)
     return HiddenReduction(
         handle.name,
         tokens.strings,
         layer,
         handle.n_layers,
         reduction,
-        _np(hs),
-        _np(reconstruction),
+        original,
+        reconstructed,
         _np(dec.u),
         _np(dec.s),
         _np(dec.vh),
@@ -119,6 +111,9 @@ def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None
         metrics.loss,
         metrics.logit_diff_norm,
         metrics.kl_divergence,
+        float(np.corrcoef(original.ravel(), reconstructed.ravel())[0, 1]),
+        int(np.linalg.matrix_rank(original)),  # an SVD each: here, on the caller's (worker) thread
+        int(np.linalg.matrix_rank(reconstructed)),
         tokens.warnings,
     )
 

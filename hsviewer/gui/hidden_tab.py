@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import plots
 from hsviewer.gui.forms import ModelPicker, ReductionForm, inputs_beside_plots
-from hsviewer.gui.jobs import HiddenOutcome, JobFn, ModelInfo, hidden_job
+from hsviewer.gui.jobs import JobFn, ModelInfo, hidden_job
 from hsviewer.gui.settings import Settings
 
 HIDDEN_MAP = "turbo"  # the notebook's 'rainbow'
@@ -43,7 +43,7 @@ class HiddenTab(QWidget):
     ) -> None:
         super().__init__(parent)
         self._submit = submit
-        self.outcome: HiddenOutcome | None = None
+        self.result: Any = None  # the last HiddenReduction
         self.model: ModelInfo | None = None
         self.picker = ModelPicker(recent_models)
         self._build_inputs()
@@ -169,17 +169,16 @@ class HiddenTab(QWidget):
         self.summary.setText(f"Reducing layer {self.layer.value()}…")
         self._submit("hidden", hidden_job(self.text.toPlainText(), self.layer.value(), reduction))
 
-    def show_result(self, outcome: HiddenOutcome) -> None:
+    def show_result(self, r: Any) -> None:
         """Draw every panel from one reduce_layer result (from the worker)."""
-        self.outcome = outcome
-        r = outcome.result
+        self.result = r
         levels = plots.symmetric_levels(r.original, percentile=HEATMAP_PERCENTILE)
         self.original.set_data(r.original, levels, r.tokens)
         self.reconstructed.set_data(r.reconstruction, levels, r.tokens)
         self.difference.set_data(r.difference, levels, r.tokens)
         plots.set_title(self.original.plot, f"Original HS (layer {r.layer})")
         plots.set_title(self.reconstructed.plot, f"Reconstruction (r={r.components}, {r.variance_kept:.2f}% var.)")
-        self._draw_scatter(r.original, r.reconstruction, outcome.correlation)
+        self._draw_scatter(r.original, r.reconstruction, r.correlation)
         self.u.set_data(r.u, plots.symmetric_levels(r.u, percentile=95), r.tokens)
         self.sigma.set_data(np.diag(r.s), (0.0, float(np.percentile(r.s, 90)) or 1.0))
         self.vh.set_data(r.vh, plots.symmetric_levels(r.vh, percentile=95))
@@ -189,7 +188,7 @@ class HiddenTab(QWidget):
         self.norm_curve.setData(np.arange(r.n_layers), r.diff_norms)
         self.layer_line.setValue(r.layer)
         plots.set_title(self.norms, f"Reduction at layer {r.layer} applied in the forward pass")
-        self.summary.setText(self._summary(outcome))
+        self.summary.setText(self._summary(r))
 
     def _draw_scatter(self, original: np.ndarray, reconstruction: np.ndarray, correlation: float) -> None:
         x = original.ravel()[::SCATTER_STEP]
@@ -198,14 +197,13 @@ class HiddenTab(QWidget):
         plots.set_title(self.scatter, f"r = {correlation:.5f}")
 
     @staticmethod
-    def _summary(outcome: HiddenOutcome) -> str:
-        r = outcome.result
+    def _summary(r: Any) -> str:
         lines = [
             f"Layer {r.layer}: {len(r.tokens)} tokens × {r.original.shape[1]} dimensions",
             f"Kept {r.components} of {len(r.s)} components ({r.variance_kept:.2f}% of variance, {r.reduction.centering}"
             " centering)",
-            f"Rank: original {outcome.rank_original}, reconstruction {outcome.rank_reconstruction}",
-            f"Correlation r = {outcome.correlation:.5f}",
+            f"Rank: original {r.rank_original}, reconstruction {r.rank_reconstruction}",
+            f"Correlation r = {r.correlation:.5f}",
             f"Loss: clean {r.clean_loss:.4f}, reduced {r.loss:.4f}; KL {r.kl_divergence:.4g} nats",
         ]
         return "<br>".join(lines + [f"<i>{w}</i>" for w in r.warnings])
@@ -217,7 +215,7 @@ class HiddenTab(QWidget):
         return describe
 
     def hover_text(self, name: str, row: int, col: int, value: float) -> str:
-        r = self.outcome.result if self.outcome else None
+        r = self.result
         token = repr(r.tokens[row]) if r and row < len(r.tokens) else "?"
         layer = r.layer if r else "?"
         return f"{name}: layer {layer}, token {row} {token}, dimension {col}: {value:.4g}"

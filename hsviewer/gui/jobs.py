@@ -34,16 +34,6 @@ class ImageResult:
 
 
 @dataclass
-class HiddenOutcome:
-    """A HiddenReduction with the numbers that cost an SVD each, computed off the GUI thread."""
-
-    result: Any  # hsviewer.core.HiddenReduction
-    rank_original: int
-    rank_reconstruction: int
-    correlation: float
-
-
-@dataclass
 class SweepStart:
     """Sent before the first layer so the panels can be laid out and the clean loss drawn."""
 
@@ -93,13 +83,12 @@ def image_job(source: str, downsample: int, variance: float) -> JobFn:
 
 
 def hidden_job(text: str, layer: int, reduction: Any) -> JobFn:
-    def run(ctx: JobContext) -> HiddenOutcome:
+    def run(ctx: JobContext) -> Any:
         from hsviewer.core import reduce_layer
 
         handle = ctx.model
         ctx.progress(0, 0, f"Reducing layer {layer} and applying it in the forward pass")
-        result = reduce_layer(handle, text, layer, reduction)
-        return HiddenOutcome(result, result.rank_original, result.rank_reconstruction, result.correlation)
+        return reduce_layer(handle, text, layer, reduction)
 
     return run
 

@@ -334,8 +334,8 @@ class MainWindow(QMainWindow):
         tab = self.tabs.currentWidget()
         if tab is self.image_tab and tab.result is not None:
             export.write_data(path, tab.result.svd, export.image_rows(tab.result.svd))
-        elif tab is self.hidden_tab and tab.outcome is not None:
-            export.write_data(path, tab.outcome.result, export.hidden_rows(tab.outcome.result))
+        elif tab is self.hidden_tab and tab.result is not None:
+            export.write_data(path, tab.result, export.hidden_rows(tab.result))
         elif tab is self.sweep_tab and tab.result is not None:
             export.write_data(path, tab.result, export.sweep_rows(tab.result))
         else:
