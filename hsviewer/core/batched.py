@@ -33,7 +33,7 @@ def _replay_rows(
 ) -> Iterator[None]:
     first, n = min(layers), len(layers)
     expanded = {j: replace_hidden(clean[j], block_hidden(clean[j]).expand(n, -1, -1)) for j in range(first + 1)}
-    start = _rows(clean[first], first, layers, reduced, block_hidden(clean[first]).expand(n, -1, -1).clone())
+    start = _rows(clean[first], first, layers, reduced, block_hidden(clean[first]).expand(n, -1, -1))
     with ExitStack() as stack:
         stack.enter_context(replay_prefix(blocks, expanded, first, start))
         for j in range(first + 1, max(layers) + 1):
