@@ -7,7 +7,8 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +61,28 @@ def write_csv(path: str | Path, rows: Iterable[Sequence[Any]]) -> Path:
     return write_text(path, buffer.getvalue())
 
 
-def write_data(path: str | Path, result: Any, rows: list[list[Any]]) -> Path:
-    """result.to_dict() as .json, or the rows as .csv, by the path's suffix."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".json", ".csv"):
-        raise HsviewerError(f"Data is exported as .json or .csv, not {suffix or 'a file without a suffix'}.")
+def export_suffix(path: str | Path, allowed: Sequence[str], what: str) -> str:
+    """The path's suffix, or a plain error naming the ones `what` is exported as."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in allowed:
+        raise HsviewerError(f"{what} is exported as {' or '.join(allowed)}, not {suffix or 'a file without a suffix'}.")
+    return suffix
+
+
+@contextmanager
+def plain_write_errors(path: str | Path) -> Iterator[None]:
+    """An OSError while writing path becomes one message for the user."""
     try:
-        return write_json(path, result.to_dict()) if suffix == ".json" else write_csv(path, rows)
+        yield
     except OSError as e:
         raise HsviewerError(f"Could not write {path}: {e.strerror or e}.") from None
+
+
+def write_data(path: str | Path, result: Any, rows: list[list[Any]]) -> Path:
+    """result.to_dict() as .json, or the rows as .csv, by the path's suffix."""
+    suffix = export_suffix(path, (".json", ".csv"), "Data")
+    with plain_write_errors(path):
+        return write_json(path, result.to_dict()) if suffix == ".json" else write_csv(path, rows)
 
 
 def image_rows(svd: Any) -> list[list[Any]]:

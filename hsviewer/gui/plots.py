@@ -236,11 +236,9 @@ def export_figure(item: Any, path: str | Path) -> None:
     """
     from pyqtgraph import exporters
 
-    from hsviewer.export import write_atomic
+    from hsviewer.export import export_suffix, plain_write_errors, write_atomic
 
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".png", ".svg"):
-        raise HsviewerError(f"A figure is exported as .png or .svg, not {suffix or 'a file without a suffix'}.")
+    suffix = export_suffix(path, (".png", ".svg"), "A figure")
 
     def write(tmp: Path) -> None:
         if suffix == ".png":
@@ -254,10 +252,8 @@ def export_figure(item: Any, path: str | Path) -> None:
         if not tmp.read_bytes().rstrip().endswith(b"</svg>"):  # Qt's SVG generator reports no write errors
             raise OSError(f"Qt could not save {path}")
 
-    try:
+    with plain_write_errors(path):
         write_atomic(path, write)
-    except OSError as e:
-        raise HsviewerError(f"Could not write {path}: {e.strerror or e}.") from None
     if not Path(path).is_file():
         raise HsviewerError(f"Could not write {path}.")
 
