@@ -21,7 +21,7 @@ import numpy as np
 from hsviewer.resources import default_image
 
 LOAD_SCRIPT = """
-import json, time, resource
+import json, time
 t0 = time.perf_counter()
 import torch, transformers
 t1 = time.perf_counter()
