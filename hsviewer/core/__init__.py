@@ -1,26 +1,53 @@
-"""The Qt-free core: every number hsviewer shows is computed here."""
+"""The Qt-free core: every number hsviewer shows is computed here.
 
-from hsviewer.core.errors import HsviewerError
-from hsviewer.core.hidden import HiddenReduction, reduce_layer
-from hsviewer.core.image import ImageSVD, image_svd, load_image
-from hsviewer.core.models import DEFAULT_MODEL, ModelHandle, load_model
-from hsviewer.core.reduction import Reduction
-from hsviewer.core.sweep import LayerResult, SweepResult, layer_sweep
-from hsviewer.core.text import read_text_file
+Names are exported lazily (PEP 562): `import hsviewer.core` stays cheap, and the modules
+themselves import torch at the top, where their annotations need it.
+"""
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "HiddenReduction",
-    "HsviewerError",
-    "ImageSVD",
-    "LayerResult",
-    "ModelHandle",
-    "Reduction",
-    "SweepResult",
-    "image_svd",
-    "layer_sweep",
-    "load_image",
-    "load_model",
-    "read_text_file",
-    "reduce_layer",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DEFAULT_MODEL": "models",
+    "HiddenReduction": "hidden",
+    "HsviewerError": "errors",
+    "ImageSVD": "image",
+    "LayerResult": "sweep",
+    "ModelHandle": "models",
+    "Reduction": "reduction",
+    "SweepResult": "sweep",
+    "image_svd": "image",
+    "iter_sweep": "sweep",
+    "layer_sweep": "sweep",
+    "load_image": "image",
+    "load_model": "models",
+    "read_text_file": "text",
+    "reduce_layer": "hidden",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:
+    from hsviewer.core.errors import HsviewerError
+    from hsviewer.core.hidden import HiddenReduction, reduce_layer
+    from hsviewer.core.image import ImageSVD, image_svd, load_image
+    from hsviewer.core.models import DEFAULT_MODEL, ModelHandle, load_model
+    from hsviewer.core.reduction import Reduction
+    from hsviewer.core.sweep import LayerResult, SweepResult, iter_sweep, layer_sweep
+    from hsviewer.core.text import read_text_file
