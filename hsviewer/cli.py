@@ -126,8 +126,27 @@ def _load(args: argparse.Namespace) -> Any:
         device=args.device,
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
-        progress=lambda message: print(message, file=sys.stderr),
+        on_event=_ProgressPrinter(),
     )
+
+
+class _ProgressPrinter:
+    """On stderr: each step a line; a run's layers counted on one line, ended by whatever comes next."""
+
+    def __init__(self) -> None:
+        self.counting = False
+
+    def __call__(self, event: Any) -> None:
+        from hsviewer.core.events import Progress
+        from hsviewer.core.sweep_results import LayerDone
+
+        if isinstance(event, LayerDone):
+            print(f"\r{event.label or 'sweep'}: {event.done}/{event.total}", end="", file=sys.stderr, flush=True)
+        elif self.counting:
+            print(file=sys.stderr)
+        if isinstance(event, Progress):
+            print(event.message, file=sys.stderr)
+        self.counting = isinstance(event, LayerDone)
 
 
 def _run_gui(args: argparse.Namespace) -> int:
@@ -179,19 +198,16 @@ def _run_reduce(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from hsviewer.core import layer_sweep
+    from hsviewer.core import iter_sweep
+    from hsviewer.core.events import run_to_end
     from hsviewer.export import sweep_rows, write_csv, write_json
 
     reduction, text = _reduction(args), _text(args)
     grid = _grid(args.grid, reduction)
     controls = [c.strip() for c in args.controls.split(",") if c.strip()] if args.controls else []
     handle = _load(args)
-
-    def progress(done: int, total: int, label: str, layer: Any) -> None:
-        print(f"\r{label or 'sweep'}: {done}/{total}", end="", file=sys.stderr, flush=True)
-
-    result = layer_sweep(handle, text, reduction, args.method, grid, controls, progress)
-    print(file=sys.stderr)
+    events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=controls)
+    result = run_to_end(events, _ProgressPrinter())
     _print_warnings(result.warnings)
     data = result.to_dict()
     write_json(args.out, data)

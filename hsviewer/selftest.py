@@ -15,7 +15,7 @@ def selftest() -> int:
         f"image SVD: {default_image().name} {image.image.shape[0]} x {image.image.shape[1]}, rank {image.rank}, "
         f"{image.components} components keep {image.variance_kept():.2f}%"
     )
-    handle = load_model("default", progress=print)
+    handle = load_model("default", on_event=_print_step)
     for layer in (0, handle.n_layers // 2):
         r = reduce_layer(handle, default_text(), layer, Reduction(95.0))
         print(
@@ -24,3 +24,10 @@ def selftest() -> int:
         )
     print(f"selftest passed in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _print_step(event: object) -> None:
+    from hsviewer.core.events import Progress
+
+    if isinstance(event, Progress):
+        print(event.message)

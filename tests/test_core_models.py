@@ -22,7 +22,7 @@ def test_load_every_architecture(arch):
 
     folder = tiny_folder(arch)
     messages = []
-    handle = load_model(str(folder), device="cpu", progress=messages.append)
+    handle = load_model(str(folder), device="cpu", on_event=lambda e: messages.append(getattr(e, "message", "")))
     assert handle.n_layers == LAYERS[arch]
     expected = list(block_path(handle.model, arch))
     assert len(expected) == LAYERS[arch]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hsviewer.core import HsviewerError, Reduction, layer_sweep
+from hsviewer.core import HsviewerError, Reduction, iter_sweep, layer_sweep
+from hsviewer.core.sweep import LayerDone, RunStarted, SweepCollector
 from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, run_with_block_output, tiny_handle
 from tests.tiny_models import ARCHITECTURES
 
@@ -284,69 +285,86 @@ def test_shuffled_control(with_controls):
 # --- progress, cancel, output -------------------------------------------------------------------
 
 
-def test_progress(tiny_model, text):
-    calls = []
-    layer_sweep(tiny_model, text, progress=lambda done, total, label, r: calls.append((done, total, label, r.layer)))
-    assert calls == [(1, 3, "", 0), (2, 3, "", 1), (3, 3, "", 2)]
+def layer_events(events):
+    return [(e.done, e.total, e.label, e.result.layer) for e in events if isinstance(e, LayerDone)]
 
 
-def test_progress_with_controls(tiny_model, text):
-    calls = []
-    result = layer_sweep(
-        tiny_model,
-        text,
-        controls=("random", "shuffled"),
-        progress=lambda done, total, label, r: calls.append((done, total, label, r.layer)),
-    )
+def test_events(tiny_model, text):
+    events = list(iter_sweep(tiny_model, text))
+    assert [type(e).__name__ for e in events] == ["Progress", "RunStarted", *["LayerDone"] * 3, "Finished"]
+    assert layer_events(events) == [(1, 3, "", 0), (2, 3, "", 1), (3, 3, "", 2)]
+    started, finished = events[1], events[-1]
+    assert started.run.layers == [] and started.runs == [""]
+    assert started.hidden_size == tiny_model.model.config.hidden_size
+    assert started.run.clean_loss == finished.result.clean_loss
+    assert finished.result.layers == [e.result for e in events if isinstance(e, LayerDone)]
+
+
+def test_iter_sweep_layers_equal_layer_sweep(tiny_model, text):
+    events = list(iter_sweep(tiny_model, text, Reduction(90.0)))
+    plain = layer_sweep(tiny_model, text, Reduction(90.0))
+    layers = [e.result for e in events if isinstance(e, LayerDone)]
+    assert len(layers) == tiny_model.n_layers
+    assert [r.to_dict() for r in layers] == [r.to_dict() for r in plain.layers]
+
+
+def test_events_with_controls(tiny_model, text):
+    events = list(iter_sweep(tiny_model, text, controls=("random", "shuffled")))
+    calls = layer_events(events)
     assert [c[0] for c in calls] == list(range(1, 10))
     assert {c[1] for c in calls} == {9}
     assert [c[2] for c in calls] == [""] * 3 + ["random"] * 3 + ["shuffled"] * 3
     assert [c[3] for c in calls] == [0, 1, 2] * 3
+    assert [e.label for e in events if isinstance(e, RunStarted)] == ["", "random", "shuffled"]
+    result = events[-1].result
     assert len(result.layers) == 3
+    assert [len(c.layers) for c in result.controls.values()] == [3, 3]
 
 
-def cancel_after(n):
-    calls = []
+def stop_after_layers(events, n):
+    """Iterate as the GUI's worker does and stop after n layer events; the collector's partial result."""
+    collector = SweepCollector()
+    seen = 0
+    for event in events:
+        collector.add(event)
+        seen += isinstance(event, LayerDone)
+        if seen == n:
+            events.close()
+            break
+    return collector.cancelled()
 
-    def cancel():
-        calls.append(1)
-        return len(calls) > n
 
-    return cancel, calls
-
-
-def test_cancel_between_layers(tiny_model, text):
-    cancel, calls = cancel_after(2)
-    progress = []
-    result = layer_sweep(tiny_model, text, cancel=cancel, progress=lambda *a: progress.append(a[0]))
+def test_stopping_keeps_the_layers_done(tiny_model, text):
+    result = stop_after_layers(iter_sweep(tiny_model, text), 2)
     assert result.cancelled
     assert [r.layer for r in result.layers] == [0, 1]
-    assert progress == [1, 2]
-    assert len(calls) == 3  # asked before layers 0, 1 and 2; the third answer stopped it
     assert result.to_dict()["cancelled"] is True
     full = layer_sweep(tiny_model, text)
     assert [r.loss for r in result.layers] == [r.loss for r in full.layers[:2]]
     assert not full.cancelled
 
 
+def test_cancel_is_asked_after_every_event(tiny_model, text):
+    answers = iter([False, False, False, True])  # Progress, RunStarted, layer 0, layer 1
+    result = layer_sweep(tiny_model, text, cancel=lambda: next(answers))
+    assert result.cancelled
+    assert [r.layer for r in result.layers] == [0, 1]
+
+
 def test_cancel_before_anything(tiny_model, text):
-    result = layer_sweep(tiny_model, text, controls=("random",), cancel=lambda: True)
+    with pytest.raises(HsviewerError, match="before its first layer"):
+        layer_sweep(tiny_model, text, controls=("random",), cancel=lambda: True)
+    result = layer_sweep(tiny_model, text, controls=("random",), cancel=iter([False, True]).__next__)
     assert result.cancelled
     assert result.layers == []
-    assert all(c.layers == [] for c in result.controls.values())
+    assert result.controls == {}
 
 
 def test_cancel_during_controls(tiny_model, text):
-    cancel, _ = cancel_after(5)
-    progress = []
-    result = layer_sweep(
-        tiny_model, text, controls=("random", "shuffled"), cancel=cancel, progress=lambda *a: progress.append(a[2])
-    )
+    result = stop_after_layers(iter_sweep(tiny_model, text, controls=("random", "shuffled")), 5)
     assert result.cancelled
     assert len(result.layers) == 3
-    done = sum(len(c.layers) for c in result.controls.values())
-    assert 0 < done < 6
-    assert len(progress) == 3 + done
+    assert {name: len(c.layers) for name, c in result.controls.items()} == {"random": 2}
 
 
 def test_to_dict(tiny_model, text):

@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from hsviewer.core.sweep_results import LayerDone
 from hsviewer.gui.main_window import MainWindow
 
 LOAD_TIMEOUT_MS = 120_000
@@ -36,18 +37,20 @@ def wait_job(qtbot, window, name, timeout=RUN_TIMEOUT_MS):
 
 
 def hold_sweep_until_cancelled(window):
-    """Block the worker inside the sweep's first progress report until a cancel arrives."""
-    worker = window.model_worker
+    """Block the worker at the sweep's first layer event until the sweep is cancelled."""
     held = threading.Event()
 
-    def hold(name, done, total, message):
-        if name == "sweep" and done == 1:
-            generation = worker.generation
-            held.set()
-            while worker.generation == generation:
-                time.sleep(0.005)
+    def submitted(job):
+        def hold(event):
+            if isinstance(event, LayerDone) and event.done == 1:
+                held.set()
+                while not job.abort_requested:
+                    time.sleep(0.005)
 
-    worker.progress.connect(hold, Qt.ConnectionType.DirectConnection)
+        if job.name == "sweep":
+            job.yielded.connect(hold, Qt.ConnectionType.DirectConnection)
+
+    window.job_submitted.connect(submitted)
     return held
 
 
@@ -73,7 +76,7 @@ def test_k_slider_changes_the_reconstruction(qtbot, window, image_file):
     with wait_job(qtbot, window, "image"):
         window.open_image(str(image_file))
     tab = window.image_tab
-    svd = tab.result.svd
+    svd = tab.result
     tab.slider.setValue(1)
     one = tab.current_reconstruction().copy()
     np.testing.assert_allclose(one, svd.reconstruction(1), atol=1e-2)
@@ -105,9 +108,9 @@ def test_variance_field_sets_k(qtbot, window, image_file):
     tab = window.image_tab
     tab.variance.setValue(50.0)
     tab.variance.editingFinished.emit()
-    expected = components_for_threshold(tab.result.svd.s, 50.0)
+    expected = components_for_threshold(tab.result.s, 50.0)
     assert tab.slider.value() == expected
-    assert tab.result.svd.variance_kept(expected) >= 50.0
+    assert tab.result.variance_kept(expected) >= 50.0
 
 
 def test_bad_image_gives_an_error_dialog_and_the_app_keeps_working(qtbot, window, tmp_path, image_file):
@@ -120,7 +123,7 @@ def test_bad_image_gives_an_error_dialog_and_the_app_keeps_working(qtbot, window
     assert "Traceback" not in window.errors[0]
     with wait_job(qtbot, window, "image"):
         window.open_image(str(image_file))
-    assert window.image_tab.result.svd.image.shape == (48, 64)
+    assert window.image_tab.result.image.shape == (48, 64)
     assert not window.busy()
 
 

@@ -28,10 +28,12 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-import hsviewer.core
+import hsviewer.core.models
 from hsviewer.cli import main as cli_main
 from hsviewer.core import gguf_cache
 from hsviewer.core import image as image_module
+from hsviewer.core.events import Progress
+from hsviewer.core.sweep_results import LayerDone
 from hsviewer.gui.main_window import MainWindow
 from hsviewer.gui.settings import Settings
 from tests.conftest import TEXT, replace_file
@@ -139,40 +141,44 @@ def disk_full(limit: int = 64):
         signal.signal(signal.SIGXFSZ, old_handler)
 
 
-def hold_sweep(worker, release: threading.Event | None = None) -> threading.Event:
-    """Block the worker inside the first sweep's first layer report until a cancel (or `release`)."""
+def hold_sweep(window, release: threading.Event | None = None) -> threading.Event:
+    """Block the worker at the first sweep's first layer event until it is cancelled (or `release`)."""
     held = threading.Event()
 
-    def hold(name, done, total, message):
-        if name == "sweep" and done == 1 and not held.is_set():
-            generation = worker.generation
-            held.set()
-            deadline = time.monotonic() + HOLD_S
-            while worker.generation == generation and time.monotonic() < deadline:
-                if release is not None and release.wait(0.005):
-                    return
-                time.sleep(0.005)
+    def submitted(job):
+        def hold(event):
+            if isinstance(event, LayerDone) and event.done == 1 and not held.is_set():
+                held.set()
+                deadline = time.monotonic() + HOLD_S
+                while not job.abort_requested and time.monotonic() < deadline:
+                    if release is not None and release.wait(0.005):
+                        return
+                    time.sleep(0.005)
 
-    worker.progress.connect(hold, Qt.ConnectionType.DirectConnection)
+        if job.name == "sweep":
+            job.yielded.connect(hold, Qt.ConnectionType.DirectConnection)
+
+    window.job_submitted.connect(submitted)
     return held
 
 
 def hold_loading(monkeypatch, window) -> threading.Event:
-    """Make the window's model load stop half-way (after its first progress report) until cancelled."""
-    real = hsviewer.core.load_model
+    """Make the window's model load stop half-way (after its first progress event) until cancelled."""
+    real = hsviewer.core.models.iter_load
     held = threading.Event()
-    worker = window.model_worker
+    jobs = []
+    window.job_submitted.connect(jobs.append)
 
-    def slow_load(source, *args, progress=None, **kwargs):
-        progress(f"Reading {source}")
-        generation = worker.generation
+    def slow_load(source, **kwargs):
+        yield Progress(message=f"Reading {source}")
+        job = next(j for j in reversed(jobs) if j.name == "model")
         held.set()
         deadline = time.monotonic() + HOLD_S
-        while worker.generation == generation and time.monotonic() < deadline:
+        while not job.abort_requested and time.monotonic() < deadline:
             time.sleep(0.005)
-        return real(source, *args, progress=progress, **kwargs)  # its next report sees the cancel
+        yield from real(source, **kwargs)  # the worker sees the cancel at its first event
 
-    monkeypatch.setattr(hsviewer.core, "load_model", slow_load)
+    monkeypatch.setattr(hsviewer.core.models, "iter_load", slow_load)
     return held
 
 
@@ -395,7 +401,7 @@ def test_gui_bad_image_file(qtbot, app, monkeypatch, tmp_path, good_image, kind,
     assert app.image_tab.result is shown  # the last good image stays on screen
     with wait_job(qtbot, app, "image"):
         open_image_by(entry, monkeypatch, app, good_image)
-    assert app.image_tab.result.svd.image.shape == (48, 64)
+    assert app.image_tab.result.image.shape == (48, 64)
     assert app.errors == [message]
 
 
@@ -433,19 +439,19 @@ def test_cli_bad_image_file(capsys, tmp_path, good_image, kind):
 
 
 def test_gui_40_megapixel_photo_is_downsampled_in_the_worker(qtbot, window, monkeypatch, big_photo):
-    real = hsviewer.core.image_svd
+    real = image_module.image_svd
     threads = []
 
     def recording_svd(*args, **kwargs):
         threads.append(threading.current_thread())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(hsviewer.core, "image_svd", recording_svd)
+    monkeypatch.setattr(image_module, "image_svd", recording_svd)
     with wait_job(qtbot, window, "image"):
         window.open_image(str(big_photo))
         assert window.busy() and window.cancel_button.isEnabled()  # open_image returned at once
     assert threads and threads[0] is not threading.main_thread()
-    svd = window.image_tab.result.svd
+    svd = window.image_tab.result
     assert max(svd.image.shape) <= image_module.MAX_SIDE
     assert svd.downsample > 1
     assert any("7300 x 5500" in w for w in svd.warnings)
@@ -476,7 +482,7 @@ def test_gui_bad_url(qtbot, app, monkeypatch, server, silent_url, kind):
     monkeypatch.setattr(dialogs, "ask_url", lambda parent: server + "/picture.png")
     with wait_job(qtbot, app, "image"):
         app.open_url_dialog()
-    assert app.image_tab.result.svd.source == server + "/picture.png"
+    assert app.image_tab.result.source == server + "/picture.png"
 
 
 @pytest.mark.parametrize("kind", list(BAD_URLS))
@@ -731,7 +737,7 @@ def test_cli_bad_grid_threshold(capsys, tmp_path, tiny_model_dir, grid):
 
 def test_second_run_while_a_sweep_is_going_is_queued(qtbot, loaded, good_image):
     release = threading.Event()
-    held = hold_sweep(loaded.model_worker, release)
+    held = hold_sweep(loaded, release)
     finished = []
     loaded.job_done.connect(finished.append)
     loaded.sweep_tab.run_button.click()
@@ -751,7 +757,7 @@ def test_second_run_while_a_sweep_is_going_is_queued(qtbot, loaded, good_image):
 
 def test_a_second_model_load_during_a_sweep_waits_for_it(qtbot, loaded, tiny_model_dir):
     release = threading.Event()
-    held = hold_sweep(loaded.model_worker, release)
+    held = hold_sweep(loaded, release)
     loaded.sweep_tab.run_button.click()
     qtbot.waitUntil(held.is_set, timeout=TIMEOUT_MS)
     load_by("button", loaded, tiny_model_dir)
@@ -771,7 +777,7 @@ def test_cancel_during_loading(qtbot, window, monkeypatch, tiny_model_dir):
     assert window.cancel_button.isEnabled()
     window.cancel_button.click()
     qtbot.waitUntil(lambda: not window.busy(), timeout=TIMEOUT_MS)
-    assert window.status.text() == "model cancelled"
+    assert window.status.text() == "Model load cancelled"
     assert loaded_models == [] and window.model_info is None and window.model_worker.model is None
     assert window.errors == []
     monkeypatch.undo()
@@ -793,14 +799,14 @@ def test_cancel_during_loading_keeps_the_previous_model(qtbot, loaded, monkeypat
 
 @pytest.mark.parametrize("button", ["status-bar", "sweep-tab"])
 def test_cancel_during_a_sweep_then_a_full_sweep(qtbot, loaded, tmp_path, button):
-    held = hold_sweep(loaded.model_worker)
+    held = hold_sweep(loaded)
     with wait_job(qtbot, loaded, "sweep"):
         loaded.sweep_tab.run_button.click()
         qtbot.waitUntil(held.is_set, timeout=TIMEOUT_MS)
         if button == "status-bar":
             loaded.cancel_button.click()
         else:
-            loaded.sweep_tab.cancel_requested.emit()  # the tab's own Cancel button
+            loaded.sweep_tab.cancel_button.click()
     assert loaded.sweep_tab.result.cancelled and len(loaded.sweep_tab.result.layers) == 1
     loaded.tabs.setCurrentWidget(loaded.sweep_tab)
     loaded.export_data(str(tmp_path / "cancelled.json"))  # a cancelled sweep exports whole
@@ -844,7 +850,7 @@ def test_closing_during_a_sweep_ten_times(qtbot, settings, settings_path, tiny_m
         w.sweep_tab.control_boxes["random"].setChecked(True)  # a longer sweep
         with qtbot.waitSignal(w.model_loaded, timeout=TIMEOUT_MS):
             w.load_model(str(tiny_model_dir))
-        held = hold_sweep(w.model_worker)
+        held = hold_sweep(w)
         w.sweep_tab.run_button.click()
         if i % 2:  # every other time mid-sweep, after a layer; else while it is queued or in the clean pass
             qtbot.waitUntil(held.is_set, timeout=TIMEOUT_MS)

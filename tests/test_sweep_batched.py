@@ -2,7 +2,8 @@
 
 import pytest
 
-from hsviewer.core import Reduction, layer_sweep, load_model
+from hsviewer.core import Reduction, iter_sweep, layer_sweep, load_model
+from hsviewer.core.sweep import LayerDone
 from tests.tiny_models import ARCHITECTURES, make_tiny_model
 
 
@@ -21,6 +22,6 @@ def test_batched_tails_equal_single_tails(arch, tmp_path, text):
 
 
 def test_batched_sweep_still_reports_every_layer(tiny_model, text):
-    seen = []
-    layer_sweep(tiny_model, text, batch=2, progress=lambda done, total, label, r: seen.append((done, total, r.layer)))
+    events = iter_sweep(tiny_model, text, batch=2)
+    seen = [(e.done, e.total, e.result.layer) for e in events if isinstance(e, LayerDone)]
     assert seen == [(1, 3, 0), (2, 3, 1), (3, 3, 2)]

@@ -14,10 +14,10 @@ _EXPORTS = {
     "HiddenReduction": "hidden",
     "HsviewerError": "errors",
     "ImageSVD": "image",
-    "LayerResult": "sweep",
+    "LayerResult": "sweep_results",
     "ModelHandle": "models",
     "Reduction": "reduction",
-    "SweepResult": "sweep",
+    "SweepResult": "sweep_results",
     "image_svd": "image",
     "iter_sweep": "sweep",
     "layer_sweep": "sweep",
@@ -27,7 +27,23 @@ _EXPORTS = {
     "reduce_layer": "hidden",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DEFAULT_MODEL",
+    "HiddenReduction",
+    "HsviewerError",
+    "ImageSVD",
+    "LayerResult",
+    "ModelHandle",
+    "Reduction",
+    "SweepResult",
+    "image_svd",
+    "iter_sweep",
+    "layer_sweep",
+    "load_image",
+    "load_model",
+    "read_text_file",
+    "reduce_layer",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -49,5 +65,6 @@ if TYPE_CHECKING:
     from hsviewer.core.image import ImageSVD, image_svd, load_image
     from hsviewer.core.models import DEFAULT_MODEL, ModelHandle, load_model
     from hsviewer.core.reduction import Reduction
-    from hsviewer.core.sweep import LayerResult, SweepResult, iter_sweep, layer_sweep
+    from hsviewer.core.sweep import iter_sweep, layer_sweep
+    from hsviewer.core.sweep_results import LayerResult, SweepResult
     from hsviewer.core.text import read_text_file

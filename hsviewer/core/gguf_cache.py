@@ -14,10 +14,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Generator
 from pathlib import Path
 
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.events import Progress
 
 MANIFEST = "hsviewer-cache.json"
 FORMAT = 1
@@ -44,17 +45,19 @@ def file_key(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_folder(gguf: Path, report: Callable[[str], None], rebuild: bool = False) -> Path:
-    """A from_pretrained-ready folder for the GGUF file, built if missing, damaged or asked to."""
+def cached_folder(gguf: Path, rebuild: bool = False) -> Generator[Progress, None, str]:
+    """A from_pretrained-ready folder for the GGUF file, built if missing, damaged or asked to.
+
+    Yields a Progress event before a build; `yield from` it to get the folder.
+    """
     key = file_key(gguf)
     folder = cache_root() / "models" / f"{gguf.stem}-{key}"
     remove_abandoned_builds(folder.parent)
-    if not rebuild and is_complete(folder, key):
-        return folder
-    report(f"Preparing {gguf.name} once (dequantising, about 20-40 s)")
-    shutil.rmtree(folder, ignore_errors=True)
-    build(gguf, folder, key)
-    return folder
+    if rebuild or not is_complete(folder, key):
+        yield Progress(message=f"Preparing {gguf.name} once (dequantising, about 20-40 s)")
+        shutil.rmtree(folder, ignore_errors=True)
+        build(gguf, folder, key)
+    return str(folder)
 
 
 def is_complete(folder: Path, key: str) -> bool:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from hsviewer.core import lowrank
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.hooks import capture_outputs, reduce_at
 from hsviewer.core.reduction import Reduction, decompose
 from hsviewer.core.runs import Reference, forward, row
 from hsviewer.core.text import tokenize
 
+if TYPE_CHECKING:
+    from hsviewer.core.models import ModelHandle
 
-@dataclass
+
+@dataclass(kw_only=True)
 class HiddenReduction:
     """One layer's hidden state, its reduction, and what the reduction does downstream."""
 
@@ -69,19 +75,26 @@ class HiddenReduction:
         }
 
 
-def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None = None) -> HiddenReduction:
-    """Reduce block `layer`'s output, then rerun with the reduction hooked in at that block."""
+HiddenEvent = Progress | Finished[HiddenReduction]
+
+
+def iter_reduce(
+    handle: ModelHandle, text: str, layer: int, reduction: Reduction | None = None
+) -> Generator[HiddenEvent, None, None]:
+    """Reduce block `layer`'s output, then rerun with the reduction hooked in at that block.
+
+    Yields a Progress event before each forward pass and ends with Finished(result).
+    """
     reduction = reduction or Reduction()
     layer = check_layer(layer, handle.n_layers)
     tokens = tokenize(handle, text)
+    yield Progress(message="Clean forward pass", done=0, total=2)
     clean = forward(handle, tokens.ids)
     hs = row(clean.hidden[layer])
     dec = decompose(hs, reduction)
     k = dec.components(reduction)
     reconstruction, kept = dec.reconstruct(k, reduction)
-
-    import torch
-
+    yield Progress(message=f"Forward pass with layer {layer} reduced", done=1, total=2)
     # Blocks 0..layer run as in the clean pass, so the hook meets `hs` again: put in its reconstruction.
     with (
         torch.no_grad(),
@@ -93,36 +106,43 @@ def reduce_layer(handle: Any, text: str, layer: int, reduction: Reduction | None
     reference = Reference(clean.logits, tokens.ids)
     metrics = reference.compare(logits)
     original, reconstructed = _np(hs), _np(reconstruction)
-    return HiddenReduction(
-        handle.name,
-        tokens.strings,
-        layer,
-        handle.n_layers,
-        reduction,
-        original,
-        reconstructed,
-        _np(dec.u),
-        _np(dec.s),
-        _np(dec.vh),
-        k,
-        kept,
-        np.array(norms),
-        reference.loss,
-        metrics.loss,
-        metrics.logit_diff_norm,
-        metrics.kl_divergence,
-        float(np.corrcoef(original.ravel(), reconstructed.ravel())[0, 1]),
-        int(np.linalg.matrix_rank(original)),  # an SVD each: here, on the caller's (worker) thread
-        int(np.linalg.matrix_rank(reconstructed)),
-        tokens.warnings,
+    result = HiddenReduction(
+        model=handle.name,
+        tokens=tokens.strings,
+        layer=layer,
+        n_layers=handle.n_layers,
+        reduction=reduction,
+        original=original,
+        reconstruction=reconstructed,
+        u=_np(dec.u),
+        s=_np(dec.s),
+        vh=_np(dec.vh),
+        components=k,
+        variance_kept=kept,
+        diff_norms=np.array(norms),
+        clean_loss=reference.loss,
+        loss=metrics.loss,
+        logit_diff_norm=metrics.logit_diff_norm,
+        kl_divergence=metrics.kl_divergence,
+        correlation=float(np.corrcoef(original.ravel(), reconstructed.ravel())[0, 1]),
+        rank_original=int(np.linalg.matrix_rank(original)),  # an SVD each: here, on the caller's (worker) thread
+        rank_reconstruction=int(np.linalg.matrix_rank(reconstructed)),
+        warnings=tokens.warnings,
     )
+    yield Finished(result=result)
 
 
-def check_layer(layer: int, n_layers: int) -> int:
+def reduce_layer(handle: ModelHandle, text: str, layer: int, reduction: Reduction | None = None) -> HiddenReduction:
+    """iter_reduce to its end."""
+    result: HiddenReduction = run_to_end(iter_reduce(handle, text, layer, reduction))
+    return result
+
+
+def check_layer(layer: object, n_layers: int) -> int:
     if not lowrank.is_whole(layer) or not 0 <= layer < n_layers:
         raise HsviewerError(f"Layer must be a whole number from 0 to {n_layers - 1}; got {layer!r}.")
     return int(layer)
 
 
-def _np(x: Any) -> np.ndarray:
+def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu").float().numpy()

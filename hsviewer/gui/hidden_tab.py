@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
 from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import plots
 from hsviewer.gui.forms import ModelPicker, ReductionForm, inputs_beside_plots
-from hsviewer.gui.jobs import JobFn, ModelInfo, hidden_job
+from hsviewer.gui.jobs import ModelInfo, hidden_job
 from hsviewer.gui.settings import Settings
+from hsviewer.gui.worker import Job
 
 HIDDEN_MAP = "turbo"  # the notebook's 'rainbow'
 SIGNED = "plasma"
@@ -38,9 +39,7 @@ class HiddenTab(QWidget):
 
     error = Signal(str)
 
-    def __init__(
-        self, submit: Callable[[str, JobFn], None], recent_models: list[str], parent: QWidget | None = None
-    ) -> None:
+    def __init__(self, submit: Callable[[Job], None], recent_models: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._submit = submit
         self.result: Any = None  # the last HiddenReduction
@@ -167,7 +166,14 @@ class HiddenTab(QWidget):
             self.error.emit(str(e))
             return
         self.summary.setText(f"Reducing layer {self.layer.value()}…")
-        self._submit("hidden", hidden_job(self.text.toPlainText(), self.layer.value(), reduction))
+        job = hidden_job(self.text.toPlainText(), self.layer.value(), reduction)
+        job.returned.connect(self.show_result)
+        job.failed.connect(self._ended_without_result)
+        job.cancelled.connect(self._ended_without_result)
+        self._submit(job)
+
+    def _ended_without_result(self) -> None:
+        self.summary.setText(self._summary(self.result) if self.result else "No result yet.")
 
     def show_result(self, r: Any) -> None:
         """Draw every panel from one reduce_layer result (from the worker)."""
@@ -189,6 +195,12 @@ class HiddenTab(QWidget):
         self.layer_line.setValue(r.layer)
         plots.set_title(self.norms, f"Reduction at layer {r.layer} applied in the forward pass")
         self.summary.setText(self._summary(r))
+
+    def exportable(self) -> tuple[Any, list[list[Any]]] | None:
+        """The result and its CSV rows, for File > Export data."""
+        from hsviewer.export import hidden_rows
+
+        return None if self.result is None else (self.result, hidden_rows(self.result))
 
     def _draw_scatter(self, original: np.ndarray, reconstruction: np.ndarray, correlation: float) -> None:
         x = original.ravel()[::SCATTER_STEP]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -21,8 +21,12 @@ from PySide6.QtWidgets import (
 
 from hsviewer.core.lowrank import components_for_threshold
 from hsviewer.gui import plots
-from hsviewer.gui.jobs import ImageResult, JobFn, image_job
+from hsviewer.gui.jobs import image_job
 from hsviewer.gui.settings import Settings
+from hsviewer.gui.worker import Job
+
+if TYPE_CHECKING:
+    from hsviewer.core.image import ImageSVD
 
 GRAY = "CET-L1"
 SIGNED = "plasma"
@@ -35,10 +39,10 @@ class ImageTab(QWidget):
     open_url_requested = Signal()
     reconstructed = Signal(int)  # k, after the panels show it
 
-    def __init__(self, submit: Callable[[str, JobFn], None], parent: QWidget | None = None) -> None:
+    def __init__(self, submit: Callable[[Job], None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._submit = submit
-        self.result: ImageResult | None = None
+        self.result: ImageSVD | None = None
         self.source = ""
         self._shown_k = 0
         self._build_controls()
@@ -119,16 +123,17 @@ class ImageTab(QWidget):
         """Start the SVD of an image file or URL in the worker."""
         self.source = str(source)
         self.info.setText(f"Computing the SVD of {self.source}…")
-        self._submit("image", image_job(self.source, self.downsample.value(), self.variance.value()))
+        job = image_job(self.source, self.downsample.value(), self.variance.value())
+        job.returned.connect(self.show_result)
+        self._submit(job)
 
     def reload(self) -> None:
         if self.source:
             self.open(self.source)
 
-    def show_result(self, result: ImageResult) -> None:
+    def show_result(self, svd: ImageSVD) -> None:
         """Draw a new image's SVD (from the worker) and its reconstruction at the chosen k."""
-        self.result = result
-        svd = result.svd
+        self.result = svd
         levels = plots.span_levels(svd.image)
         self.original.set_data(svd.image, levels)
         self.reconstruction.set_data(svd.image, levels)
@@ -147,7 +152,7 @@ class ImageTab(QWidget):
         """Show the rank-k reconstruction: one small matrix product on the cached SVD."""
         if self.result is None or k == self._shown_k:
             return
-        svd = self.result.svd
+        svd = self.result
         k = min(max(int(k), 1), len(svd.s))
         self._shown_k = k
         for widget in (self.slider, self.k_spin, self.spectrum.k_line):
@@ -173,7 +178,13 @@ class ImageTab(QWidget):
 
     def _variance_set(self) -> None:
         if self.result is not None:
-            self.set_k(components_for_threshold(self.result.svd.s, self.variance.value()))
+            self.set_k(components_for_threshold(self.result.s, self.variance.value()))
+
+    def exportable(self) -> tuple[Any, list[list[Any]]] | None:
+        """The result and its CSV rows, for File > Export data."""
+        from hsviewer.export import image_rows
+
+        return None if self.result is None else (self.result, image_rows(self.result))
 
     def current_reconstruction(self) -> np.ndarray | None:
         return None if self.result is None else self.reconstruction.image.image

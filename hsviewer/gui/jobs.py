@@ -1,22 +1,24 @@
-"""The work the worker threads do: each function returns a job that calls hsviewer.core.
+"""The jobs the tabs submit: each wraps one of the core's event generators.
 
-hsviewer.core and torch are imported inside the jobs, on the worker thread, so the
+hsviewer.core and torch are imported inside the work, on the worker thread, so the
 window never waits for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hsviewer.gui.worker import JobContext
+from hsviewer.gui.worker import Job, ModelSlot
 
-JobFn = Callable[[JobContext], Any]
+if TYPE_CHECKING:
+    from hsviewer.core.models import ModelHandle
+    from hsviewer.core.reduction import Reduction
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class ModelInfo:
     """What the GUI needs to know about the loaded model (the model itself stays in the worker)."""
 
@@ -27,106 +29,63 @@ class ModelInfo:
     device: str
     licence: str
 
-
-@dataclass
-class ImageResult:
-    svd: Any  # hsviewer.core.ImageSVD
-
-
-@dataclass
-class SweepStart:
-    """Sent before the first layer so the panels can be laid out and the clean loss drawn."""
-
-    tokens: list[str]
-    clean_loss: float
-    n_layers: int
-    hidden_size: int
-    runs: list[str]  # "" for the plain sweep, then the controls
-    grid_labels: list[str]
-
-
-@dataclass
-class SweepLayer:
-    label: str  # "" for the plain sweep, else the control's name
-    done: int
-    total: int
-    layer: Any  # hsviewer.core.LayerResult
-
-
-def load_model_job(source: str) -> JobFn:
-    def run(ctx: JobContext) -> ModelInfo:
-        from hsviewer.core import load_model
-
-        def report(message: str) -> None:
-            ctx.progress(0, 0, message)
-            ctx.check_cancelled()
-
-        report(f"Loading model {source}")
-        handle = load_model(source, progress=report)
-        ctx.set_model(handle)
-        size = _hidden_size(handle)
-        return ModelInfo(source, handle.name, handle.n_layers, size, str(handle.device), licence(source))
-
-    return run
-
-
-def image_job(source: str, downsample: int, variance: float) -> JobFn:
-    def run(ctx: JobContext) -> ImageResult:
-        from hsviewer.core import image_svd
-
-        ctx.progress(0, 0, f"SVD of {Path(source).name or source}")
-        svd = image_svd(source, downsample=downsample, variance=variance)
-        svd.preview(1)  # builds the float32 factors here, off the GUI thread
-        return ImageResult(svd)
-
-    return run
-
-
-def hidden_job(text: str, layer: int, reduction: Any) -> JobFn:
-    def run(ctx: JobContext) -> Any:
-        from hsviewer.core import reduce_layer
-
-        handle = ctx.model
-        ctx.progress(0, 0, f"Reducing layer {layer} and applying it in the forward pass")
-        return reduce_layer(handle, text, layer, reduction)
-
-    return run
-
-
-def sweep_job(text: str, reduction: Any, grid: Sequence[Any], controls: Sequence[str]) -> JobFn:
-    def run(ctx: JobContext) -> Any:
-        from hsviewer.core import layer_sweep
-
-        handle = ctx.model
-        ctx.progress(0, 0, "Clean forward pass")
-        runs = ["", *controls]
-        labels = [g.label() for g in grid]
-
-        def started(label: str, result: Any) -> None:
-            if not label:  # the plain sweep lays out the panels; controls only add curves
-                size = _hidden_size(handle)
-                ctx.partial(SweepStart(result.tokens, result.clean_loss, handle.n_layers, size, runs, labels))
-
-        def progress(done: int, total: int, label: str, layer: Any) -> None:
-            ctx.partial(SweepLayer(label, done, total, layer))
-            ctx.progress(done, total, f"Sweep{' (' + label + ')' if label else ''}: layer {layer.layer} done")
-
-        return layer_sweep(
-            handle,
-            text,
-            reduction,
-            grid=list(grid),
-            controls=list(controls),
-            progress=progress,
-            cancel=ctx.cancelled,
-            started=started,
+    @classmethod
+    def of(cls, handle: ModelHandle, source: str) -> ModelInfo:
+        return cls(
+            source=source,
+            name=handle.name,
+            n_layers=handle.n_layers,
+            hidden_size=handle.hidden_size,
+            device=str(handle.device),
+            licence=licence(source),
         )
 
-    return run
+
+def load_model_job(source: str) -> Job:
+    """Load a model into the worker's slot; returns its ModelInfo."""
+
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.events import Finished
+        from hsviewer.core.models import iter_load
+
+        for event in iter_load(source):
+            if isinstance(event, Finished):
+                slot.handle = event.result
+                yield Finished(result=ModelInfo.of(event.result, source))
+            else:
+                yield event
+
+    return Job("model", "Model load", work)
 
 
-def _hidden_size(handle: Any) -> int:
-    return int(handle.model.get_input_embeddings().weight.shape[1])
+def image_job(source: str, downsample: int, variance: float) -> Job:
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.events import Finished
+        from hsviewer.core.image import image_svd
+
+        svd = image_svd(source, downsample=downsample, variance=variance)
+        svd.preview(1)  # builds the float32 factors here, off the GUI thread
+        yield Finished(result=svd)
+
+    return Job("image", "Image SVD", work, needs_model=False)
+
+
+def hidden_job(text: str, layer: int, reduction: Reduction) -> Job:
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.hidden import iter_reduce
+
+        yield from iter_reduce(slot.get(), text, layer, reduction)
+
+    return Job("hidden", f"Layer {layer} reduction", work)
+
+
+def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str]) -> Job:
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.sweep import iter_sweep
+
+        yield from iter_sweep(slot.get(), text, reduction, grid=list(grid), controls=list(controls))
+
+    return Job("sweep", "Layer sweep", work)
 
 
 def licence(source: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from hsviewer.gui.settings import Settings
-from hsviewer.gui.worker import Worker
+from hsviewer.gui.worker import Job, Worker
 
 if TYPE_CHECKING:
     from hsviewer.gui.hidden_tab import HiddenTab
     from hsviewer.gui.image_tab import ImageTab
-    from hsviewer.gui.jobs import JobFn, ModelInfo
+    from hsviewer.gui.jobs import ModelInfo
     from hsviewer.gui.sweep_tab import SweepTab
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,8 @@ class MainWindow(QMainWindow):
 
     error_occurred = Signal(str)
     model_loaded = Signal(object)  # ModelInfo
-    job_done = Signal(str)  # job name, once its result is drawn
+    job_submitted = Signal(object)  # a Job, before its worker sees it
+    job_done = Signal(str)  # a job's name, once its result (a cancelled one's partial result) is drawn
 
     def __init__(self, settings: Settings | None = None, defer_tabs: bool = False) -> None:
         """defer_tabs: leave the tabs to a later build_tabs() call, so the window can show first."""
@@ -55,7 +55,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model_info: ModelInfo | None = None
         self.ready_announced = False
-        self._jobs: Counter[str] = Counter()
+        self.jobs: list[Job] = []  # submitted and not yet finished
         self._closed = False
         self.close_wait_ms: int | None = None  # None: closing waits for the workers however long
         self.image_tab: ImageTab | None = None
@@ -63,7 +63,6 @@ class MainWindow(QMainWindow):
         self.sweep_tab: SweepTab | None = None
         self.model_worker = Worker("hsviewer-model")
         self.image_worker = Worker("hsviewer-image")
-        self._connect_workers()
         self.tabs = QTabWidget()
         for name in TAB_NAMES:
             self.tabs.addTab(QLabel("Preparing the plots…"), name)
@@ -96,22 +95,12 @@ class MainWindow(QMainWindow):
         self.menuBar().setEnabled(True)
         self.status.setText("Ready")
 
-    def _connect_workers(self) -> None:
-        for worker in (self.model_worker, self.image_worker):
-            worker.started.connect(self._job_started)
-            worker.progress.connect(self._job_progress)
-            worker.partial.connect(self._job_partial)
-            worker.finished.connect(self._job_finished)
-            worker.failed.connect(self._job_failed)
-            worker.cancelled.connect(self._job_cancelled)
-
     def _connect_tabs(self) -> None:
         self.image_tab.open_file_requested.connect(self.open_image_dialog)
         self.image_tab.open_url_requested.connect(self.open_url_dialog)
         self.hidden_tab.picker.load_requested.connect(self.load_model)
         self.hidden_tab.error.connect(self.report_error)
         self.sweep_tab.error.connect(self.report_error)
-        self.sweep_tab.cancel_requested.connect(self.cancel)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -152,84 +141,85 @@ class MainWindow(QMainWindow):
 
     # Jobs ---------------------------------------------------------------------------------
 
-    def submit(self, name: str, job: JobFn) -> None:
-        """Run a job on its worker: image SVDs on the image worker, everything else with the model."""
-        worker = self.image_worker if name == "image" else self.model_worker
-        self._jobs[name] += 1
+    def submit(self, job: Job) -> None:
+        """Run a job on its worker (the model's, or the image worker so SVDs never wait for the
+        model), with the status bar following it; the tab that made it has connected its own slots."""
+        worker = self.model_worker if job.needs_model else self.image_worker
+        # Bound methods that ask sender() for the job: a lambda holding the job would keep it alive.
+        job.started.connect(self._job_started)
+        job.yielded.connect(self._job_progress)
+        job.returned.connect(self._job_returned)
+        job.failed.connect(self._job_failed)
+        job.cancelled.connect(self._job_cancelled)
+        job.finished.connect(self._job_finished)
+        self.jobs.append(job)
         self._update_busy()
-        worker.submit(name, job)
+        self.job_submitted.emit(job)
+        worker.submit(job)
 
     def workers_running(self) -> bool:
         return self.model_worker.running() or self.image_worker.running()
 
     def busy(self) -> bool:
-        return sum(self._jobs.values()) > 0
+        return bool(self.jobs)
 
     def cancel(self) -> None:
-        """Stop whatever is running and drop what is queued."""
+        """Cancel every job running or queued: each stops at its next event."""
         if self.busy():
             self.status.setText("Cancelling…")
-        self.model_worker.cancel()
-        self.image_worker.cancel()
+        for job in self.jobs:
+            job.cancel()
 
     def load_model(self, source: str) -> None:
         from hsviewer.gui.jobs import load_model_job
 
         source = source.strip() or "default"
         self.status.setText(f"Loading model {source}…")
-        self.submit("model", load_model_job(source))
+        job = load_model_job(source)
+        job.returned.connect(self._model_ready)
+        self.submit(job)
 
-    def _job_started(self, name: str) -> None:
+    def _sender_job(self) -> Job:
+        job = self.sender()
+        assert isinstance(job, Job)
+        return job
+
+    def _job_started(self) -> None:
         if not self._closed:
-            self.status.setText(f"Running {name}…")
+            self.status.setText(f"{self._sender_job().description}…")
 
-    def _job_progress(self, name: str, done: int, total: int, message: str) -> None:
+    def _job_progress(self, event: object) -> None:
+        from hsviewer.core.events import Step
+
+        if self._closed or not isinstance(event, Step):
+            return
+        self.status.setText(event.message)
+        self.progress.setRange(0, event.total)
+        self.progress.setValue(event.done)
+
+    def _job_returned(self, result: object) -> None:
         if self._closed:
             return
-        self.status.setText(message)
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-
-    def _job_partial(self, name: str, value: Any) -> None:
-        from hsviewer.gui.jobs import SweepLayer, SweepStart
-
-        if self._closed:
-            return
-        if isinstance(value, SweepStart):
-            self.sweep_tab.begin(value)
-        elif isinstance(value, SweepLayer):
-            self.sweep_tab.add_layer(value)
-
-    def _job_finished(self, name: str, result: Any) -> None:
-        if self._closed:
-            return
-        self._job_ended(name)
-        show = {
-            "model": self._model_ready,
-            "image": self.image_tab.show_result,
-            "hidden": self.hidden_tab.show_result,
-            "sweep": self.sweep_tab.finish,
-        }[name]
-        show(result)
-        if not self.busy():
+        job = self._sender_job()
+        if self.jobs == [job]:
             self.status.setText("Ready")
-        self.job_done.emit(name)
+        self.job_done.emit(job.name)
 
-    def _job_failed(self, name: str, message: str) -> None:
+    def _job_failed(self, message: str) -> None:
+        if not self._closed:
+            self.status.setText(f"{self._sender_job().description} failed")
+            self.report_error(message)
+
+    def _job_cancelled(self) -> None:
+        if not self._closed:
+            job = self._sender_job()
+            self.status.setText(f"{job.description} cancelled")
+            self.job_done.emit(job.name)
+
+    def _job_finished(self) -> None:
+        self.jobs.remove(self._sender_job())
         if self._closed:
             return
-        self._job_ended(name)
-        self.status.setText(f"{name} failed")
-        self.report_error(message)
-
-    def _job_cancelled(self, name: str) -> None:
-        if self._closed:
-            return
-        self._job_ended(name)
-        self.status.setText(f"{name} cancelled")
-
-    def _job_ended(self, name: str) -> None:
-        self._jobs[name] -= 1
         self._update_busy()
 
     def _update_busy(self) -> None:
@@ -331,15 +321,10 @@ class MainWindow(QMainWindow):
         from hsviewer import export
         from hsviewer.core.errors import HsviewerError
 
-        tab = self.tabs.currentWidget()
-        if tab is self.image_tab and tab.result is not None:
-            export.write_data(path, tab.result.svd, export.image_rows(tab.result.svd))
-        elif tab is self.hidden_tab and tab.result is not None:
-            export.write_data(path, tab.result, export.hidden_rows(tab.result))
-        elif tab is self.sweep_tab and tab.result is not None:
-            export.write_data(path, tab.result, export.sweep_rows(tab.result))
-        else:
+        found = self.tabs.currentWidget().exportable()
+        if found is None:
             raise HsviewerError("This tab has no result to export yet.")
+        export.write_data(path, *found)
         self.status.setText(f"Saved {path}")
 
     def _try(self, action: Any, *args: Any) -> None:
@@ -392,13 +377,15 @@ class MainWindow(QMainWindow):
         s.save()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Save the settings, then stop both workers: a sweep stops after its current layer."""
+        """Save the settings, then cancel the jobs and stop both workers: a sweep stops after its current layer."""
         if not self._closed:
             self._closed = True
             try:
                 self.save_settings()
             finally:  # a thread left running would abort the app when its QThread is freed
                 self.hide()  # gone at once, even while the workers finish their current step
+                for job in self.jobs:
+                    job.cancel()
                 self.model_worker.stop(self.close_wait_ms)
                 self.image_worker.stop(self.close_wait_ms)
         event.accept()

@@ -20,10 +20,12 @@ from PySide6.QtWidgets import (
 
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.reduction import Reduction
+from hsviewer.core.sweep_results import LayerDone, LayerResult, RunStarted, SweepCollector, SweepResult
 from hsviewer.gui import plots
 from hsviewer.gui.forms import ReductionForm, inputs_beside_plots
-from hsviewer.gui.jobs import JobFn, SweepLayer, SweepStart, sweep_job
+from hsviewer.gui.jobs import sweep_job
 from hsviewer.gui.settings import Settings
+from hsviewer.gui.worker import Job
 
 CONTROLS = {"exclude_first": "exclude first token", "random": "random subspace", "shuffled": "shuffled tokens"}
 RUN_PENS = {"": "k", "exclude_first": "#1f77b4", "random": "#ff7f0e", "shuffled": "#9467bd"}
@@ -46,17 +48,18 @@ class SweepTab(QWidget):
     """Sweep settings on the left; the Part 4 panels, plus controls, KL and the threshold grid."""
 
     error = Signal(str)
-    cancel_requested = Signal()
     layer_shown = Signal(str, int)  # run label, layer
 
-    def __init__(self, submit: Callable[[str, JobFn], None], text: Callable[[], str], parent: QWidget | None = None):
+    def __init__(self, submit: Callable[[Job], None], text: Callable[[], str], parent: QWidget | None = None):
         super().__init__(parent)
         self._submit = submit
         self._text = text
-        self.result: Any = None  # the final SweepResult
-        self.start: SweepStart | None = None
-        self.layers: dict[str, list[Any]] = {}
+        self.result: SweepResult | None = None  # the finished (or cancelled) sweep
+        self.start: RunStarted | None = None  # the plain run's start: tokens, clean loss, sizes
+        self.collector = SweepCollector()  # the sweep being drawn, as its events arrive
+        self._collectors: dict[Job, SweepCollector] = {}  # one per sweep submitted and not finished
         self.layer_names: list[str] = []
+        self.grid_labels: list[str] = []
         self._build_inputs()
         self._build_plots()
         inputs_beside_plots(self, self.inputs, self.graphics, 300)
@@ -70,11 +73,11 @@ class SweepTab(QWidget):
         self.control_boxes = {name: QCheckBox(label) for name, label in CONTROLS.items()}
         self.run_button = QPushButton("Run sweep")
         self.run_button.clicked.connect(self.run)
-        cancel = QPushButton("Cancel")
-        cancel.clicked.connect(self.cancel_requested)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
-        buttons.addWidget(cancel)
+        buttons.addWidget(self.cancel_button)
         self.summary = QLabel("Runs on the text of the Hidden state tab.")
         self.summary.setWordWrap(True)
         self.hover = QLabel("Hover a heatmap to read its values")
@@ -156,12 +159,46 @@ class SweepTab(QWidget):
             return
         controls = [name for name, box in self.control_boxes.items() if box.isChecked()]
         self.summary.setText("Sweep queued…")
-        self._submit("sweep", sweep_job(self._text(), reduction, grid, controls))
+        job = sweep_job(self._text(), reduction, grid, controls)
+        self._collectors[job] = SweepCollector()
+        job.yielded.connect(self._event)
+        job.returned.connect(self.finish)
+        job.cancelled.connect(self._cancelled)
+        job.failed.connect(self._failed)
+        job.finished.connect(self._forget)
+        self._submit(job)
 
-    def begin(self, start: SweepStart) -> None:
+    def cancel(self) -> None:
+        """Stop this tab's sweeps (the running one after its current layer), keeping the layers done."""
+        for job in self._collectors:
+            job.cancel()
+
+    def _event(self, event: Any) -> None:
+        self.collector = self._collectors[self.sender()]
+        self.collector.add(event)
+        if isinstance(event, RunStarted) and event.label == "":
+            self.begin(event)
+        elif isinstance(event, LayerDone):
+            self.add_layer(event)
+
+    def _forget(self) -> None:
+        self._collectors.pop(self.sender(), None)
+
+    def _cancelled(self) -> None:
+        collector = self._collectors[self.sender()]
+        result = collector.cancelled() if collector is self.collector else None
+        if result is None:
+            self.summary.setText("Sweep cancelled before its first layer.")
+        else:
+            self.finish(result)
+
+    def _failed(self) -> None:
+        self.summary.setText("The sweep failed." if self.result is None else self._finished_text(self.result))
+
+    def begin(self, start: RunStarted) -> None:
         """Clear the panels and size them for this model and text."""
         self.start, self.result = start, None
-        self.layers = {name: [] for name in start.runs}
+        self.grid_labels = [g.label() for g in start.run.grid]
         for run in self.curves.values():
             for plot_name, curve in run.items():
                 if curve is not None:
@@ -170,23 +207,23 @@ class SweepTab(QWidget):
         for curve in (self.hidden_curve, self.logit_curve):
             curve.setData([], [])
         self.dim_points.clear()
-        self.clean_line.setValue(start.clean_loss)
+        run = start.run
+        self.clean_line.setValue(run.clean_loss)
         self.clean_line.show()
-        self.clean_line.setToolTip(f"Clean loss {start.clean_loss:.4f}")
-        self.layer_bar.setLevels((0, max(start.n_layers - 1, 1)))
-        nan = np.full((start.n_layers, len(start.tokens)), np.nan, dtype=np.float32)
-        self.layer_names = [str(i) for i in range(start.n_layers)]
-        self.tokens_map.set_data(nan, (0.0, 1.0), self.layer_names, start.tokens)
-        grid = np.full((start.n_layers, max(len(start.grid_labels), 1)), np.nan, dtype=np.float32)
-        self.grid_map.set_data(grid, (0.0, 1.0), self.layer_names, start.grid_labels)
-        self.summary.setText(f"Clean loss {start.clean_loss:.4f}; sweeping {start.n_layers} layers…")
+        self.clean_line.setToolTip(f"Clean loss {run.clean_loss:.4f}")
+        self.layer_bar.setLevels((0, max(run.n_layers - 1, 1)))
+        nan = np.full((run.n_layers, len(run.tokens)), np.nan, dtype=np.float32)
+        self.layer_names = [str(i) for i in range(run.n_layers)]
+        self.tokens_map.set_data(nan, (0.0, 1.0), self.layer_names, run.tokens)
+        grid = np.full((run.n_layers, max(len(self.grid_labels), 1)), np.nan, dtype=np.float32)
+        self.grid_map.set_data(grid, (0.0, 1.0), self.layer_names, self.grid_labels)
+        self.summary.setText(f"Clean loss {run.clean_loss:.4f}; sweeping {run.n_layers} layers…")
 
-    def add_layer(self, step: SweepLayer) -> None:
-        """One more layer is done: extend every panel with it."""
+    def add_layer(self, step: LayerDone) -> None:
+        """One more layer is done (the collector has it): extend every panel with it."""
         if self.start is None:
             return
-        self.layers.setdefault(step.label, []).append(step.layer)
-        results = self.layers[step.label]
+        results = self.collector.runs[step.label].layers
         layers = np.array([r.layer for r in results])
         self._curve(step.label, "components", layers, [r.components for r in results])
         self._curve(step.label, "loss", layers, [r.loss for r in results])
@@ -194,7 +231,7 @@ class SweepTab(QWidget):
         if step.label == "":
             self._draw_main(results, layers)
         self.summary.setText(f"{step.done} of {step.total} layer runs done")
-        self.layer_shown.emit(step.label, step.layer.layer)
+        self.layer_shown.emit(step.label, step.result.layer)
 
     def _curve(self, label: str, plot_name: str, x: np.ndarray, y: list[float]) -> None:
         curve = self.curves[label][plot_name]
@@ -205,40 +242,52 @@ class SweepTab(QWidget):
             self.curves[label][plot_name] = curve
         curve.setData(x, np.asarray(y, dtype=float))
 
-    def _draw_main(self, results: list[Any], layers: np.ndarray) -> None:
+    def _draw_main(self, results: list[LayerResult], layers: np.ndarray) -> None:
         start = self.start
+        run = start.run
         hidden = np.array([r.hidden_diff_norm for r in results])
         logits = np.array([r.logit_diff_norm for r in results])
         self.hidden_curve.setData(layers, hidden / max(hidden.max(), 1e-30))
         self.logit_curve.setData(layers, logits / max(logits.max(), 1e-30))
-        total = min(len(start.tokens), start.hidden_size)
+        total = min(len(run.tokens), start.hidden_size)
         percent = 100.0 * np.array([r.components for r in results]) / total
         colormap = pg.colormap.get(LAYER_MAP)
-        brushes = [colormap.map(layer / max(start.n_layers - 1, 1), mode="qcolor") for layer in layers]
+        brushes = [colormap.map(layer / max(run.n_layers - 1, 1), mode="qcolor") for layer in layers]
         self.dim_points.setData(percent, [r.loss for r in results], brush=brushes)
         tokens = self.tokens_map.image.image.copy()
         latest = results[-1]
         tokens[latest.layer, : len(latest.token_diff_norms)] = latest.token_diff_norms
-        self.tokens_map.set_data(tokens, plots.span_levels(tokens, 2, 98), self.layer_names, start.tokens)
+        self.tokens_map.set_data(tokens, plots.span_levels(tokens, 2, 98), self.layer_names, run.tokens)
         if latest.grid_loss:
             grid = self.grid_map.image.image.copy()
-            grid[latest.layer] = np.asarray(latest.grid_loss) - start.clean_loss
-            self.grid_map.set_data(grid, plots.span_levels(grid), self.layer_names, start.grid_labels)
+            grid[latest.layer] = np.asarray(latest.grid_loss) - run.clean_loss
+            self.grid_map.set_data(grid, plots.span_levels(grid), self.layer_names, self.grid_labels)
 
-    def finish(self, result: Any) -> None:
+    def finish(self, result: SweepResult) -> None:
         """The sweep ended (or was cancelled): keep the result for export."""
         self.result = result
-        done = len(result.layers)
-        state = f"cancelled after {done} of {result.n_layers} layers" if result.cancelled else "finished"
-        self.summary.setText(f"Sweep {state}. Clean loss {result.clean_loss:.4f}.")
+        self.summary.setText(self._finished_text(result))
         self.clean_line.setValue(result.clean_loss)
 
+    @staticmethod
+    def _finished_text(result: SweepResult) -> str:
+        done = len(result.layers)
+        state = f"cancelled after {done} of {result.n_layers} layers" if result.cancelled else "finished"
+        return f"Sweep {state}. Clean loss {result.clean_loss:.4f}."
+
+    def exportable(self) -> tuple[Any, list[list[Any]]] | None:
+        """The result and its CSV rows, for File > Export data."""
+        from hsviewer.export import sweep_rows
+
+        return None if self.result is None else (self.result, sweep_rows(self.result))
+
     def _describe_token(self, row: int, col: int, value: float) -> None:
-        token = repr(self.start.tokens[col]) if self.start and col < len(self.start.tokens) else "?"
+        tokens = self.start.run.tokens if self.start else []
+        token = repr(tokens[col]) if col < len(tokens) else "?"
         self.hover.setText(f"Layer {row}, token {col} {token}: difference norm {value:.4g}")
 
     def _describe_grid(self, row: int, col: int, value: float) -> None:
-        setting = self.start.grid_labels[col] if self.start and col < len(self.start.grid_labels) else "?"
+        setting = self.grid_labels[col] if col < len(self.grid_labels) else "?"
         self.hover.setText(f"Layer {row}, threshold {setting}: loss change {value:+.4g}")
 
     def save_settings(self, settings: Settings) -> None:

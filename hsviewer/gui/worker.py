@@ -1,101 +1,100 @@
-"""Run jobs off the GUI thread, one at a time per worker, reporting back only by signals.
+"""Jobs off the GUI thread, each with its own signals, as superqt's workers have.
 
-A job is a function of a JobContext. It may report progress and partial results, and it
-sees cancel() as soon as it is requested: jobs submitted before a cancel are skipped.
+A job's work is a generator of the core's events (hsviewer.core.events). The worker
+emits each event as the job's `yielded`, checks for a cancel between events and closes
+the generator when one came, so long work stops at its next event. A worker runs its
+jobs one at a time on its own thread: one worker holds the model, so a sweep and a
+reduction never hook it at once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+if TYPE_CHECKING:
+    from hsviewer.core.models import ModelHandle
 
 log = logging.getLogger(__name__)
 
 
-class Cancelled(Exception):
-    """Raised inside a job to stop it when the user cancels."""
+class ModelSlot:
+    """The model a worker holds: read and replaced only on the worker's thread."""
 
+    def __init__(self) -> None:
+        self.handle: ModelHandle | None = None
 
-@dataclass
-class Job:
-    name: str
-    run: Callable[[JobContext], Any]
-    generation: int = 0
-
-
-class JobContext:
-    """What a running job may use: the shared model, progress, partial results, cancellation."""
-
-    def __init__(self, worker: Worker, job: Job) -> None:
-        self._worker = worker
-        self._job = job
-
-    @property
-    def model(self) -> Any:
-        """The loaded model handle; a plain error when none is loaded yet."""
-        if self._worker.model is None:
-            from hsviewer.core import HsviewerError
+    def get(self) -> ModelHandle:
+        """The loaded model; a plain error when none is loaded yet."""
+        if self.handle is None:
+            from hsviewer.core.errors import HsviewerError
 
             raise HsviewerError("No model is loaded: choose one with File > Choose model.")
-        return self._worker.model
+        return self.handle
 
-    def set_model(self, handle: Any) -> None:
-        self._worker.model = handle
 
-    def cancelled(self) -> bool:
-        return self._job.generation != self._worker.generation
+Work = Callable[[ModelSlot], Iterator[Any]]
 
-    def check_cancelled(self) -> None:
-        """Stop here (raise Cancelled) once the job is cancelled."""
-        if self.cancelled():
-            raise Cancelled
 
-    def progress(self, done: int, total: int, message: str) -> None:
-        """Report progress; total 0 means unknown."""
-        self._worker.progress.emit(self._job.name, done, total, message)
+class Job(QObject):
+    """One submitted piece of work and its signals; it ends in exactly one of returned,
+    failed or cancelled, then finished."""
 
-    def partial(self, value: Any) -> None:
-        self._worker.partial.emit(self._job.name, value)
+    started = Signal()
+    yielded = Signal(object)  # a core event: Progress, a sweep's RunStarted or LayerDone, ...
+    returned = Signal(object)  # the result of the work's Finished event
+    failed = Signal(str)  # a message for the user
+    cancelled = Signal()
+    finished = Signal()
+
+    def __init__(self, name: str, description: str, work: Work, needs_model: bool = True) -> None:
+        """name: a short id for logs and tests; description: what the status bar calls it."""
+        super().__init__()
+        self.name = name
+        self.description = description
+        self.work = work
+        self.needs_model = needs_model
+        self._abort = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop at the next event; a job still queued never starts."""
+        self._abort.set()
+
+    @property
+    def abort_requested(self) -> bool:
+        return self._abort.is_set()
 
 
 class Worker(QObject):
     """A QObject living on its own QThread that runs submitted jobs in order."""
 
-    started = Signal(str)  # job name
-    progress = Signal(str, int, int, str)  # job name, done, total, message
-    partial = Signal(str, object)  # job name, partial result
-    finished = Signal(str, object)  # job name, result
-    failed = Signal(str, str)  # job name, message for the user
-    cancelled = Signal(str)  # job name
     _submit = Signal(object)
 
     def __init__(self, name: str) -> None:
         super().__init__()
-        self.model: Any = None
-        self.generation = 0
+        self.slot = ModelSlot()
         self._thread = QThread()
         self._thread.setObjectName(name)
         self.moveToThread(self._thread)
         self._submit.connect(self._run)
         self._thread.start()
 
-    def submit(self, name: str, run: Callable[[JobContext], Any]) -> None:
-        """Queue a job; it runs after the jobs already queued and ends in exactly one of
-        finished, failed or cancelled."""
-        self._submit.emit(Job(name, run, self.generation))
+    @property
+    def model(self) -> ModelHandle | None:
+        return self.slot.handle
 
-    def cancel(self) -> None:
-        """Stop the running job at its next check and skip the queued ones."""
-        self.generation += 1
+    def submit(self, job: Job) -> None:
+        """Queue a job behind the ones already queued."""
+        self._submit.emit(job)
 
     def stop(self, wait_ms: int | None = None) -> bool:
-        """Cancel everything and end the thread (call from the GUI thread). False when a step
-        that cannot be interrupted, such as a dequantisation, still runs after wait_ms."""
-        self.cancel()
+        """End the thread after the running job's current step (call from the GUI thread, after
+        cancelling the jobs). False when a step that cannot be interrupted, such as a
+        dequantisation, still runs after wait_ms."""
         self._thread.quit()
         return self._thread.wait() if wait_ms is None else self._thread.wait(wait_ms)
 
@@ -104,24 +103,35 @@ class Worker(QObject):
 
     @Slot(object)
     def _run(self, job: Job) -> None:
-        from hsviewer.core import HsviewerError
+        if job.abort_requested:
+            job.cancelled.emit()
+        else:
+            job.started.emit()
+            self._drive(job)
+        job.finished.emit()
 
-        if job.generation != self.generation:
-            self.cancelled.emit(job.name)
-            return
-        self.started.emit(job.name)
+    def _drive(self, job: Job) -> None:
+        from hsviewer.core.errors import HsviewerError
+        from hsviewer.core.events import Finished
+
         try:
-            result = job.run(JobContext(self, job))
-        except Cancelled:
-            self.cancelled.emit(job.name)
+            events = job.work(self.slot)
+            for event in events:
+                if isinstance(event, Finished):
+                    job.returned.emit(event.result)
+                    return
+                job.yielded.emit(event)
+                if job.abort_requested:
+                    events.close()
+                    job.cancelled.emit()
+                    return
+            raise RuntimeError("the work ended without a result")
         except HsviewerError as e:
             log.warning("%s failed: %s", job.name, e)
-            self.failed.emit(job.name, str(e))
+            job.failed.emit(str(e))
         except MemoryError:
             log.exception("%s ran out of memory", job.name)
-            self.failed.emit(job.name, "Out of memory: try a shorter text, a smaller image or a smaller model.")
+            job.failed.emit("Out of memory: try a shorter text, a smaller image or a smaller model.")
         except Exception as e:
             log.exception("%s failed unexpectedly", job.name)
-            self.failed.emit(job.name, f"Unexpected error in {job.name}: {type(e).__name__}: {e}")
-        else:
-            self.finished.emit(job.name, result)
+            job.failed.emit(f"Unexpected error in {job.description}: {type(e).__name__}: {e}")
