@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -70,6 +71,18 @@ def test_gui_modules_import_neither_torch_nor_pyqtgraph_before_the_window():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_building_the_tabs_leaves_torch_to_the_worker():
+    """The tabs are built on the GUI thread after the window shows: importing torch there would freeze it."""
+    code = (
+        "from PySide6.QtWidgets import QApplication; app = QApplication([]);"
+        "import sys; from hsviewer.gui.main_window import MainWindow; w = MainWindow(); w.close();"
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_k_slider_changes_the_reconstruction(qtbot, window, image_file):
