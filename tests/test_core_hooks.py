@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hsviewer.core.blocks import block_hidden, replace_hidden
-from hsviewer.core.hooks import capture_outputs, reduce_at, replay_prefix
+from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
 from tests.core_helpers import tiny_handle
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -108,10 +108,10 @@ def test_capture_outputs_removes_hooks_on_error(handle, clean_logits):
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
 
 
-# --- reduce_at ----------------------------------------------------------------------------------
+# --- replace_block_output -----------------------------------------------------------------------
 
 
-def test_reduce_at_replaces_the_block_output(handle, clean_logits):
+def test_replace_block_output_replaces_the_block_output(handle, clean_logits):
     layer = handle.n_layers - 1 if handle.n_layers > 1 else 0
     seen = []
 
@@ -121,7 +121,7 @@ def test_reduce_at_replaces_the_block_output(handle, clean_logits):
 
     with capture_outputs(handle.blocks) as clean:
         logits(handle)
-    with reduce_at(handle.blocks[layer], reducer), capture_outputs(handle.blocks) as changed:
+    with replace_block_output(handle.blocks[layer], reducer), capture_outputs(handle.blocks) as changed:
         changed_logits = logits(handle)
     assert len(seen) == 1
     torch.testing.assert_close(seen[0], clean[layer][0], rtol=0, atol=0)
@@ -133,13 +133,13 @@ def test_reduce_at_replaces_the_block_output(handle, clean_logits):
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
 
 
-def test_reduce_at_identity_changes_nothing(handle, clean_logits):
-    with reduce_at(handle.blocks[0], lambda row: row):
+def test_replace_block_output_identity_changes_nothing(handle, clean_logits):
+    with replace_block_output(handle.blocks[0], lambda row: row):
         torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
     assert_clean(handle)
 
 
-def test_reduce_at_each_batch_row(handle):
+def test_replace_block_output_each_batch_row(handle):
     batch = torch.cat([IDS, IDS.flip(1)])
     rows = []
 
@@ -147,25 +147,25 @@ def test_reduce_at_each_batch_row(handle):
         rows.append(row.shape)
         return row
 
-    with reduce_at(handle.blocks[0], reducer):
+    with replace_block_output(handle.blocks[0], reducer):
         logits(handle, batch)
     assert rows == [torch.Size([IDS.shape[1], handle.model.config.hidden_size])] * 2
     assert_clean(handle)
 
 
-def test_reduce_at_removes_its_hook_on_error(handle, clean_logits):
-    with pytest.raises(Boom), reduce_at(handle.blocks[0], lambda row: row * 0):
+def test_replace_block_output_removes_its_hook_on_error(handle, clean_logits):
+    with pytest.raises(Boom), replace_block_output(handle.blocks[0], lambda row: row * 0):
         assert len(handle.blocks[0]._forward_hooks) == len(BASELINE[id(handle)][0][0]) + 1
         raise Boom
     assert_clean(handle)
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
 
 
-def test_reduce_at_removes_its_hook_when_the_reducer_fails(handle, clean_logits):
+def test_replace_block_output_removes_its_hook_when_the_reducer_fails(handle, clean_logits):
     def reducer(row):
         raise Boom
 
-    with pytest.raises(Boom), reduce_at(handle.blocks[0], reducer):
+    with pytest.raises(Boom), replace_block_output(handle.blocks[0], reducer):
         logits(handle)
     assert_clean(handle)
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
@@ -224,7 +224,7 @@ def test_replay_prefix_uses_the_given_hidden(handle, clean_logits):
         handle.model(IDS, use_cache=False)
     layer = 0
     doubled = 2 * block_hidden(raw[layer])
-    with reduce_at(handle.blocks[layer], lambda row: row * 2):
+    with replace_block_output(handle.blocks[layer], lambda row: row * 2):
         expected = logits(handle)
     with torch.no_grad(), replay_prefix(handle.blocks, raw, layer, doubled):
         got = logits(handle)

@@ -33,15 +33,15 @@ def _replay_rows(
 ) -> Iterator[None]:
     first, n = min(layers), len(layers)
     expanded = {j: replace_hidden(clean[j], block_hidden(clean[j]).expand(n, -1, -1)) for j in range(first + 1)}
-    start = _rows(clean[first], first, layers, reduced, block_hidden(clean[first]).expand(n, -1, -1))
+    start = _mix_rows(clean[first], first, layers, reduced, block_hidden(clean[first]).expand(n, -1, -1))
     with ExitStack() as stack:
         stack.enter_context(replay_prefix(blocks, expanded, first, start))
         for j in range(first + 1, max(layers) + 1):
-            stack.enter_context(_hook(blocks[j], _fixer(clean[j], j, layers, reduced)))
+            stack.enter_context(_hook(blocks[j], _row_fixing_hook(clean[j], j, layers, reduced)))
         yield
 
 
-def _rows(clean_j: Any, j: int, layers: Sequence[int], reduced: Sequence[Any], hidden: Any) -> Any:
+def _mix_rows(clean_j: Any, j: int, layers: Sequence[int], reduced: Sequence[Any], hidden: Any) -> Any:
     """Rows reduced later get block j's clean output, the row reduced at j its reduction."""
     out = hidden.clone()
     for i, layer in enumerate(layers):
@@ -52,9 +52,9 @@ def _rows(clean_j: Any, j: int, layers: Sequence[int], reduced: Sequence[Any], h
     return out
 
 
-def _fixer(clean_j: Any, j: int, layers: Sequence[int], reduced: Sequence[Any]) -> Callable:
+def _row_fixing_hook(clean_j: Any, j: int, layers: Sequence[int], reduced: Sequence[Any]) -> Callable:
     def hook(module: Any, args: Any, output: Any) -> Any:
-        return replace_hidden(output, _rows(clean_j, j, layers, reduced, block_hidden(output)))
+        return replace_hidden(output, _mix_rows(clean_j, j, layers, reduced, block_hidden(output)))
 
     return hook
 

@@ -12,9 +12,9 @@ import torch
 from hsviewer.core import lowrank
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
-from hsviewer.core.hooks import capture_outputs, reduce_at
+from hsviewer.core.hooks import capture_outputs, replace_block_output
 from hsviewer.core.reduction import Reduction, decompose
-from hsviewer.core.runs import Reference, forward, row
+from hsviewer.core.runs import CleanReference, clean_forward, first_row
 from hsviewer.core.text import tokenize
 
 if TYPE_CHECKING:
@@ -89,8 +89,8 @@ def iter_reduce(
     layer = check_layer(layer, handle.n_layers)
     tokens = tokenize(handle, text)
     yield Progress(message="Clean forward pass", done=0, total=2)
-    clean = forward(handle, tokens.ids)
-    hs = row(clean.hidden[layer])
+    clean = clean_forward(handle, tokens.ids)
+    hs = first_row(clean.hidden[layer])
     dec = decompose(hs, reduction)
     k = dec.components(reduction)
     reconstruction, kept = dec.reconstruct(k, reduction)
@@ -98,12 +98,14 @@ def iter_reduce(
     # Blocks 0..layer run as in the clean pass, so the hook meets `hs` again: put in its reconstruction.
     with (
         torch.no_grad(),
-        reduce_at(handle.blocks[layer], lambda hidden: reconstruction),
+        replace_block_output(handle.blocks[layer], lambda hidden: reconstruction),
         capture_outputs(handle.blocks) as reduced,
     ):
         logits = handle.model(tokens.ids, use_cache=False).logits[0].float()
-    norms = [float(torch.linalg.norm(row(reduced[i]) - row(clean.hidden[i]))) for i in range(handle.n_layers)]
-    reference = Reference(clean.logits, tokens.ids)
+    norms = [
+        float(torch.linalg.norm(first_row(reduced[i]) - first_row(clean.hidden[i]))) for i in range(handle.n_layers)
+    ]
+    reference = CleanReference(clean.logits, tokens.ids)
     metrics = reference.compare(logits)
     original, reconstructed = _np(hs), _np(reconstruction)
     result = HiddenReduction(

@@ -32,7 +32,7 @@ def capture_outputs(blocks: Sequence[Any], raw: bool = False) -> Iterator[dict[i
 
 
 @contextmanager
-def reduce_at(block: Any, reducer: Callable[[Any], Any]) -> Iterator[None]:
+def replace_block_output(block: Any, reducer: Callable[[Any], Any]) -> Iterator[None]:
     """Replace the block's hidden state by reducer(hidden state) of each batch row."""
     import torch
 

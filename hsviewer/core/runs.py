@@ -19,7 +19,7 @@ class LogitMetrics:
     logit_diff_norm: float  # Frobenius norm of (logits - clean logits)
 
 
-class Reference:
+class CleanReference:
     """The clean run's logits, with what every comparison against them reuses."""
 
     def __init__(self, logits: Any, ids: Any) -> None:
@@ -68,7 +68,7 @@ class Run:
     logits: Any  # (T, V), float32
 
 
-def forward(handle: Any, ids: Any, raw: bool = False) -> Run:
+def clean_forward(handle: Any, ids: Any, raw: bool = False) -> Run:
     """One pass recording each block's output."""
     import torch
 
@@ -85,6 +85,6 @@ def logits_of(handle: Any, ids: Any) -> Any:
         return handle.model(ids, use_cache=False).logits[0].float()
 
 
-def row(hidden: Any) -> Any:
+def first_row(hidden: Any) -> Any:
     """Batch row 0 of a captured hidden state, as float32 (T, D)."""
     return hidden[0].float()

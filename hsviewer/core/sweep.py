@@ -17,9 +17,9 @@ from hsviewer.core.batched import batched_tails
 from hsviewer.core.blocks import block_hidden
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
-from hsviewer.core.hooks import capture_outputs, reduce_at, replay_prefix
+from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
 from hsviewer.core.reduction import Decomposition, Reduction, decompose, reduce_matrix
-from hsviewer.core.runs import LogitMetrics, Reference, Run, forward, logits_of, row
+from hsviewer.core.runs import CleanReference, LogitMetrics, Run, clean_forward, first_row, logits_of
 from hsviewer.core.sweep_results import (
     CONTROLS,
     METHODS,
@@ -82,8 +82,8 @@ def iter_sweep(
     collector, done = SweepCollector(), 0
     for label, run_reduction, run_tokens in runs:
         yield Progress(message=f"Clean forward pass{_suffix(label)}", done=done, total=total)
-        clean = forward(handle, run_tokens.ids, raw=True)
-        reference = Reference(clean.logits, run_tokens.ids)
+        clean = clean_forward(handle, run_tokens.ids, raw=True)
+        reference = CleanReference(clean.logits, run_tokens.ids)
         run = SweepResult(
             model=handle.name,
             tokens=run_tokens.strings,
@@ -155,13 +155,13 @@ def _layers(
     method: str,
     grid: Sequence[Reduction],
     clean: Run,
-    reference: Reference,
+    reference: CleanReference,
     batch: int,
 ) -> Iterator[LayerResult]:
     """Each block reduced in turn, `batch` blocks' tails per forward pass."""
     layers = list(range(handle.n_layers))
     for chunk in (layers[i : i + batch] for i in range(0, len(layers), batch)):
-        hidden = [row(block_hidden(clean.hidden[layer])) for layer in chunk]
+        hidden = [first_row(block_hidden(clean.hidden[layer])) for layer in chunk]
         if method == "prefix":
             decs = [decompose(hs, reduction) for hs in hidden]
             runs = _prefix(handle, ids, clean, chunk, decs, reduction)
@@ -220,7 +220,7 @@ def _grid(
     handle: ModelHandle,
     ids: torch.Tensor,
     clean: Run,
-    reference: Reference,
+    reference: CleanReference,
     layer: int,
     dec: Decomposition,
     reduction: Reduction,
@@ -265,6 +265,6 @@ def _hooked(handle: ModelHandle, ids: torch.Tensor, layer: int, reduction: Reduc
         return out
 
     block = handle.blocks[layer]
-    with reduce_at(block, reducer), capture_outputs([block]) as captured:
+    with replace_block_output(block, reducer), capture_outputs([block]) as captured:
         logits = logits_of(handle, ids)
-    return _ReducedRun(row(captured[0]), seen["k"], seen["kept"], logits)
+    return _ReducedRun(first_row(captured[0]), seen["k"], seen["kept"], logits)
