@@ -8,20 +8,30 @@ hidden state in the row reduced at this block.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hsviewer.core.blocks import block_hidden, replace_hidden
+import torch
+from torch import nn
+
+from hsviewer.core.blocks import BlockOutput, block_hidden, replace_hidden
 from hsviewer.core.hooks import replay_prefix
+
+if TYPE_CHECKING:
+    from hsviewer.core.models import ModelHandle
+
+ForwardHook = Callable[[nn.Module, tuple[Any, ...], BlockOutput], BlockOutput]
 
 
 def batched_tails(
-    handle: Any, ids: Any, clean: dict[int, Any], layers: Sequence[int], reduced: Sequence[Any]
-) -> list[Any]:
+    handle: ModelHandle,
+    ids: torch.Tensor,
+    clean: Mapping[int, BlockOutput],
+    layers: Sequence[int],
+    reduced: Sequence[torch.Tensor],
+) -> list[torch.Tensor]:
     """The (T, V) logits for each layer's reduction, from one forward pass of batch len(layers)."""
-    import torch
-
     with torch.no_grad(), _replay_rows(handle.blocks, clean, layers, reduced):
         logits = handle.model(ids.expand(len(layers), -1), use_cache=False).logits.float()
     return list(logits)
@@ -29,7 +39,10 @@ def batched_tails(
 
 @contextmanager
 def _replay_rows(
-    blocks: Sequence[Any], clean: dict[int, Any], layers: Sequence[int], reduced: Sequence[Any]
+    blocks: Sequence[nn.Module],
+    clean: Mapping[int, BlockOutput],
+    layers: Sequence[int],
+    reduced: Sequence[torch.Tensor],
 ) -> Iterator[None]:
     first, n = min(layers), len(layers)
     expanded = {j: replace_hidden(clean[j], block_hidden(clean[j]).expand(n, -1, -1)) for j in range(first + 1)}
@@ -41,7 +54,9 @@ def _replay_rows(
         yield
 
 
-def _mix_rows(clean_j: Any, j: int, layers: Sequence[int], reduced: Sequence[Any], hidden: Any) -> Any:
+def _mix_rows(
+    clean_j: BlockOutput, j: int, layers: Sequence[int], reduced: Sequence[torch.Tensor], hidden: torch.Tensor
+) -> torch.Tensor:
     """Rows reduced later get block j's clean output, the row reduced at j its reduction."""
     out = hidden.clone()
     for i, layer in enumerate(layers):
@@ -52,15 +67,19 @@ def _mix_rows(clean_j: Any, j: int, layers: Sequence[int], reduced: Sequence[Any
     return out
 
 
-def _row_fixing_hook(clean_j: Any, j: int, layers: Sequence[int], reduced: Sequence[Any]) -> Callable:
-    def hook(module: Any, args: Any, output: Any) -> Any:
+def _row_fixing_hook(
+    clean_j: BlockOutput, j: int, layers: Sequence[int], reduced: Sequence[torch.Tensor]
+) -> ForwardHook:
+    """A forward hook for block j that mixes its batched output's rows as _mix_rows says."""
+
+    def hook(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> BlockOutput:
         return replace_hidden(output, _mix_rows(clean_j, j, layers, reduced, block_hidden(output)))
 
     return hook
 
 
 @contextmanager
-def _hook(block: Any, hook: Callable) -> Iterator[None]:
+def _hook(block: nn.Module, hook: ForwardHook) -> Iterator[None]:
     handle = block.register_forward_hook(hook)
     try:
         yield

@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Generator
 from pathlib import Path
 
+import torch
+
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Progress
 
@@ -83,7 +85,6 @@ def remove_abandoned_builds(models: Path) -> None:
 
 
 def build(gguf: Path, folder: Path, key: str) -> None:
-    import torch
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

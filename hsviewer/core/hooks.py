@@ -5,20 +5,29 @@ Each one removes what it installed on exit, errors included.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Literal, overload
 
-from hsviewer.core.blocks import block_hidden, replace_hidden
+import torch
+from torch import nn
+
+from hsviewer.core.blocks import BlockOutput, block_hidden, replace_hidden
 
 
+@overload
+def capture_outputs(
+    blocks: Sequence[nn.Module], raw: Literal[False] = False
+) -> AbstractContextManager[dict[int, torch.Tensor]]: ...
+@overload
+def capture_outputs(blocks: Sequence[nn.Module], raw: bool) -> AbstractContextManager[dict[int, BlockOutput]]: ...
 @contextmanager
-def capture_outputs(blocks: Sequence[Any], raw: bool = False) -> Iterator[dict[int, Any]]:
+def capture_outputs(blocks: Sequence[nn.Module], raw: bool = False) -> Iterator[dict[int, Any]]:
     """Record each block's output (its hidden state, or the raw output if raw) by index."""
-    outputs: dict[int, Any] = {}
+    outputs: dict[int, Any] = {}  # the overloads above say which: tensors, or raw outputs
 
-    def make(i: int) -> Callable:
-        def hook(module: Any, args: Any, output: Any) -> None:
+    def make(i: int) -> Callable[[nn.Module, tuple[Any, ...], BlockOutput], None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> None:
             outputs[i] = output if raw else block_hidden(output).detach()
 
         return hook
@@ -32,11 +41,10 @@ def capture_outputs(blocks: Sequence[Any], raw: bool = False) -> Iterator[dict[i
 
 
 @contextmanager
-def replace_block_output(block: Any, reducer: Callable[[Any], Any]) -> Iterator[None]:
+def replace_block_output(block: nn.Module, reducer: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
     """Replace the block's hidden state by reducer(hidden state) of each batch row."""
-    import torch
 
-    def hook(module: Any, args: Any, output: Any) -> Any:
+    def hook(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> BlockOutput:
         hidden = block_hidden(output)
         reduced = torch.stack([reducer(row) for row in hidden]).to(hidden.dtype)
         return replace_hidden(output, reduced)
@@ -49,7 +57,9 @@ def replace_block_output(block: Any, reducer: Callable[[Any], Any]) -> Iterator[
 
 
 @contextmanager
-def replay_prefix(blocks: Sequence[Any], outputs: dict[int, Any], layer: int, hidden: Any) -> Iterator[None]:
+def replay_prefix(
+    blocks: Sequence[nn.Module], outputs: Mapping[int, BlockOutput], layer: int, hidden: torch.Tensor
+) -> Iterator[None]:
     """Skip blocks 0..layer: they return the recorded clean outputs, block `layer` the given hidden.
 
     A reduction at block L cannot change blocks before it, so a sweep only needs to
@@ -58,7 +68,7 @@ def replay_prefix(blocks: Sequence[Any], outputs: dict[int, Any], layer: int, hi
     """
     saved = [b.__dict__.get("forward") for b in blocks[: layer + 1]]
 
-    def stub(value: Any) -> Callable:
+    def stub(value: BlockOutput) -> Callable[..., BlockOutput]:
         return lambda *args, **kwargs: value
 
     try:

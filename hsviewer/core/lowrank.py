@@ -3,22 +3,33 @@
 Every function accepts a 2-D numpy array or torch tensor and returns the same kind,
 so the same code serves the image tab (numpy, float64) and hooks inside a forward
 pass (torch, on the model's device).
+
+torch is imported only where a tensor is handled: the GUI thread imports this module to
+build its tabs, and it never waits for torch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import numpy as np
 
 from hsviewer.core.errors import HsviewerError
 
+if TYPE_CHECKING:
+    import torch
+
 CENTERINGS = ("double", "column", "none")
 
+# A matrix (or vector) of either kind; Matrix: the same kind in and out.
+Array: TypeAlias = "np.ndarray | torch.Tensor"
+Matrix = TypeVar("Matrix", np.ndarray, "torch.Tensor")
 
-def is_whole(value: Any) -> bool:
+
+def is_whole(value: Any) -> bool:  # Any: it checks user input of any type
     """A whole number (an int, or a float or numpy number without a fraction); never a bool or a string."""
     if value is None or isinstance(value, (bool, str, bytes)):
         return False
@@ -28,7 +39,7 @@ def is_whole(value: Any) -> bool:
         return False
 
 
-def check_threshold(threshold: float) -> float:
+def check_threshold(threshold: Any) -> float:  # Any: it checks user input of any type
     """A percent-variance threshold must lie in (0, 100]."""
     try:
         value = math.nan if isinstance(threshold, (bool, str, bytes)) else float(threshold)
@@ -39,7 +50,7 @@ def check_threshold(threshold: float) -> float:
     return value
 
 
-def cumulative_percent(s: Any) -> np.ndarray:
+def cumulative_percent(s: Array | Sequence[float]) -> np.ndarray:
     """Cumulative percent of variance (s**2) explained by the first 1..n components."""
     s2 = np.asarray(_to_numpy(s), dtype=np.float64) ** 2
     total = s2.sum()
@@ -48,7 +59,7 @@ def cumulative_percent(s: Any) -> np.ndarray:
     return 100.0 * np.cumsum(s2) / total
 
 
-def components_for_threshold(s: Any, threshold: float) -> int:
+def components_for_threshold(s: Array, threshold: float) -> int:
     """Smallest k whose cumulative variance reaches the threshold.
 
     The reference notebook takes the first index whose cumulative percent exceeds
@@ -63,15 +74,15 @@ def components_for_threshold(s: Any, threshold: float) -> int:
     return min(k, numerical_rank(s))
 
 
-def numerical_rank(s: Any, shape: tuple[int, int] | None = None) -> int:
+def numerical_rank(s: Array, shape: tuple[int, ...] | None = None) -> int:
     """Number of singular values above numpy's matrix_rank tolerance (for the dtype they were computed in)."""
     single = str(getattr(s, "dtype", "")).endswith(("float32", "float16"))  # numpy or torch
-    s = np.asarray(_to_numpy(s), dtype=np.float64)
-    if s.size == 0 or s[0] <= 0:
+    values = np.asarray(_to_numpy(s), dtype=np.float64)
+    if values.size == 0 or values[0] <= 0:
         return 0
-    n = max(shape) if shape else s.size
-    tol = s[0] * n * np.finfo(np.float32 if single else np.float64).eps
-    return int((s > tol).sum())
+    n = max(shape) if shape else values.size
+    tol = values[0] * n * np.finfo(np.float32 if single else np.float64).eps
+    return int((values > tol).sum())
 
 
 def _raise_no_variance() -> None:
@@ -90,7 +101,7 @@ def check_components(k: int, rank: int) -> int:
     return int(k)
 
 
-def choose_components(s: Any, threshold: float | None, components: int | None) -> int:
+def choose_components(s: Array, threshold: float | None, components: int | None) -> int:
     """k from either a percent threshold or a fixed count (exactly one must be given)."""
     if components is not None:
         return check_components(components, numerical_rank(s))
@@ -98,13 +109,13 @@ def choose_components(s: Any, threshold: float | None, components: int | None) -
 
 
 @dataclass
-class Centered:
+class Centered(Generic[Matrix]):
     """A centred matrix and what was removed, so reconstruction can add it back."""
 
-    data: Any
-    offset: Any  # broadcastable to data; added back after reconstruction
+    data: Matrix
+    offset: Matrix  # broadcastable to data; added back after reconstruction
 
-    def restore(self, x: Any) -> Any:
+    def restore(self, x: Matrix) -> Matrix:
         return x + self.offset
 
 
@@ -114,28 +125,28 @@ def check_centering(centering: str) -> str:
     return centering
 
 
-def center(x: Any, centering: str = "double") -> Centered:
+def center(x: Matrix, centering: str = "double") -> Centered[Matrix]:
     """Remove row and column means (double), column means (PCA) or nothing."""
     check_centering(centering)
     if centering == "none":
         return Centered(x, 0.0 * x[:1, :1])
-    col = x.mean(0, keepdims=True)
+    col = x.mean(0)[None, :]  # indexing keeps the dimension in numpy and torch alike
     if centering == "column":
         return Centered(x - col, col)
-    row = x.mean(1, keepdims=True)
+    row = x.mean(1)[:, None]
     grand = x.mean()
     offset = col + row - grand
     return Centered(x - offset, offset)
 
 
-def svd(x: Any) -> tuple[Any, Any, Any]:
+def svd(x: Matrix) -> tuple[Matrix, Matrix, Matrix]:
     """Thin SVD: U (m x r), s (r), Vh (r x n) with r = min(m, n)."""
     if isinstance(x, np.ndarray):
         return np.linalg.svd(x, full_matrices=False)
     return _gram_svd(x)
 
 
-def _gram_svd(x: Any) -> tuple[Any, Any, Any]:
+def _gram_svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Thin SVD of a torch matrix from the eigenvectors of its smaller Gram matrix, in float64.
 
     A hidden state is tokens x dimensions with one side much shorter: the eigenproblem
@@ -158,12 +169,12 @@ def _gram_svd(x: Any) -> tuple[Any, Any, Any]:
     return u.to(x.dtype), s.to(x.dtype), vh.to(x.dtype)
 
 
-def reconstruct(u: Any, s: Any, vh: Any, k: int) -> Any:
+def reconstruct(u: Matrix, s: Matrix, vh: Matrix, k: int) -> Matrix:
     """Rank-k reconstruction without forming the full Sigma matrix."""
     return (u[:, :k] * s[:k]) @ vh[:k]
 
 
-def _to_numpy(x: Any) -> np.ndarray:
+def _to_numpy(x: Array | Sequence[float]) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach"):

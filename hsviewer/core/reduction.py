@@ -1,12 +1,19 @@
-"""One hidden-state matrix (tokens x dimensions): centre, SVD, keep k components, add the means back."""
+"""One hidden-state matrix (tokens x dimensions): centre, SVD, keep k components, add the means back.
+
+Like lowrank, this module serves numpy arrays and torch tensors alike, and imports torch
+only for a tensor: the GUI thread imports it (for Reduction), and it never waits for torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Generic
+
+import numpy as np
 
 from hsviewer.core import lowrank
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.lowrank import Matrix
 
 BASES = ("top", "random")
 
@@ -44,20 +51,20 @@ class Reduction:
 
 
 @dataclass
-class Decomposition:
+class Decomposition(Generic[Matrix]):
     """The SVD of one centred hidden state, kept so several k can reuse it."""
 
-    hidden: Any  # tokens x dims, as given
-    centered: lowrank.Centered
-    u: Any
-    s: Any
-    vh: Any
+    hidden: Matrix  # tokens x dims, as given
+    centered: lowrank.Centered[Matrix]
+    u: Matrix
+    s: Matrix
+    vh: Matrix
     rows: slice  # the rows the basis was built from
 
     def components(self, reduction: Reduction) -> int:
         return lowrank.choose_components(self.s, reduction.threshold, reduction.components)
 
-    def reconstruct(self, k: int, reduction: Reduction) -> tuple[Any, float]:
+    def reconstruct(self, k: int, reduction: Reduction) -> tuple[Matrix, float]:
         """The rank-k hidden state (means added back) and the percent of variance it keeps."""
         x = self.centered.data
         if reduction.basis == "random":
@@ -67,12 +74,12 @@ class Decomposition:
         else:
             part = lowrank.reconstruct(self.u, self.s, self.vh, k)
             kept = float(lowrank.cumulative_percent(self.s)[k - 1])
-        out = self.hidden.clone() if hasattr(self.hidden, "clone") else self.hidden.copy()
+        out = self.hidden.copy() if isinstance(self.hidden, np.ndarray) else self.hidden.clone()
         out[self.rows] = self.centered.restore(part)
         return out, kept
 
 
-def decompose(hidden: Any, reduction: Reduction) -> Decomposition:
+def decompose(hidden: Matrix, reduction: Reduction) -> Decomposition[Matrix]:
     """Centre and SVD the rows the reduction works on."""
     rows = slice(1, None) if reduction.exclude_first else slice(None)
     part = hidden[rows]
@@ -83,7 +90,7 @@ def decompose(hidden: Any, reduction: Reduction) -> Decomposition:
     return Decomposition(hidden, centered, u, s, vh, rows)
 
 
-def reduce_matrix(hidden: Any, reduction: Reduction) -> tuple[Any, int, float]:
+def reduce_matrix(hidden: Matrix, reduction: Reduction) -> tuple[Matrix, int, float]:
     """Reduced hidden state, components kept and percent of variance kept."""
     dec = decompose(hidden, reduction)
     k = dec.components(reduction)
@@ -91,10 +98,8 @@ def reduce_matrix(hidden: Any, reduction: Reduction) -> tuple[Any, int, float]:
     return out, k, kept
 
 
-def _random_basis(x: Any, k: int, seed: int) -> Any:
+def _random_basis(x: Matrix, k: int, seed: int) -> Matrix:
     """An orthonormal basis of a random k-dimensional subspace of the columns' space."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.standard_normal((x.shape[1], k)))
     if isinstance(x, np.ndarray):

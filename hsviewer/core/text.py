@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hsviewer.core.errors import HsviewerError
+
+if TYPE_CHECKING:
+    # Only for annotations: the GUI thread calls read_text_file, and it never waits for torch.
+    import torch
+
+    from hsviewer.core.models import ModelHandle
 
 
 def read_text_file(path: str | Path) -> str:
@@ -28,7 +34,7 @@ def read_text_file(path: str | Path) -> str:
 
 @dataclass
 class Tokens:
-    ids: Any  # (1, T) tensor on the model's device
+    ids: torch.Tensor  # (1, T) token ids on the model's device
     strings: list[str]
     warnings: list[str] = field(default_factory=list)
 
@@ -36,7 +42,7 @@ class Tokens:
         return len(self.strings)
 
 
-def tokenize(handle: Any, text: str) -> Tokens:
+def tokenize(handle: ModelHandle, text: str) -> Tokens:
     """Token ids for one text (batch of 1), truncated to the context with a warning."""
     text = (text or "").strip()
     if not text:
@@ -49,7 +55,7 @@ def tokenize(handle: Any, text: str) -> Tokens:
         ids = ids[:limit]
     if len(ids) < 2:
         raise HsviewerError("The text needs at least two tokens: one token has no variance across tokens to reduce.")
-    import torch
+    import torch  # here, not at the top: see the note on the imports
 
     strings = [handle.tokenizer.decode([i]) for i in ids]
     return Tokens(torch.tensor([ids], device=handle.device), strings, notes)
