@@ -25,9 +25,12 @@ run: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
+# mypy and the import contract (hsviewer.core never imports Qt or the GUI) are configured in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check hsviewer tests
 	$(BIN)/ruff format --check hsviewer tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/hsviewer bench
