@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeGuard, TypeVar
 
 import numpy as np
 
@@ -29,8 +29,12 @@ Array: TypeAlias = "np.ndarray | torch.Tensor"
 Matrix = TypeVar("Matrix", np.ndarray, "torch.Tensor")
 
 
-def is_whole(value: Any) -> bool:  # Any: it checks user input of any type
-    """A whole number (an int, or a float or numpy number without a fraction); never a bool or a string."""
+def is_whole(value: Any) -> TypeGuard[float]:  # Any: it checks user input of any type
+    """A whole number (an int, or a float or numpy number without a fraction); never a bool or a string.
+
+    True tells a type checker the value is a real number (float, which admits int), so
+    callers can compare it and take int() of it.
+    """
     if value is None or isinstance(value, (bool, str, bytes)):
         return False
     try:
