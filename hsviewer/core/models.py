@@ -160,9 +160,8 @@ def _check_folder(path: Path) -> None:
         raise HsviewerError(f"{path} has no weights (model.safetensors or pytorch_model.bin).")
 
 
-def _load(
-    folder: str, name: str, kwargs: dict[str, Any], dtype: str | None, device_map: str | None
-) -> tuple[torch.nn.Module, Any]:
+def _load(folder: str, name: str, kwargs: dict[str, Any], dtype: str | None, device_map: str | None) -> tuple[Any, Any]:
+    """The model (a transformers PreTrainedModel) and its tokenizer."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     config = _call(AutoConfig.from_pretrained, folder, name, **kwargs)

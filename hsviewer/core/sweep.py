@@ -102,6 +102,7 @@ def iter_sweep(
             event = LayerDone(label=label, done=done, total=total, result=layer_result)
             collector.add(event)
             yield event
+    assert collector.result is not None  # the plain run always starts first
     yield Finished(result=collector.result)
 
 
@@ -162,11 +163,12 @@ def _layers(
     layers = list(range(handle.n_layers))
     for chunk in (layers[i : i + batch] for i in range(0, len(layers), batch)):
         hidden = [first_row(block_hidden(clean.hidden[layer])) for layer in chunk]
+        decs: list[Decomposition | None] = [
+            decompose(hs, reduction) if method == "prefix" or grid else None for hs in hidden
+        ]
         if method == "prefix":
-            decs = [decompose(hs, reduction) for hs in hidden]
-            runs = _prefix(handle, ids, clean, chunk, decs, reduction)
+            runs = _prefix(handle, ids, clean, chunk, [d for d in decs if d is not None], reduction)
         else:
-            decs = [decompose(hs, reduction) if grid else None for hs in hidden]
             runs = [_hooked(handle, ids, layer, reduction) for layer in chunk]
         for layer, hs, dec, run in zip(chunk, hidden, decs, runs, strict=True):
             layer_result = _measure(layer, hs, run, reference.compare(run.logits))
