@@ -107,15 +107,17 @@ def _sweep_times(model: str, text: str) -> list[tuple[str, str]]:
 def _pass_costs(handle: Any, text: str) -> tuple[float, float]:
     """Seconds for one decoder block, and for everything else in a pass (mostly the LM head)."""
     from hsviewer.core.blocks import block_hidden
-    from hsviewer.core.runs import clean_forward, first_row, logits_of
-    from hsviewer.core.sweep import tail_logits
+    from hsviewer.core.runs import CleanReference, clean_forward, first_row, pass_states
+    from hsviewer.core.sweep import tail_states
     from hsviewer.core.text import tokenize
 
     ids = tokenize(handle, text).ids
     clean = clean_forward(handle, ids, raw=True)
     last = handle.n_layers - 1
-    full = _best_of(5, lambda: logits_of(handle, ids))
-    head = _best_of(5, lambda: tail_logits(handle, ids, clean, last, first_row(block_hidden(clean.hidden[last]))))
+    reference = CleanReference(handle, clean.states, ids)
+    full = _best_of(5, lambda: reference.compare(pass_states(handle, ids)[0]))
+    tail = first_row(block_hidden(clean.hidden[last]))
+    head = _best_of(5, lambda: reference.compare(tail_states(handle, ids, clean, last, tail)))
     return (full - head) / last, head
 
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from hsviewer.core.blocks import BlockOutput, block_hidden, replace_hidden
 from hsviewer.core.hooks import replay_prefix
+from hsviewer.core.runs import pass_states
 
 if TYPE_CHECKING:
     from hsviewer.core.models import ModelHandle
@@ -31,10 +32,10 @@ def batched_tails(
     layers: Sequence[int],
     reduced: Sequence[torch.Tensor],
 ) -> list[torch.Tensor]:
-    """The (T, V) logits for each layer's reduction, from one forward pass of batch len(layers)."""
-    with torch.no_grad(), _replay_rows(handle.blocks, clean, layers, reduced):
-        logits = handle.model(ids.expand(len(layers), -1), use_cache=False).logits.float()
-    return list(logits)
+    """Each layer's reduced run, as the (T, X) states its logits come from (pass_states), from
+    one forward pass of batch len(layers)."""
+    with _replay_rows(handle.blocks, clean, layers, reduced):
+        return list(pass_states(handle, ids.expand(len(layers), -1)))
 
 
 @contextmanager

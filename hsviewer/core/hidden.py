@@ -12,9 +12,9 @@ import torch
 from hsviewer.core import lowrank
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
-from hsviewer.core.hooks import capture_outputs, replace_block_output
+from hsviewer.core.hooks import distances_from, replace_block_output
 from hsviewer.core.reduction import Reduction, decompose
-from hsviewer.core.runs import CleanReference, clean_forward, first_row
+from hsviewer.core.runs import CleanReference, clean_forward, first_row, pass_states
 from hsviewer.core.text import tokenize
 
 if TYPE_CHECKING:
@@ -97,16 +97,13 @@ def iter_reduce(
     yield Progress(message=f"Forward pass with layer {layer} reduced", done=1, total=2)
     # Blocks 0..layer run as in the clean pass, so the hook meets `hs` again: put in its reconstruction.
     with (
-        torch.no_grad(),
         replace_block_output(handle.blocks[layer], lambda hidden: reconstruction),
-        capture_outputs(handle.blocks) as reduced,
+        distances_from(handle.blocks, clean.hidden) as distances,
     ):
-        logits = handle.model(tokens.ids, use_cache=False).logits[0].float()
-    norms = [
-        float(torch.linalg.norm(first_row(reduced[i]) - first_row(clean.hidden[i]))) for i in range(handle.n_layers)
-    ]
-    reference = CleanReference(clean.logits, tokens.ids)
-    metrics = reference.compare(logits)
+        states = pass_states(handle, tokens.ids)[0]
+    norms = [distances[i] for i in range(handle.n_layers)]
+    reference = CleanReference(handle, clean.states, tokens.ids)
+    metrics = reference.compare(states)
     original, reconstructed = _np(hs), _np(reconstruction)
     result = HiddenReduction(
         model=handle.name,

@@ -41,6 +41,26 @@ def capture_outputs(blocks: Sequence[nn.Module], raw: bool = False) -> Iterator[
 
 
 @contextmanager
+def distances_from(blocks: Sequence[nn.Module], reference: Mapping[int, torch.Tensor]) -> Iterator[dict[int, float]]:
+    """Record, per block, the Frobenius norm of its hidden state (batch row 0) minus reference[i],
+    without keeping the states."""
+    norms: dict[int, float] = {}
+
+    def make(i: int) -> Callable[[nn.Module, tuple[Any, ...], BlockOutput], None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> None:
+            norms[i] = float(torch.linalg.norm(block_hidden(output)[0].float() - reference[i][0].float()))
+
+        return hook
+
+    handles = [b.register_forward_hook(make(i)) for i, b in enumerate(blocks)]
+    try:
+        yield norms
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
 def replace_block_output(block: nn.Module, reducer: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
     """Replace the block's hidden state by reducer(hidden state) of each batch row."""
 

@@ -15,6 +15,7 @@ from hsviewer.core import gguf_cache
 from hsviewer.core.blocks import find_blocks
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
+from hsviewer.core.runs import separable_head
 
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -33,6 +34,7 @@ class ModelHandle:
     blocks: list[torch.nn.Module]
     device: torch.device
     context_length: int | None
+    head: torch.nn.Module | None = None  # the LM head when the logits are it applied to its input
 
     @property
     def n_layers(self) -> int:
@@ -103,6 +105,7 @@ def iter_load(
         blocks=blocks,
         device=model.get_input_embeddings().weight.device,
         context_length=_context(model, tokenizer),
+        head=separable_head(model, _probe_ids(model)),
     )
     _check_causal(handle)
     yield Progress(message=f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
@@ -228,10 +231,16 @@ def _context(model: Any, tokenizer: Any) -> int | None:
     return limit if isinstance(limit, int) and limit < 10**7 else None
 
 
+def _probe_ids(model: Any) -> torch.Tensor:
+    """Four token ids, enough to see how the model computes."""
+    weight = model.get_input_embeddings().weight
+    return torch.arange(4, device=weight.device)[None] % weight.shape[0]
+
+
 def _check_causal(handle: ModelHandle) -> None:
     """A decoder-only LM's output at a position never depends on later tokens."""
+    ids = _probe_ids(handle.model)
     vocab = handle.model.get_input_embeddings().weight.shape[0]
-    ids = torch.arange(4, device=handle.device)[None] % vocab
     changed = ids.clone()
     changed[0, -1] = (ids[0, -1] + 1) % vocab
     with torch.no_grad():

@@ -1,15 +1,19 @@
 """Forward passes shared by the analyses: a clean run, and how far a changed run's logits moved.
 
-Loss and KL both come from one log-softmax over the vocabulary: the LM head's output is
-the largest tensor of a pass, and a sweep measures it once per layer.
+The LM head's output is the largest tensor of a pass (tokens x vocabulary), and a sweep
+measures it once per layer. So a pass keeps the head's input, and the metrics apply the
+head a chunk of tokens at a time; loss and KL come from one log-softmax per chunk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, overload
 
 import torch
+from torch import nn
 
 from hsviewer.core.blocks import BlockOutput
 from hsviewer.core.hooks import capture_outputs
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
 Recorded = TypeVar("Recorded", bound=BlockOutput)
 
 
+CHUNK_BYTES = 32 * 2**20  # one chunk of tokens x vocabulary logits, in float32
+CACHE_BYTES = 256 * 2**20  # the clean run's logits and probabilities are kept whole up to this size
+
+
 @dataclass
 class LogitMetrics:
     loss: float  # next-token cross-entropy with labels = tokens, as transformers computes it
@@ -28,34 +36,68 @@ class LogitMetrics:
     logit_diff_norm: float  # Frobenius norm of (logits - clean logits)
 
 
+class _CleanChunk(NamedTuple):
+    logits: torch.Tensor  # (C, V)
+    probs: torch.Tensor  # (C, V)
+    neg_entropy: torch.Tensor  # (C,): sum_v p log p per token
+
+
 class CleanReference:
-    """The clean run's logits, with what every comparison against them reuses."""
+    """The clean run, and what every comparison against it reuses.
 
-    def __init__(self, logits: torch.Tensor, ids: torch.Tensor) -> None:
-        self.logits = logits
+    Runs are compared by what their logits are computed from (pass_states): the logits
+    themselves come from the LM head a chunk of tokens at a time, so no tokens x
+    vocabulary tensor exists whole unless the clean one is small enough to keep.
+    """
+
+    def __init__(self, handle: ModelHandle, states: torch.Tensor, ids: torch.Tensor) -> None:
+        self.head = handle.head
+        self.states = states
         self.ids = ids[0]
-        log_p = torch.log_softmax(logits, -1)
-        self.probs = log_p.exp()
-        self.neg_entropy = _rowdot(self.probs, log_p)  # sum_v p log p, per token
-        self.loss = next_token_loss(log_p, self.ids)
-        # Reused for every comparison: a fresh vocabulary-sized tensor per layer costs more
+        vocab = head_logits(self.head, states[:1]).shape[-1]
+        n = len(self.ids)
+        step = max(1, CHUNK_BYTES // (4 * vocab))
+        self.slices = [slice(i, min(i + step, n)) for i in range(0, n, step)]
+        # Reused for every comparison: a fresh vocabulary-sized tensor per chunk costs more
         # in page faults than the arithmetic done in it.
-        self._log_q = torch.empty_like(logits)
-        self._diff = torch.empty_like(logits)
+        self._log_q = torch.empty(min(step, n), vocab)
+        self._work = torch.empty(min(step, n), vocab)
+        keep = 2 * 4 * n * vocab <= CACHE_BYTES
+        self._kept = [self._clean(sl, fresh=True) for sl in self.slices] if keep else None
+        self.loss = self.loss_of(self.states)
 
-    def loss_of(self, logits: torch.Tensor) -> float:
-        return next_token_loss(torch.log_softmax(logits, -1), self.ids)
+    def loss_of(self, states: torch.Tensor) -> float:
+        total = 0.0
+        for sl in self.slices:
+            logits = head_logits(self.head, states[sl])
+            total += _nll_sum(torch.log_softmax(logits, -1, out=self._log_q[: len(logits)]), self.ids, sl)
+        return total / (len(self.ids) - 1)
 
-    def compare(self, logits: torch.Tensor) -> LogitMetrics:
-        log_q = torch.log_softmax(logits, -1, out=self._log_q)
-        kl = self.neg_entropy - _rowdot(self.probs, log_q)  # sum_v p (log p - log q), per token
-        diff = torch.sub(logits, self.logits, out=self._diff)
-        return LogitMetrics(next_token_loss(log_q, self.ids), float(kl.mean()), float(torch.linalg.norm(diff)))
+    def compare(self, states: torch.Tensor) -> LogitMetrics:
+        kl = loss = squares = 0.0
+        for index, sl in enumerate(self.slices):
+            clean = self._kept[index] if self._kept is not None else self._clean(sl)
+            logits = head_logits(self.head, states[sl])
+            log_q = torch.log_softmax(logits, -1, out=self._log_q[: len(logits)])
+            kl += float((clean.neg_entropy - _rowdot(clean.probs, log_q)).sum())  # sum_v p (log p - log q)
+            loss += _nll_sum(log_q, self.ids, sl)
+            diff = torch.sub(logits, clean.logits, out=self._work[: len(logits)])  # the probs are used up
+            squares += float(torch.linalg.norm(diff)) ** 2
+        n = len(self.ids)
+        return LogitMetrics(loss / (n - 1), kl / n, squares**0.5)
+
+    def _clean(self, sl: slice, fresh: bool = False) -> _CleanChunk:
+        """The clean logits of the tokens in sl; their probabilities in a reused buffer unless fresh."""
+        logits = head_logits(self.head, self.states[sl])
+        log_p = torch.log_softmax(logits, -1)
+        probs = log_p.exp() if fresh else torch.exp(log_p, out=self._work[: len(logits)])
+        return _CleanChunk(logits, probs, _rowdot(probs, log_p))
 
 
-def next_token_loss(log_q: torch.Tensor, ids: torch.Tensor) -> float:
-    """Mean of -log q(token t+1 | tokens up to t)."""
-    return -float(log_q[:-1].gather(-1, ids[1:, None]).mean())
+def _nll_sum(log_q: torch.Tensor, ids: torch.Tensor, sl: slice) -> float:
+    """Sum of -log q(token t+1 | tokens up to t) over the tokens t of sl that have a next token."""
+    targets = ids[sl.start + 1 : sl.stop + 1]
+    return -float(log_q[: len(targets)].gather(-1, targets[:, None]).sum())
 
 
 def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -63,12 +105,66 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a[:, None, :] @ b[:, :, None])[:, 0, 0]
 
 
+def head_logits(head: nn.Module | None, states: torch.Tensor) -> torch.Tensor:
+    """Float32 logits of some tokens' states; without a head the states are the logits."""
+    with torch.no_grad():
+        return (states if head is None else head(states)).float()
+
+
+@contextmanager
+def _head_input(head: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Record the LM head's input; the head then computes the last position's logits only."""
+    seen: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        seen.append(args[0].detach())
+        return (args[0][..., -1:, :], *args[1:])
+
+    handle = head.register_forward_pre_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def pass_states(handle: ModelHandle, ids: torch.Tensor) -> torch.Tensor:
+    """(B, T, X): what each token's logits are computed from in a pass whose changes hooks or
+    stubs install: the LM head's input, or the float32 logits when the model has no separable head."""
+    with torch.no_grad():
+        if handle.head is None:
+            return handle.model(ids, use_cache=False).logits.float()
+        with _head_input(handle.head) as seen:
+            handle.model(ids, use_cache=False)
+    return seen[-1]
+
+
+def separable_head(model: Any, ids: torch.Tensor) -> nn.Module | None:
+    """The LM head when the logits are the head applied to its input and nothing more (no
+    soft-capping or scaling after it); None otherwise, and the analyses take the model's logits."""
+    head = model.get_output_embeddings()
+    if not isinstance(head, nn.Module):
+        return None
+    try:
+        with _head_input(head) as seen:
+            last = _last_logits(model, ids)
+        own = head_logits(head, seen[-1][..., -1, :])
+    except Exception:  # a model that cannot compute only the last position
+        return None
+    return head if len(seen) == 1 and torch.allclose(own, last, rtol=1e-4, atol=1e-5) else None
+
+
+def _last_logits(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    """The model's own float32 logits at the last position."""
+    with torch.no_grad():
+        return model(ids, use_cache=False).logits[..., -1, :].float()
+
+
 @dataclass
 class Run(Generic[Recorded]):
     """What one forward pass gives: every block's hidden state and the logits."""
 
     hidden: dict[int, Recorded]  # block index -> (1, T, D) tensor; raw block outputs when raw=True
-    logits: torch.Tensor  # (T, V), float32
+    states: torch.Tensor  # (T, X): what the logits are computed from (pass_states)
 
 
 @overload
@@ -77,15 +173,9 @@ def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: Literal[False] = 
 def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: bool) -> Run[BlockOutput]: ...
 def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: bool = False) -> Run[Any]:
     """One pass with no changes, recording each block's output."""
-    with torch.no_grad(), capture_outputs(handle.blocks, raw=raw) as outputs:
-        out = handle.model(ids, use_cache=False)
-    return Run(outputs, out.logits[0].float())
-
-
-def logits_of(handle: ModelHandle, ids: torch.Tensor) -> torch.Tensor:
-    """The (T, V) float32 logits of a pass whose changes hooks or stubs install."""
-    with torch.no_grad():
-        return handle.model(ids, use_cache=False).logits[0].float()
+    with capture_outputs(handle.blocks, raw=raw) as outputs:
+        states = pass_states(handle, ids)
+    return Run(outputs, states[0])
 
 
 def first_row(hidden: torch.Tensor) -> torch.Tensor:

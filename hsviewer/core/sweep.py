@@ -19,7 +19,7 @@ from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
 from hsviewer.core.reduction import Decomposition, Reduction, decompose, reduce_matrix
-from hsviewer.core.runs import CleanReference, LogitMetrics, Run, clean_forward, first_row, logits_of
+from hsviewer.core.runs import CleanReference, LogitMetrics, Run, clean_forward, first_row, pass_states
 from hsviewer.core.sweep_results import (
     CONTROLS,
     METHODS,
@@ -45,7 +45,7 @@ __all__ = [
     "SweepResult",
     "iter_sweep",
     "layer_sweep",
-    "tail_logits",
+    "tail_states",
 ]
 
 
@@ -83,7 +83,7 @@ def iter_sweep(
     for label, run_reduction, run_tokens in runs:
         yield Progress(message=f"Clean forward pass{_suffix(label)}", done=done, total=total)
         clean = clean_forward(handle, run_tokens.ids, raw=True)
-        reference = CleanReference(clean.logits, run_tokens.ids)
+        reference = CleanReference(handle, clean.states, run_tokens.ids)
         run = SweepResult(
             model=handle.name,
             tokens=run_tokens.strings,
@@ -171,19 +171,19 @@ def _layers(
         else:
             runs = [_hooked(handle, ids, layer, reduction) for layer in chunk]
         for layer, hs, dec, run in zip(chunk, hidden, decs, runs, strict=True):
-            layer_result = _measure(layer, hs, run, reference.compare(run.logits))
+            layer_result = _measure(layer, hs, run, reference.compare(run.states))
             if dec is not None and grid:
                 _grid(handle, ids, clean, reference, layer, dec, reduction, grid, layer_result)
             yield layer_result
 
 
 class _ReducedRun(NamedTuple):
-    """One layer's reduced hidden state and the logits of the pass it went into."""
+    """One layer's reduced hidden state, and the states the logits of the pass it went into come from."""
 
     hidden: torch.Tensor
     components: int
     variance_kept: float
-    logits: torch.Tensor
+    states: torch.Tensor
 
 
 def _measure(layer: int, hs: torch.Tensor, run: _ReducedRun, metrics: LogitMetrics) -> LayerResult:
@@ -212,10 +212,10 @@ def _prefix(
     ks = [dec.components(reduction) for dec in decs]
     reduced = [dec.reconstruct(k, reduction) for dec, k in zip(decs, ks, strict=True)]
     if len(layers) == 1:
-        logits = [tail_logits(handle, ids, clean, layers[0], reduced[0][0])]
+        states = [tail_states(handle, ids, clean, layers[0], reduced[0][0])]
     else:
-        logits = batched_tails(handle, ids, clean.hidden, layers, [hidden for hidden, _ in reduced])
-    return [_ReducedRun(hidden, k, kept, z) for (hidden, kept), k, z in zip(reduced, ks, logits, strict=True)]
+        states = batched_tails(handle, ids, clean.hidden, layers, [hidden for hidden, _ in reduced])
+    return [_ReducedRun(hidden, k, kept, z) for (hidden, kept), k, z in zip(reduced, ks, states, strict=True)]
 
 
 def _grid(
@@ -241,7 +241,7 @@ def _grid(
         d = dec if key == own else decompose(dec.hidden, setting)
         k = d.components(setting)
         if (k, key) not in losses:
-            losses[(k, key)] = reference.loss_of(tail_logits(handle, ids, clean, layer, d.reconstruct(k, setting)[0]))
+            losses[(k, key)] = reference.loss_of(tail_states(handle, ids, clean, layer, d.reconstruct(k, setting)[0]))
         result.grid_components.append(k)
         result.grid_loss.append(losses[(k, key)])
 
@@ -251,11 +251,11 @@ def _basis(reduction: Reduction) -> tuple[str, bool, str, int]:
     return (reduction.centering, reduction.exclude_first, reduction.basis, reduction.seed)
 
 
-def tail_logits(handle: ModelHandle, ids: torch.Tensor, clean: Run, layer: int, reduced: torch.Tensor) -> torch.Tensor:
-    """Logits with block `layer` set to `reduced`, computing only the blocks after it."""
+def tail_states(handle: ModelHandle, ids: torch.Tensor, clean: Run, layer: int, reduced: torch.Tensor) -> torch.Tensor:
+    """The (T, X) states of a pass with block `layer` set to `reduced`, computing only the blocks after it."""
     hidden = reduced[None].to(block_hidden(clean.hidden[layer]).dtype)
     with replay_prefix(handle.blocks, clean.hidden, layer, hidden):
-        return logits_of(handle, ids)
+        return pass_states(handle, ids)[0]
 
 
 def _hooked(handle: ModelHandle, ids: torch.Tensor, layer: int, reduction: Reduction) -> _ReducedRun:
@@ -268,5 +268,5 @@ def _hooked(handle: ModelHandle, ids: torch.Tensor, layer: int, reduction: Reduc
 
     block = handle.blocks[layer]
     with replace_block_output(block, reducer), capture_outputs([block]) as captured:
-        logits = logits_of(handle, ids)
-    return _ReducedRun(first_row(captured[0]), seen["k"], seen["kept"], logits)
+        states = pass_states(handle, ids)[0]
+    return _ReducedRun(first_row(captured[0]), seen["k"], seen["kept"], states)
