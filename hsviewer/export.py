@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,25 +21,82 @@ from hsviewer.core.errors import HsviewerError
 SWEEP_FIELDS = ("layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "kl_divergence")
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a temporary sibling of path, then rename it over path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; an export should be an ordinary file
+Writer = Callable[[Path], None]
+
+
+def write_atomic(path: str | Path, write: Writer) -> Path:
+    """Call write(tmp) on a temporary sibling of path, then rename it over path.
+
+    A symlink keeps being a link: its target is written. A character device or a FIFO
+    (/dev/stdout, a named pipe) is written straight through, never replaced.
+    """
+    return write_all([(path, write)])[0]
+
+
+def write_all(writes: Sequence[tuple[str | Path, Writer]]) -> list[Path]:
+    """Several files written all or none: each to a temporary sibling first, then all renamed.
+
+    When one write fails, the temporary files are removed and no target has changed
+    (devices and FIFOs, written through after the others are ready, excepted).
+    An OSError names the caller's path, never a temporary file's.
+    """
+    targets = [(Path(path), *output_target(path), write) for path, write in writes]
+    staged: list[tuple[Path, Path, Path]] = []  # temporary file, target, the caller's path
     try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        if e.filename is None:  # a failed write (a full disk) names no file: name the one being written
-            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
-        raise
+        for user, target, through, write in targets:
+            if through:
+                continue
+            _named(user, target.parent.mkdir, parents=True, exist_ok=True)
+            fd, name = _named(
+                user, tempfile.mkstemp, prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
+            )
+            os.close(fd)
+            staged.append((Path(name), target, user))
+            os.chmod(name, 0o666 & ~_umask())  # mkstemp makes it private; an export should be an ordinary file
+            _named(user, write, Path(name))
+        for user, target, through, write in targets:
+            if through:
+                _named(user, write, target)
+        for tmp, target, user in staged:
+            _named(user, os.replace, tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _, _ in staged:
+            tmp.unlink(missing_ok=True)
         raise
-    return path
+    return [user for user, *_ in targets]
+
+
+def output_target(path: str | Path) -> tuple[Path, bool]:
+    """Where writing `path` goes, and whether it is written straight through (a device or FIFO).
+
+    A symlink resolves to its target; a folder, a block device or a socket is refused
+    with an OSError naming path.
+    """
+    path = Path(path)
+    if not str(path).strip():
+        raise OSError(errno.ENOENT, "No file name given", str(path))
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target, False
+    except OSError as e:  # a symlink loop, a parent that is a file
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    if stat.S_ISREG(mode):
+        return target, False
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return target, True
+    if stat.S_ISDIR(mode):
+        raise OSError(errno.EISDIR, "Is a directory", str(path))
+    raise OSError(errno.EINVAL, "Not a regular file, a character device or a pipe", str(path))
+
+
+def _named(user: Path, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """call(*args), its OSError naming the caller's path (a failed write names no file, a rename the temporary one)."""
+    try:
+        return call(*args, **kwargs)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(user)) from e
 
 
 def _umask() -> int:
@@ -46,19 +105,32 @@ def _umask() -> int:
     return mask
 
 
+def text_writer(text: str) -> Writer:
+    return lambda path: path.write_text(text, encoding="utf-8")
+
+
+def json_writer(data: dict[str, Any]) -> Writer:
+    return text_writer(json.dumps(data, indent=1, allow_nan=True) + "\n")
+
+
+def csv_writer(rows: Iterable[Sequence[Any]]) -> Writer:
+    """Rows (the first one the header) as CSV."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return text_writer(buffer.getvalue())
+
+
 def write_text(path: str | Path, text: str) -> Path:
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return write_atomic(path, text_writer(text))
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
-    return write_text(path, json.dumps(data, indent=1, allow_nan=True) + "\n")
+    return write_atomic(path, json_writer(data))
 
 
 def write_csv(path: str | Path, rows: Iterable[Sequence[Any]]) -> Path:
     """Rows (the first one the header) as CSV."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return write_text(path, buffer.getvalue())
+    return write_atomic(path, csv_writer(rows))
 
 
 def export_suffix(path: str | Path, allowed: Sequence[str], what: str) -> str:
@@ -111,9 +183,14 @@ def sweep_rows(result: Any) -> list[list[Any]]:
     return rows
 
 
-def write_gray_png(path: str | Path, array: np.ndarray) -> Path:
+def gray_png_writer(array: np.ndarray) -> Writer:
     """A matrix as an 8-bit grayscale PNG, clipped to 0..255 like the image it came from."""
     from PIL import Image
 
     pixels = np.clip(np.rint(array), 0, 255).astype(np.uint8)
-    return write_atomic(path, lambda tmp: Image.fromarray(pixels, mode="L").save(tmp, format="PNG"))
+    return lambda path: Image.fromarray(pixels, mode="L").save(path, format="PNG")
+
+
+def write_gray_png(path: str | Path, array: np.ndarray) -> Path:
+    """A matrix as an 8-bit grayscale PNG, clipped to 0..255 like the image it came from."""
+    return write_atomic(path, gray_png_writer(array))
