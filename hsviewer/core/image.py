@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from hsviewer.core.errors import HsviewerError
 USER_AGENT = "hsviewer/0.1 (+https://pypi.org/project/hsviewer)"
 URL_TIMEOUT_S = (5.0, 20.0)  # connect, read
 URL_MAX_BYTES = 50 * 1024 * 1024
+FILE_MAX_BYTES = 512 * 1024 * 1024  # a local file is refused before it is read
+MAX_PIXELS = 2 * 89_478_485  # refused before decoding; Pillow's own decompression-bomb warning is half of this
 MAX_SIDE = 1600  # larger images are downsampled further so the SVD stays interactive
 
 
@@ -39,13 +42,13 @@ def load_image(source: str | Path, downsample: int = 2, max_side: int | None = N
     max_side = MAX_SIDE if max_side is None else max_side
     source = str(source)
     data = _fetch(source) if source.startswith(("http://", "https://")) else _read_file(source)
-    gray, (width, height) = _decode_gray(data, source, downsample, max_side)
+    notes: list[str] = []
+    gray, (width, height) = _decode_gray(data, source, downsample, max_side, notes)
     draft = width / gray.shape[1]  # > 1 when a large JPEG was decoded at 1/2, 1/4 or 1/8 scale
     step = max(1, round(downsample / draft))
     while max(gray.shape[0] / step, gray.shape[1] / step) > max_side:
         step += 1
     factor = max(1, round(step * draft))  # the overall reduction of the file's pixels
-    notes = []
     if factor != downsample:
         notes.append(
             f"Image is {width} x {height} pixels: downsampled by {factor} "
@@ -56,13 +59,27 @@ def load_image(source: str | Path, downsample: int = 2, max_side: int | None = N
 
 
 def _read_file(path: str) -> bytes:
+    """The file's bytes, refused before reading when it is larger than FILE_MAX_BYTES."""
     p = Path(path)
     if not p.is_file():
         raise HsviewerError(f"No image file at {path}.")
-    data = p.read_bytes()
+    try:
+        with p.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > FILE_MAX_BYTES:
+                raise HsviewerError(_too_large(path, size))
+            data = f.read(FILE_MAX_BYTES + 1)  # a file that grew (or a /proc file that claims 0 bytes)
+    except OSError as e:
+        raise HsviewerError(f"Could not read {path}: {e.strerror or e}.") from None
+    if len(data) > FILE_MAX_BYTES:
+        raise HsviewerError(_too_large(path, len(data)))
     if not data:
         raise HsviewerError(f"The image file {path} is empty.")
     return data
+
+
+def _too_large(path: str, size: int) -> str:
+    return f"The image file {path} is {size / 2**20:,.0f} MB; hsviewer reads images up to {FILE_MAX_BYTES // 2**20} MB."
 
 
 def _fetch(url: str) -> bytes:
@@ -91,8 +108,14 @@ def _fetch(url: str) -> bytes:
     return data
 
 
-def _decode_gray(data: bytes, source: str, downsample: int, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """The grayscale pixels (possibly decoded at a reduced scale) and the file's own width and height."""
+def _decode_gray(
+    data: bytes, source: str, downsample: int, max_side: int, notes: list[str] | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The grayscale pixels (possibly decoded at a reduced scale) and the file's own width and height.
+
+    8-bit images are converted by PIL ("L"). Images of more bits per channel are scaled
+    to 0..255 by their own range, never clipped, with a note in `notes`.
+    """
     from PIL import Image
 
     try:
@@ -100,6 +123,13 @@ def _decode_gray(data: bytes, source: str, downsample: int, max_side: int) -> tu
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             size = img.size
+            if size[0] * size[1] > MAX_PIXELS:
+                raise HsviewerError(
+                    f"{source} claims {size[0]} x {size[1]} pixels, more than the {MAX_PIXELS:,} hsviewer "
+                    "decodes (decompression bomb)."
+                )
+            if img.mode.startswith("I") or img.mode == "F":
+                return _wide_gray(img, notes if notes is not None else []), size
             # JPEG can decode at a reduced scale: a 40-megapixel photo then loads at once.
             scale = max(img.width, img.height) / (max_side * downsample)
             if scale > 2:
@@ -111,6 +141,30 @@ def _decode_gray(data: bytes, source: str, downsample: int, max_side: int) -> tu
         raise HsviewerError(f"{source} is not an image format that can be read.") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise HsviewerError(f"{source} is damaged or truncated ({e}).") from None
+
+
+def _wide_gray(img: Any, notes: list[str]) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float image as floats in 0..255.
+
+    16-bit modes (I;16...) are divided by their maximum, 65535. "I" and "F" have no fixed
+    range: non-negative values are scaled by the largest (0 stays black), others mapped
+    from their minimum..maximum.
+    """
+    values = np.asarray(img, dtype=np.float64)
+    if values.ndim != 2:
+        values = np.asarray(img.convert("F"), dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise HsviewerError("The image holds NaN or infinite values.")
+    if img.mode.startswith("I;16"):
+        notes.append("16-bit image: scaled from 0..65535 to 0..255.")
+        return values * (255.0 / 65535.0)
+    kind = "floating-point" if img.mode == "F" else "32-bit integer"
+    lo, hi = float(values.min()), float(values.max())
+    if lo >= 0:
+        notes.append(f"{kind} image: values 0..{hi:.6g} scaled to 0..255.")
+        return values * (255.0 / hi) if hi > 0 else values
+    notes.append(f"{kind} image: values {lo:.6g}..{hi:.6g} mapped to 0..255.")
+    return (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
 
 
 @dataclass
@@ -185,6 +239,10 @@ class ImageSVD:
         }
 
 
+def _named(source: str) -> str:
+    return "The image" if source in ("", "array") else f"The image {source}"
+
+
 def image_svd(
     source: str | Path | np.ndarray,
     downsample: int = 2,
@@ -200,6 +258,8 @@ def image_svd(
         raise HsviewerError("An image must be a non-empty 2-D grayscale array.")
     if not np.isfinite(loaded.pixels).all():
         raise HsviewerError("An image must not contain NaN or infinite values.")
+    if not loaded.pixels.any():
+        raise HsviewerError(f"{_named(loaded.source)} is blank (every pixel is 0): it has no variance to decompose.")
     u, s, vh = lowrank.svd(loaded.pixels)
     k = lowrank.choose_components(s, 98.0 if variance is None else variance, components)
     return ImageSVD(loaded.pixels, u, s, vh, k, loaded.source, loaded.downsample, loaded.warnings)
