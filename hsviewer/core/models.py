@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import torch
 
 from hsviewer.core import gguf_cache
 from hsviewer.core.blocks import find_blocks
+from hsviewer.core.choices import check_device
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.runs import separable_head
@@ -78,6 +80,7 @@ def iter_load(
     if not source:
         raise HsviewerError("No model given.")
     _torch_dtype(dtype)  # a bad dtype is the caller's mistake, not a damaged cache to rebuild
+    device = check_device(device)  # meta, a typo: refused before anything is read
     kwargs = {"trust_remote_code": trust_remote_code}
     folder, name, gguf = _resolve(source)
     if gguf is not None:
@@ -150,7 +153,7 @@ def _resolve(source: str) -> tuple[str, str, Path | None]:
     if path.is_dir():
         _check_folder(path)
         return str(path), path.name, None
-    if path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source:
+    if os.path.lexists(path) or source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source:
         raise HsviewerError(f"No model folder at {source}.")
     return source, source, None
 
@@ -163,6 +166,36 @@ def _check_folder(path: Path) -> None:
         raise HsviewerError(f"{path} has no weights (model.safetensors or pytorch_model.bin).")
 
 
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """transformers' and huggingface_hub's own log lines, loading reports and progress bars off, then restored.
+
+    Their failures reach the user as one HsviewerError line; hsviewer's own progress is unaffected.
+    """
+    import logging
+
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as tf_logging
+
+    verbosity, bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
+    hub_logger = logging.getLogger("huggingface_hub")
+    hub_level, hub_bars = hub_logger.level, not hub_utils.are_progress_bars_disabled()
+    tf_logging.set_verbosity_error()
+    tf_logging.disable_progress_bar()
+    hub_logger.setLevel(logging.ERROR)
+    hub_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        tf_logging.set_verbosity(verbosity)
+        if bars:
+            tf_logging.enable_progress_bar()
+        hub_logger.setLevel(hub_level)
+        if hub_bars:
+            hub_utils.enable_progress_bars()
+
+
+@quiet_libraries()
 def _load(folder: str, name: str, kwargs: dict[str, Any], dtype: str | None, device_map: str | None) -> tuple[Any, Any]:
     """The model (a transformers PreTrainedModel) and its tokenizer."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -209,6 +242,13 @@ def _explain(name: str, error: Exception) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if "Unrecognized configuration class" in text or "does not recognize this architecture" in text:
         return f"{name} is not a causal language model transformers can load ({text[:200]})"
+    if "ignore_mismatched_sizes" in text:
+        return f"Could not load {name}: its weights do not have the sizes its config.json gives"
+    if "tokenizer" in text.lower() and ("from one of" in text or "instantiate the backend tokenizer" in text):
+        return (
+            f"Could not load {name}'s tokenizer: its tokenizer files (tokenizer.json, tokenizer.model "
+            "or vocab.json with merges.txt) are missing or unreadable"
+        )
     return f"Could not load {name}: {text[:300]}"
 
 
