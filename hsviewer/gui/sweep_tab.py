@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hsviewer.core import grid as core_grid
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.reduction import Reduction
 from hsviewer.core.sweep_results import LayerDone, LayerResult, RunStarted, SweepCollector, SweepResult
@@ -33,15 +34,8 @@ LAYER_MAP = "CET-L3"  # a dark-to-light map like the notebook's CMRmap
 
 
 def parse_grid(text: str, centering: str) -> list[Reduction]:
-    """'80, 90, 95' -> one Reduction per threshold; empty text -> no grid."""
-    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
-    try:
-        thresholds = [float(p.rstrip("%")) for p in parts]
-    except ValueError:
-        raise HsviewerError(
-            f"Grid thresholds must be percentages separated by commas, like 80,90,95,99; got {text!r}."
-        ) from None
-    return [Reduction(threshold=t, centering=centering) for t in thresholds]
+    """'80, 90; 95%' -> one threshold Reduction per value; empty text -> no grid (the core's parser)."""
+    return core_grid.parse_grid(text, Reduction(centering=centering))
 
 
 class SweepTab(QWidget):
