@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hsviewer import __version__
 from hsviewer._frozen import fix_std_streams
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.lowrank import CENTERINGS
+from hsviewer.core.sweep_results import CONTROLS, METHODS
 
 EXIT_BAD_INPUT = 2
+ROOT_OPTIONS = ("--model", "--screenshots", "--selftest")  # the app's, before any command; kept for old scripts
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose mistakes end like hsviewer's own: one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"hsviewer: error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,59 +31,150 @@ def main(argv: list[str] | None = None) -> int:
     fix_std_streams()
     args = build_parser().parse_args(argv)
     try:
+        _check_root_options(args)
         return args.run(args)
     except HsviewerError as e:
         print(f"hsviewer: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except OSError as e:  # an output that cannot be written: a file where a folder goes, a full disk
-        where = f" {e.filename}" if e.filename else ""
-        print(f"hsviewer: error: Could not write{where}: {e.strerror or e}.", file=sys.stderr)
+    except OSError as e:  # a file in the way that no check foresaw
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"hsviewer: error: {where}{e.strerror or e}.", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("hsviewer: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        message = out_of_memory(e)
+        if message is None:
+            raise
+        print(f"hsviewer: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def out_of_memory(error: BaseException) -> str | None:
+    """One line for an allocation that failed (MemoryError, torch's OutOfMemoryError, a
+    CPU allocator's RuntimeError), saying how much was asked for when the error says; else None."""
+    text = str(error)
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    allocator = isinstance(error, RuntimeError) and re.search(r"can't allocate memory|out of memory", text, re.I)
+    if not (isinstance(error, MemoryError) or (oom is not None and isinstance(error, oom)) or allocator):
+        return None
+    asked = re.search(r"tried to allocate ([\d.]+)\s*(bytes|[KMGT]i?B)", text)
+    size = ""
+    if asked:
+        amount, unit = asked.groups()
+        size = f" ({_bytes(int(amount))} asked for)" if unit == "bytes" else f" ({amount} {unit} asked for)"
+    return f"Out of memory{size}: try a shorter text, a smaller model or another device."
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hsviewer", description="How much of a language model's hidden state survives dimensionality reduction."
+    parser = Parser(
+        prog="hsviewer",
+        description="How much of a language model's hidden state survives dimensionality reduction. "
+        "With no command: the app.",
     )
     parser.add_argument("--version", action="version", version=f"hsviewer {__version__}")
-    parser.add_argument("--model", default=None, help="model for the GUI: default, a folder, a .gguf file or a hub id")
-    parser.add_argument("--screenshots", metavar="DIR", help="run the default analyses, save one PNG per tab, exit")
-    parser.add_argument("--selftest", action="store_true", help="a quick headless check of image SVD and the model")
-    parser.set_defaults(run=_run_gui)
-    sub = parser.add_subparsers(title="commands", metavar="{image,reduce,sweep,bench}")
+    # The old spellings of `gui --model`, `screenshots DIR` and `selftest`, alone before any command.
+    parser.add_argument("--model", dest="root_model", help=argparse.SUPPRESS)
+    parser.add_argument("--screenshots", dest="root_screenshots", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--selftest", dest="root_selftest", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(run=_run_gui, command=None, model=None, screenshots=None)
+    commands = "{gui,image,reduce,sweep,bench,selftest,screenshots}"
+    sub = parser.add_subparsers(title="commands", metavar=commands, dest="command")
+
+    gui = sub.add_parser("gui", help="the app (the same as no command)")
+    gui.add_argument("--model", help="default, a model folder, a .gguf file or a hub id (default: the last one)")
+    gui.set_defaults(run=_run_gui)
 
     image = sub.add_parser("image", help="SVD of an image and its low-rank reconstruction")
     image.add_argument("source", help="image file or http(s) URL")
     image.add_argument("--downsample", type=int, default=2, help="keep every Nth pixel (default 2; 1 = none)")
     _add_k(image, "--variance", 98.0)
-    image.add_argument("--out", required=True, type=Path, help="folder for summary.json and PNGs")
+    image.add_argument("--out", required=True, type=_path, help="folder for summary.json and PNGs")
     image.set_defaults(run=_run_image)
 
     reduce = sub.add_parser("reduce", help="reduce one layer's hidden state, then inside the forward pass")
     _add_model_text(reduce)
     reduce.add_argument("--layer", type=int, required=True, help="decoder block, 0-based")
     _add_reduction(reduce)
-    reduce.add_argument("--out", required=True, type=Path, help="JSON file")
+    reduce.add_argument("--out", required=True, type=_path, help="JSON file")
     reduce.set_defaults(run=_run_reduce)
 
     sweep = sub.add_parser("sweep", help="reduce each layer in turn")
     _add_model_text(sweep)
     _add_reduction(sweep)
     sweep.add_argument("--grid", help="more thresholds (or k with --components) for a layer x setting grid: 80,90,99")
-    sweep.add_argument("--controls", help="comma-separated: exclude_first, random, shuffled")
-    sweep.add_argument("--method", choices=("prefix", "hooks"), default="prefix", help=argparse.SUPPRESS)
-    sweep.add_argument("--csv", type=Path, help="also write the per-layer table as CSV")
-    sweep.add_argument("--out", required=True, type=Path, help="JSON file")
+    sweep.add_argument("--controls", type=_controls, default=[], help=f"comma-separated: {', '.join(CONTROLS)}")
+    sweep.add_argument("--method", choices=METHODS, default=METHODS[0], help=argparse.SUPPRESS)
+    sweep.add_argument("--csv", type=_path, help="also write the per-layer table as CSV")
+    sweep.add_argument("--out", required=True, type=_path, help="JSON file")
     sweep.set_defaults(run=_run_sweep)
 
     bench = sub.add_parser("bench", help="benchmarks: sweep speed, load time, image latency, memory, GUI stalls")
     _add_model_text(bench)
     bench.add_argument("--skip-gui", action="store_true", help="leave out the GUI event-loop probe")
     bench.set_defaults(run=_run_bench)
+
+    selftest = sub.add_parser("selftest", help="a quick headless check of image SVD and the model")
+    selftest.set_defaults(run=_run_selftest)
+
+    screenshots = sub.add_parser("screenshots", help="run the default analyses, save one PNG per tab, exit")
+    screenshots.add_argument("screenshots", metavar="DIR", help="folder for the PNGs")
+    screenshots.add_argument("--model", help="the model to show (default: the default model)")
+    screenshots.set_defaults(run=_run_gui)
     return parser
+
+
+def _check_root_options(args: argparse.Namespace) -> None:
+    """The app's options before a command, or two that mean nothing together, are a mistake, never ignored."""
+    given = [
+        flag
+        for flag, value in zip(ROOT_OPTIONS, (args.root_model, args.root_screenshots, args.root_selftest), strict=True)
+        if value not in (None, False)
+    ]
+    if given and args.command is not None:
+        raise HsviewerError(
+            f"{given[0]} before a command is the app's option; `hsviewer {args.command}` takes its own options "
+            f"after the command name (hsviewer {args.command} --help)."
+        )
+    if args.root_selftest and len(given) > 1:
+        raise HsviewerError(f"--selftest checks the default model and image; it takes no {given[1]}.")
+    if args.command is None:
+        if args.root_selftest:
+            args.run = _run_selftest
+        args.model, args.screenshots = args.root_model, args.root_screenshots
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
+def _controls(text: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CONTROLS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"controls are one or more of {', '.join(CONTROLS)}; got {text!r}")
+    return names
+
+
+def _device(text: str) -> str:
+    from hsviewer.core.choices import check_device
+
+    try:
+        return check_device(text) or text
+    except HsviewerError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_k(parser: argparse.ArgumentParser, percent_flag: str, default: float) -> None:
@@ -85,14 +188,14 @@ def _add_model_text(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--text-file", type=Path, help="UTF-8 text file (default: the bundled Stedelijk paragraph)")
     group.add_argument("--text", help="the text itself")
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--device", type=_device, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     parser.add_argument("--device-map", choices=("auto",), help="spread a large model over devices (accelerate)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a model's own code to run")
 
 
 def _add_reduction(parser: argparse.ArgumentParser) -> None:
     _add_k(parser, "--threshold", 95.0)
-    parser.add_argument("--centering", choices=("double", "column", "none"), default="double")
+    parser.add_argument("--centering", choices=CENTERINGS, default=CENTERINGS[0])
     parser.add_argument("--exclude-first", action="store_true", help="build the basis without the first token")
     parser.add_argument("--random-basis", action="store_true", help="a random subspace of the same rank (control)")
 
@@ -114,8 +217,24 @@ def _text(args: argparse.Namespace) -> str:
     from hsviewer.resources import default_text
 
     if args.text is not None:
-        return args.text
+        return _valid_utf8(args.text)
     return read_text_file(args.text_file) if args.text_file else default_text()
+
+
+def _valid_utf8(text: str) -> str:
+    """--text as the shell gave it: bytes that are not UTF-8 (surrogate escapes in argv) become U+FFFD, with a note."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        fixed = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # lone surrogates that are no escaped bytes
+        fixed = text.encode("utf-8", "replace").decode("utf-8")
+    bad = sum(1 for a in fixed if a == "\ufffd") - text.count("\ufffd")
+    print(f"warning: --text is not valid UTF-8: {bad} invalid sequence(s) replaced with U+FFFD.", file=sys.stderr)
+    return fixed
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -149,30 +268,74 @@ class _ProgressPrinter:
         self.counting = isinstance(event, LayerDone)
 
 
-def _run_gui(args: argparse.Namespace) -> int:
-    if args.selftest:
-        from hsviewer.selftest import selftest
+def _check_outputs(*paths: tuple[str, Path | None]) -> None:
+    """Before any work: every output can be a file (not a folder, not a socket), and no two are the same file."""
+    from hsviewer.export import output_target
 
-        return selftest()
+    seen: dict[str, str] = {}
+    for flag, path in paths:
+        if path is None:
+            continue
+        try:
+            target, _ = output_target(path)
+        except OSError as e:
+            raise HsviewerError(f"{flag} {path}: {e.strerror}.") from None
+        key = os.path.realpath(target)
+        if key in seen:
+            raise HsviewerError(f"{flag} {path} is the same file as {seen[key]}: give each output its own file.")
+        seen[key] = f"{flag} {path}"
+
+
+def _write(*writes: tuple[Path, Any]) -> None:
+    """All outputs or none; a failure names the user's file."""
+    from hsviewer.export import write_all
+
+    try:
+        write_all(writes)
+    except OSError as e:
+        raise HsviewerError(f"Could not write {e.filename}: {e.strerror or e}.") from None
+
+
+def say(text: str) -> None:
+    """Print the result to stdout; a full or closed stdout is a note, since the files are already written."""
+    try:
+        print(text, flush=True)
+    except (OSError, ValueError) as e:  # ValueError: a closed file
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is printed, and exit must not flush
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        print(f"note: could not print to stdout ({reason}); the output files were written.", file=sys.stderr)
+
+
+def _run_gui(args: argparse.Namespace) -> int:
     from hsviewer.gui.app import main as gui_main
 
     return gui_main(screenshots=args.screenshots, model=args.model)
 
 
+def _run_selftest(args: argparse.Namespace) -> int:
+    from hsviewer.selftest import selftest
+
+    return selftest()
+
+
 def _run_image(args: argparse.Namespace) -> int:
     from hsviewer.core import image_svd
-    from hsviewer.export import write_gray_png, write_json
+    from hsviewer.export import gray_png_writer, json_writer
     from hsviewer.render import spectrum_png
 
+    out = args.out
+    if out.exists() and not out.is_dir():
+        raise HsviewerError(f"--out {out} is a file; it names the folder for summary.json and the PNGs.")
     result = image_svd(args.source, args.downsample, args.components, args.variance)
     for note in result.warnings:
         print(f"note: {note}", file=sys.stderr)
-    out = args.out
-    write_gray_png(out / "original.png", result.image)
-    write_gray_png(out / "reconstruction.png", result.reconstruction())
-    spectrum_png(out / "spectrum.png", result.s, result.cumulative_percent, result.components)
-    write_json(out / "summary.json", result.to_dict())
-    print(
+    _write(
+        (out / "original.png", gray_png_writer(result.image)),
+        (out / "reconstruction.png", gray_png_writer(result.reconstruction())),
+        (out / "spectrum.png", lambda tmp: spectrum_png(tmp, result.s, result.cumulative_percent, result.components)),
+        (out / "summary.json", json_writer(result.to_dict())),
+    )
+    say(
         f"{result.image.shape[0]} x {result.image.shape[1]} image, rank {result.rank}: "
         f"{result.components} components keep {result.variance_kept():.2f}% of the variance, "
         f"Frobenius error {result.frobenius_error():.4g}. Wrote {out}/"
@@ -182,13 +345,14 @@ def _run_image(args: argparse.Namespace) -> int:
 
 def _run_reduce(args: argparse.Namespace) -> int:
     from hsviewer.core import reduce_layer
-    from hsviewer.export import write_json
+    from hsviewer.export import json_writer
 
+    _check_outputs(("--out", args.out))
     reduction, text = _reduction(args), _text(args)
     result = reduce_layer(_load(args), text, args.layer, reduction)
     _print_warnings(result.warnings)
-    write_json(args.out, result.to_dict())
-    print(
+    _write((args.out, json_writer(result.to_dict())))
+    say(
         f"Layer {result.layer}: {result.components} of {len(result.s)} components keep "
         f"{result.variance_kept:.2f}% of the variance; correlation {result.correlation:.5f}; "
         f"rank {result.rank_original} -> {result.rank_reconstruction}; loss {result.clean_loss:.4f} -> "
@@ -200,36 +364,24 @@ def _run_reduce(args: argparse.Namespace) -> int:
 def _run_sweep(args: argparse.Namespace) -> int:
     from hsviewer.core import iter_sweep
     from hsviewer.core.events import run_to_end
-    from hsviewer.export import sweep_rows, write_csv, write_json
+    from hsviewer.core.grid import parse_grid
+    from hsviewer.export import csv_writer, json_writer, sweep_rows
 
+    _check_outputs(("--out", args.out), ("--csv", args.csv))
     reduction, text = _reduction(args), _text(args)
-    grid = _grid(args.grid, reduction)
-    controls = [c.strip() for c in args.controls.split(",") if c.strip()] if args.controls else []
+    grid = parse_grid(args.grid or "", reduction) if args.grid is not None else []
     handle = _load(args)
-    events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=controls)
+    events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
     result = run_to_end(events, _ProgressPrinter())
     _print_warnings(result.warnings)
     data = result.to_dict()
-    write_json(args.out, data)
+    writes = [(args.out, json_writer(data))]
     if args.csv:
-        write_csv(args.csv, sweep_rows(result))
-    print(format_sweep_table(data))
-    print(f"Wrote {args.out}")
+        writes.append((args.csv, csv_writer(sweep_rows(result))))
+    _write(*writes)
+    say(format_sweep_table(data))
+    say(f"Wrote {args.out}")
     return 0
-
-
-def _grid(spec: str | None, reduction: Any) -> list[Any]:
-    if not spec:
-        return []
-    from dataclasses import replace
-
-    try:
-        values = [float(v) for v in spec.split(",") if v.strip()]
-    except ValueError:
-        raise HsviewerError(f"--grid takes comma-separated numbers; got {spec!r}.") from None
-    if reduction.components is not None:
-        return [replace(reduction, components=int(v)) for v in values]
-    return [replace(reduction, threshold=v) for v in values]
 
 
 def format_sweep_table(data: dict[str, Any]) -> str:
