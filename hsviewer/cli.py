@@ -29,7 +29,10 @@ class Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     """Parse, run, and turn HsviewerError into one line on stderr and exit code 2."""
     fix_std_streams()
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a mistake argparse found (one line already printed)
+        return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
     try:
         _check_root_options(args)
         return args.run(args)
@@ -60,7 +63,7 @@ def out_of_memory(error: BaseException) -> str | None:
     allocator = isinstance(error, RuntimeError) and re.search(r"can't allocate memory|out of memory", text, re.I)
     if not (isinstance(error, MemoryError) or (oom is not None and isinstance(error, oom)) or allocator):
         return None
-    asked = re.search(r"tried to allocate ([\d.]+)\s*(bytes|[KMGT]i?B)", text)
+    asked = re.search(r"tried to allocate ([\d.]+)\s*(bytes|[KMGT]i?B)", text, re.I)
     size = ""
     if asked:
         amount, unit = asked.groups()
