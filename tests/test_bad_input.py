@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -30,7 +29,15 @@ from hsviewer.resources import default_image
 
 TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
 OLD = b"the previous file, kept whole\n"
-PROGRESS = re.compile(r"(Loading |Loaded |Preparing )|[\w ]+: \d+/\d+$")  # hsviewer's own progress on stderr
+# hsviewer's progress printer, silenced here so that stderr holds only what went wrong
+SILENT_PROGRESS = "import hsviewer.cli as cli; cli._ProgressPrinter = lambda: (lambda event: None)"
+
+
+@pytest.fixture(autouse=True)
+def silent_progress(monkeypatch):
+    import hsviewer.cli
+
+    monkeypatch.setattr(hsviewer.cli, "_ProgressPrinter", lambda: lambda event: None, raising=False)
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -40,9 +47,9 @@ def run(capsys, *args) -> tuple[int, str, str]:
 
 
 def error_lines(stderr: str | bytes) -> list[str]:
-    """stderr without hsviewer's own progress lines."""
+    """stderr's lines that are not blank."""
     text = stderr.decode() if isinstance(stderr, bytes) else stderr
-    return [line for line in text.splitlines() if line.strip() and not PROGRESS.match(line)]
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def assert_one_line_error(code: int, err: str, *words: str) -> str:
@@ -84,7 +91,9 @@ def subprocess_env() -> dict[str, str]:
 
 
 def hsviewer_process(*args, **kwargs) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hsviewer", *[a if isinstance(a, bytes) else str(a) for a in args]]
+    """`hsviewer ARGS` in a fresh interpreter, without hsviewer's progress lines."""
+    run = f"{SILENT_PROGRESS}; import sys; sys.exit(cli.main(sys.argv[1:]))"
+    command = [sys.executable, "-c", run, *[a if isinstance(a, bytes) else str(a) for a in args]]
     kwargs.setdefault("stdout", subprocess.PIPE)
     return subprocess.run(command, env=subprocess_env(), stderr=subprocess.PIPE, timeout=300, **kwargs)
 
