@@ -22,6 +22,7 @@ SWEEP_FIELDS = ("layer", "components", "variance_kept", "hidden_diff_norm", "log
 
 
 Writer = Callable[[Path], None]
+STREAMS = ("/dev/", "/proc/")  # paths there are written through, never replaced
 
 
 def write_atomic(path: str | Path, write: Writer) -> Path:
@@ -69,26 +70,30 @@ def write_all(writes: Sequence[tuple[str | Path, Writer]]) -> list[Path]:
 def output_target(path: str | Path) -> tuple[Path, bool]:
     """Where writing `path` goes, and whether it is written straight through (a device or FIFO).
 
-    A symlink resolves to its target; a folder, a block device or a socket is refused
-    with an OSError naming path.
+    A character device or FIFO, or a link to one, is written through, and so is anything
+    that exists under /dev or /proc (/dev/stdout is a file when stdout is redirected to
+    one: replacing it would cut the shell's redirection). A link to a regular file (or to
+    nothing yet) resolves to its target, which is replaced. A folder, a block device or a
+    socket is refused with an OSError naming path.
     """
     path = Path(path)
     if not str(path).strip():
         raise OSError(errno.ENOENT, "No file name given", str(path))
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
-        mode = os.stat(target).st_mode
+        mode: int | None = os.stat(path).st_mode  # through links
     except FileNotFoundError:
-        return target, False
+        mode = None
     except OSError as e:  # a symlink loop, a parent that is a file
         raise OSError(e.errno, e.strerror, str(path)) from None
-    if stat.S_ISREG(mode):
-        return target, False
-    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
-        return target, True
-    if stat.S_ISDIR(mode):
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        return path, True
+    if mode is not None and stat.S_ISREG(mode) and str(path.absolute()).startswith(STREAMS):
+        return path, True
+    if mode is not None and stat.S_ISDIR(mode):
         raise OSError(errno.EISDIR, "Is a directory", str(path))
-    raise OSError(errno.EINVAL, "Not a regular file, a character device or a pipe", str(path))
+    if mode is not None and not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "Not a regular file, a character device or a pipe", str(path))
+    return (Path(os.path.realpath(path)) if path.is_symlink() else path), False
 
 
 def _named(user: Path, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -247,18 +247,22 @@ def test_out_through_a_symlink_writes_the_target_and_keeps_the_link(capsys, tmp_
     assert files_in(tmp_path) == {"target.json", "link.json", "dangling.json", "made.json"}
 
 
-def test_out_to_a_fifo_writes_through_it(capsys, tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("through_link", [False, True])
+def test_out_to_a_fifo_writes_through_it(through_link, capsys, tmp_path, tiny_model_dir):
     fifo = tmp_path / "pipe.json"
     os.mkfifo(fifo)
+    out = tmp_path / "link.json" if through_link else fifo  # a link to a pipe, like /dev/stdout
+    if through_link:
+        out.symlink_to(fifo)
     received = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
-    code, _, err = run(capsys, *reduce_args(tiny_model_dir, fifo))
+    code, _, err = run(capsys, *reduce_args(tiny_model_dir, out))
     reader.join(timeout=60)
     assert code == 0, err
-    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and out.is_symlink() == through_link
     assert received and json.loads(received[0])["layer"] == 0
-    assert files_in(tmp_path) == {"pipe.json"}
+    assert files_in(tmp_path) == ({"pipe.json", "link.json"} if through_link else {"pipe.json"})
 
 
 def test_out_to_a_character_device_writes_through_it(capsys, tmp_path, tiny_model_dir):
