@@ -36,9 +36,9 @@ bench: $(STAMP)
 	$(BIN)/hsviewer bench
 
 screenshots: $(STAMP)
-	xvfb-run -a -s "-screen 0 1920x1080x24" $(BIN)/hsviewer --screenshots docs/screenshots
+	xvfb-run -a -s "-screen 0 1920x1080x24" $(BIN)/hsviewer screenshots docs/screenshots
 
-# The double-click bundle (dist/hsviewer/), then its checks: frozen --selftest and the GUI under Xvfb.
+# The double-click bundle (dist/hsviewer/), then its checks: frozen selftest and the GUI under Xvfb.
 bundle: $(STAMP)
 	$(BIN)/python -m pip install --quiet pyinstaller==6.22.3
 	$(BIN)/pyinstaller --noconfirm hsviewer.spec

@@ -1,4 +1,4 @@
-"""`hsviewer --selftest`: proves an installation (or a frozen bundle) works, headless."""
+"""`hsviewer selftest`: proves an installation (or a frozen bundle) works, headless."""
 
 from __future__ import annotations
 

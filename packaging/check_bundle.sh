@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check the frozen bundle: --selftest exits 0, then the GUI starts under Xvfb, stays
+# Check the frozen bundle: selftest exits 0, then the GUI starts under Xvfb, stays
 # alive and logs "hsviewer ready" within WAIT seconds (default 20; raise it on a loaded
 # machine: WAIT=60 packaging/check_bundle.sh). Prints PASS/FAIL and the bundle size.
 set -u
@@ -20,8 +20,8 @@ if [ -n "$MISSING" ]; then
         || fail "could not install $MISSING"
 fi
 
-echo "== $APP --selftest"
-"$APP" --selftest || fail "frozen --selftest exited $?"
+echo "== $APP selftest"
+"$APP" selftest || fail "frozen selftest exited $?"
 
 echo "== $APP under Xvfb for $WAIT s (log: $LOG)"
 # setsid: one process group to stop, xvfb-run with Xvfb and the app in it.
