@@ -347,11 +347,11 @@ def _run_image(args: argparse.Namespace) -> int:
 
 
 def _run_reduce(args: argparse.Namespace) -> int:
+    _check_outputs(("--out", args.out))  # the checks first: they need no torch
+    reduction, text = _reduction(args), _text(args)
     from hsviewer.core import reduce_layer
     from hsviewer.export import json_writer
 
-    _check_outputs(("--out", args.out))
-    reduction, text = _reduction(args), _text(args)
     result = reduce_layer(_load(args), text, args.layer, reduction)
     _print_warnings(result.warnings)
     _write((args.out, json_writer(result.to_dict())))
@@ -365,14 +365,15 @@ def _run_reduce(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from hsviewer.core import iter_sweep
-    from hsviewer.core.events import run_to_end
     from hsviewer.core.grid import parse_grid
-    from hsviewer.export import csv_writer, json_writer, sweep_rows
 
-    _check_outputs(("--out", args.out), ("--csv", args.csv))
+    _check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
     reduction, text = _reduction(args), _text(args)
     grid = parse_grid(args.grid or "", reduction) if args.grid is not None else []
+    from hsviewer.core import iter_sweep
+    from hsviewer.core.events import run_to_end
+    from hsviewer.export import csv_writer, json_writer, sweep_rows
+
     handle = _load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
     result = run_to_end(events, _ProgressPrinter())

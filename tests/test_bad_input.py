@@ -649,3 +649,19 @@ def test_image_rows_give_each_component_its_value_and_cumulative_percent():
     assert [r[0] for r in rows[1:]] == list(range(1, 7))
     assert np.allclose([r[1] for r in rows[1:]], s)
     assert np.allclose([r[2] for r in rows[1:]], 100 * np.cumsum(s**2) / np.sum(s**2))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sweep", "--components", "2", "--grid", "1.7,2", "--out", "{tmp}/s.json"],
+        ["sweep", "--out", "{tmp}/s.json", "--csv", "{tmp}/s.json"],
+        ["reduce", "--layer", "0", "--out", "{tmp}"],
+        ["reduce", "--layer", "0", "--device", "meta", "--out", "{tmp}/r.json"],
+    ],
+)
+def test_refusals_before_loading_do_not_import_torch(args, tmp_path):
+    argv = [a.format(tmp=tmp_path) for a in args]
+    code = f"import sys; from hsviewer.cli import main; print(main({argv!r}), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
+    assert out.stdout.split() == ["2", "False"], out.stderr
