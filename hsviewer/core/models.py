@@ -145,6 +145,10 @@ def _resolve(source: str) -> tuple[str, str, Path | None]:
     """
     if source == DEFAULT_MODEL:
         return "", "SmolLM2-135M-Instruct", default_gguf_path()
+    if source.startswith("ollama:"):  # ollama:NAME:TAG, a GGUF blob in Ollama's store
+        from hsviewer.core.discovery import resolve_ollama
+
+        return "", source.removeprefix("ollama:"), resolve_ollama(source)
     path = Path(source).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
