@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshots", dest="root_screenshots", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--selftest", dest="root_selftest", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(run=_run_gui, command=None, model=None, screenshots=None)
-    commands = "{gui,image,reduce,sweep,bench,selftest,screenshots}"
+    commands = "{gui,image,reduce,sweep,bench,selftest,screenshots,models}"
     sub = parser.add_subparsers(title="commands", metavar=commands, dest="command")
 
     gui = sub.add_parser("gui", help="the app (the same as no command)")
@@ -134,7 +134,29 @@ def build_parser() -> argparse.ArgumentParser:
     screenshots.add_argument("screenshots", metavar="DIR", help="folder for the PNGs")
     screenshots.add_argument("--model", help="the model to show (default: the default model)")
     screenshots.set_defaults(run=_run_gui)
+
+    models = sub.add_parser("models", help="list the causal LMs on this machine (offline, headers only)")
+    models.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    models.add_argument("--path", action="append", default=[], metavar="DIR", help="also search DIR (repeatable)")
+    edit = models.add_mutually_exclusive_group()
+    edit.add_argument("--add", metavar="DIR", help="remember DIR (or a .gguf file) for every later listing")
+    edit.add_argument("--remove", metavar="DIR", help="forget a remembered DIR")
+    models.set_defaults(run=_run_models)
     return parser
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    import json
+
+    from hsviewer.core import discovery
+
+    if args.add:
+        print(f"Added {discovery.remember_path(args.add)} (saved in {discovery.paths_file()})", file=sys.stderr)
+    if args.remove:
+        print(f"Removed {discovery.forget_path(args.remove)}", file=sys.stderr)
+    found = discovery.find_models(args.path)
+    print(json.dumps([m.to_dict() for m in found], indent=2) if args.json else discovery.format_table(found))
+    return 0
 
 
 def _check_root_options(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from hsviewer.cli import main
 from hsviewer.core import discovery
 from hsviewer.core import models as models_module
 from hsviewer.core.discovery import FoundModel, find_models, read_gguf_header, resolve_ollama
@@ -399,7 +400,34 @@ def test_fifty_models_list_from_headers_without_loading_any(home, tmp_path, monk
     assert "torch" not in str([m.to_dict() for m in found])  # plain data, ready for JSON
 
 
-def test_no_stores_at_all_lists_the_default_model_or_why_it_is_missing(home, monkeypatch):
+def test_cli_lists_models_as_a_table_and_as_json(stores, capsys):
+    assert main(["models", "--path", str(stores["added"])]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == [c.upper() for c in discovery.COLUMNS]
+    assert lines[1].split()[:2] == ["default", "default"]
+    assert any(line.startswith("tiny:latest ") and "ollama:tiny:latest" in line for line in lines)
+    assert "note: gone:7b:" in out
+    assert len({line.index("KIND") for line in lines[:1]}) == 1
+    assert main(["models", "--json", "--path", str(stores["added"])]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["name"] == "default" and {"x/y/b.gguf", "org/tiny-llama"} <= {m["name"] for m in data}
+    assert set(data[0]) == set(FoundModel.__dataclass_fields__)
+
+
+def test_cli_adds_and_removes_folders(home, tmp_path, capsys):
+    write_gguf(tmp_path / "mine" / "one.gguf")
+    assert main(["models", "--add", str(tmp_path / "mine"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "Added" in captured.err and "one.gguf" in {m["name"] for m in json.loads(captured.out)}
+    assert main(["models", "--remove", str(tmp_path / "mine"), "--json"]) == 0
+    assert "one.gguf" not in {m["name"] for m in json.loads(capsys.readouterr().out)}
+    assert main(["models", "--remove", str(tmp_path / "mine")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hsviewer: error:") and err.count("\n") == 1
+
+
+def test_no_stores_at_all_lists_the_default_model_or_why_it_is_missing(home, monkeypatch, capsys):
     assert [m.name for m in find_models()] == ["default"]
 
     def missing():
@@ -408,3 +436,4 @@ def test_no_stores_at_all_lists_the_default_model_or_why_it_is_missing(home, mon
     monkeypatch.setattr(models_module, "default_gguf_path", missing)
     (row,) = find_models()
     assert row.source == "default" and row.problem == "The default model is not installed."
+    assert main(["models"]) == 0 and "note: default: The default model is not installed." in capsys.readouterr().out
