@@ -437,3 +437,73 @@ def test_no_stores_at_all_lists_the_default_model_or_why_it_is_missing(home, mon
     (row,) = find_models()
     assert row.source == "default" and row.problem == "The default model is not installed."
     assert main(["models"]) == 0 and "note: default: The default model is not installed." in capsys.readouterr().out
+
+
+# The dialog -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scan_worker():
+    from hsviewer.gui.worker import Worker
+
+    worker = Worker("test-scan")
+    yield worker
+    worker.stop()
+
+
+def test_choose_model_dialog_lists_filters_and_chooses(qtbot, home, stores, scan_worker):
+    from PySide6.QtCore import Qt
+
+    from hsviewer.gui.dialogs import ChooseModelDialog
+
+    discovery.remember_path(stores["added"])
+    recent = ["org/tiny-llama", "ollama:tiny:latest", "/typed/by/hand"]
+    submitted = []
+
+    def submit(job):
+        submitted.append(job)
+        scan_worker.submit(job)
+
+    dialog = ChooseModelDialog(recent, "default", submit=submit)
+    qtbot.addWidget(dialog)
+    assert dialog.status.text() == "Scanning…" and [j.needs_model for j in submitted] == [False]
+    qtbot.waitUntil(lambda: "models found" in dialog.status.text(), timeout=60_000)
+    rows = [dialog.row_source(r) for r in range(dialog.proxy.rowCount())]
+    assert rows[:3] == ["default", "org/tiny-llama", "ollama:tiny:latest"]  # the default, then the recent ones
+    assert "/typed/by/hand" in rows and str(stores["added"] / "a.gguf") in rows
+    assert len(rows) == len(dialog.models) + 1  # the hand-typed recent source has a row of its own
+    assert "models found" in dialog.status.text()
+
+    dialog.filter.setText("LM studio")  # no match: the filter hides every row
+    assert dialog.proxy.rowCount() == 0
+    dialog.filter.setText("lmstudio")
+    assert [dialog.row_source(r) for r in range(dialog.proxy.rowCount())] == [
+        str(home / ".cache/lm-studio/models/old/repo/old.gguf"),  # by name within a kind
+        str(home / ".lmstudio/models/pub/repo/model-F16.gguf"),
+    ]
+    dialog.filter.setText("Q4_K_M")
+    assert dialog.proxy.rowCount() == 1
+    dialog.table.selectRow(0)
+    assert dialog.source().endswith("org_repo_tiny-Q4_K_M.gguf")
+
+    dialog.filter.clear()
+    layers = dialog.proxy.sourceModel().horizontalHeaderItem(4).text()
+    assert layers == "Layers"
+    dialog.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)  # by layers, largest first: the default's 30
+    assert dialog.row_source(0) == "default"
+
+    with qtbot.waitSignal(dialog.accepted):
+        index = dialog.proxy.index(1, 2)
+        dialog.table.doubleClicked.emit(index)
+    assert dialog.source() == dialog.row_source(1)
+
+
+def test_choose_model_dialog_without_a_worker_still_takes_typed_text(qtbot, home):
+    from hsviewer.gui.dialogs import ChooseModelDialog
+
+    dialog = ChooseModelDialog(["a/b"], "some/model")
+    qtbot.addWidget(dialog)
+    assert dialog.source() == "some/model" and dialog.status.text() == ""
+    assert [dialog.row_source(r) for r in range(dialog.proxy.rowCount())] == ["a/b"]  # before any scan
+    dialog.set_models(find_models())
+    assert [dialog.row_source(r) for r in range(dialog.proxy.rowCount())] == ["default", "a/b"]

@@ -3,30 +3,243 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
+from typing import Any
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QInputDialog, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 import hsviewer
+from hsviewer.core.discovery import FoundModel, row_text
 from hsviewer.gui.forms import ModelPicker
+from hsviewer.gui.worker import Job
 
 
 class ChooseModelDialog(QDialog):
-    """File > Choose model: the model picker in a dialog; OK loads the chosen model."""
+    """File > Choose model: the models found on this machine in a sortable, filterable table, and a
+    free-text field for a path or hub id. The default model is first, then the recent ones; OK or a
+    double-click loads the chosen model.
 
-    def __init__(self, recent: list[str], current: str, parent: QWidget | None = None) -> None:
+    submit runs the scan off the GUI thread (the main window's submit); without it the table
+    stays empty and the free-text field still works.
+    """
+
+    def __init__(
+        self,
+        recent: list[str],
+        current: str,
+        parent: QWidget | None = None,
+        submit: Callable[[Job], None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose model")
+        self.recent = list(recent)
+        self._submit = submit
+        self._job: Job | None = None
+        self.models: list[FoundModel] = []
+        self.status = QLabel("")
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter by name, kind, architecture, quantisation or path")
+        self.filter.setClearButtonEnabled(True)
+        self.table_model = QStandardItemModel(0, len(HEADERS), self)
+        self.table_model.setHorizontalHeaderLabels(HEADERS)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # found order until a click
+        self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._row_chosen)
+        self.table.doubleClicked.connect(self._row_double_clicked)
         self.picker = ModelPicker(recent)
         self.picker.combo.setCurrentText(current)
         self.picker.load.hide()
+        add = QPushButton("Add folder or file…")
+        add.setToolTip("Remember a folder of models (or one model file): it is searched on every scan")
+        menu = QMenu(add)
+        menu.addAction("Folder…", self._add_folder)
+        menu.addAction("GGUF file…", self._add_file)
+        add.setMenu(menu)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        top = QHBoxLayout()
+        top.addWidget(self.filter, 1)
+        top.addWidget(add)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("A model folder, a .gguf file, a hub id from the local cache, or 'default':"))
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+        layout.addWidget(QLabel("Or type a model folder, a .gguf file, a hub id from the local cache, or 'default':"))
         layout.addWidget(self.picker)
         layout.addWidget(buttons)
-        self.resize(640, self.sizeHint().height())
+        self.finished.connect(self._cancel_scan)
+        self.resize(1100, 560)
+        self.set_models([])
+        self.scan()
+
+    def source(self) -> str:
+        """What to load: the chosen row's source string, or what was typed."""
+        return self.picker.source()
+
+    def scan(self) -> None:
+        """Look for models on the worker; the table fills when the job returns."""
+        if self._submit is None:
+            return
+        from hsviewer.gui.jobs import find_models_job
+
+        self._cancel_scan()
+        self.status.setText("Scanning…")
+        self._job = find_models_job()
+        self._job.returned.connect(self._scanned)
+        self._job.failed.connect(self._scan_failed)
+        self._submit(self._job)
+
+    def _cancel_scan(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def _scanned(self, models: list[FoundModel]) -> None:
+        if self.sender() is self._job:  # not an earlier scan that ended after a newer one began
+            self._job = None
+            self.set_models(models)
+            problems = sum(1 for m in self.models if m.problem)
+            note = f", {problems} with a problem (hover over it for why)" if problems else ""
+            self.status.setText(f"{len(self.models)} models found{note}.")
+
+    def _scan_failed(self, message: str) -> None:
+        if self.sender() is self._job:
+            self._job = None
+            self.status.setText(f"Scanning failed: {message}")
+
+    def set_models(self, models: list[FoundModel]) -> None:
+        """Fill the table: the default model, the recent ones (most recent first), then the rest."""
+        self.models = order_models(models, self.recent)
+        found = {m.source for m in self.models}
+        extra = [s for s in self.recent if s not in found]  # typed by hand earlier: a path, a hub id
+        self.table_model.removeRows(0, self.table_model.rowCount())
+        recent = set(self.recent)
+        for model in self.models:
+            self.table_model.appendRow(_row(model, recent=model.source in recent))
+        for source in extra:
+            model = FoundModel(name=source, source=source, kind="recent", path="")
+            self.table_model.appendRow(_row(model, recent=True))
+        self.table.resizeColumnsToContents()
+        for column in (HEADERS.index("Name"), HEADERS.index("Source")):
+            self.table.setColumnWidth(column, min(self.table.columnWidth(column), 360))
+
+    def row_source(self, row: int) -> str:
+        """The source string of the row shown at `row` (after sorting and filtering)."""
+        return str(self.proxy.index(row, 0).data(SOURCE_ROLE))
+
+    def _row_chosen(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.picker.combo.setCurrentText(str(current.siblingAtColumn(0).data(SOURCE_ROLE)))
+
+    def _row_double_clicked(self, index: QModelIndex) -> None:
+        self._row_chosen(index, QModelIndex())
+        self.accept()
+
+    def _add_folder(self) -> None:
+        self._add(QFileDialog.getExistingDirectory(self, "Add a folder of models"))
+
+    def _add_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add a GGUF model file", "", "GGUF models (*.gguf)")
+        self._add(path)
+
+    def _add(self, path: str) -> None:
+        """Remember a folder or file for every later scan, and scan again."""
+        if not path:
+            return
+        from hsviewer.core.discovery import remember_path
+        from hsviewer.core.errors import HsviewerError
+
+        try:
+            remember_path(path)
+        except HsviewerError as e:
+            QMessageBox.warning(self, "hsviewer", str(e))
+            return
+        self.scan()
+
+
+HEADERS = ["Name", "Kind", "Architecture", "Parameters", "Layers", "Hidden", "Quantisation", "Size", "Source"]
+SOURCE_ROLE = Qt.ItemDataRole.UserRole
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def order_models(models: list[FoundModel], recent: list[str]) -> list[FoundModel]:
+    """The default model first, then the recently used ones in the order used, then the rest as found."""
+    rank = {source: i for i, source in enumerate(recent)}
+
+    def key(item: tuple[int, FoundModel]) -> tuple[int, int, int]:
+        index, model = item
+        if model.kind == "default":
+            return (0, 0, index)
+        if model.source in rank:
+            return (1, rank[model.source], index)
+        return (2, 0, index)
+
+    return [m for _, m in sorted(enumerate(models), key=key)]
+
+
+def _row(model: FoundModel, recent: bool) -> list[QStandardItem]:
+    texts = row_text(model)
+    sort_keys: list[Any] = [
+        model.name.lower(),
+        model.kind,
+        (model.architecture or "").lower(),
+        model.parameters or -1,
+        model.layers or -1,
+        model.hidden_size or -1,
+        (model.quantisation or "").lower(),
+        model.file_bytes or -1,
+        model.source.lower(),
+    ]
+    tip = model.path or model.source
+    if model.problem:
+        tip = f"{tip}\n{model.problem}"
+    if model.parameters_estimated:
+        tip = f"{tip}\nParameters estimated from config.json"
+    items = []
+    for text, sort_key in zip(texts, sort_keys, strict=True):
+        item = QStandardItem(text)
+        item.setData(sort_key, SORT_ROLE)
+        item.setData(model.source, SOURCE_ROLE)
+        item.setToolTip(tip)
+        if recent:
+            font = item.font()
+            font.setBold(True)
+            item.setFont(font)
+        if model.problem:
+            item.setForeground(QBrush(QColor("gray")))
+        items.append(item)
+    items[0].setToolTip(f"Recently used\n{tip}" if recent else tip)
+    return items
 
 
 def ask_url(parent: QWidget) -> str:

@@ -58,6 +58,17 @@ def load_model_job(source: str) -> Job:
     return Job("model", "Model load", work)
 
 
+def find_models_job() -> Job:
+    """List the models on this machine (headers only; no model needed); returns [FoundModel]."""
+
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.discovery import iter_find_models
+
+        yield from iter_find_models()
+
+    return Job("models", "Scanning for models", work, needs_model=False)
+
+
 def image_job(source: str, downsample: int, variance: float) -> Job:
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.events import Finished

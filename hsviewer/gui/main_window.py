@@ -282,9 +282,10 @@ class MainWindow(QMainWindow):
         from hsviewer.gui.dialogs import ChooseModelDialog
 
         current = self.model_info.source if self.model_info else "default"
-        dialog = ChooseModelDialog(self.settings.recent_models(), current, self)
+        dialog = ChooseModelDialog(self.settings.recent_models(), current, self, submit=self.submit)
         if dialog.exec():
-            self.load_model(dialog.picker.source())
+            self.load_model(dialog.source())
+        dialog.deleteLater()
 
     def show_about(self) -> None:
         from hsviewer.gui.dialogs import about_text
