@@ -193,6 +193,16 @@ def test_gguf_header_reads_what_was_written_as_gguf_reader_does(tmp_path):
     assert discovery.gguf_file_type(header.metadata["general.file_type"]) == "Q4_K_M"
 
 
+def test_a_header_longer_than_the_first_read_is_read_in_growing_pieces_up_to_a_limit(tmp_path, monkeypatch):
+    path = tmp_path / "m.gguf"
+    params = write_gguf(path, vocab=500)
+    monkeypatch.setattr(discovery, "HEADER_START", 64)
+    assert read_gguf_header(path).parameters == params
+    monkeypatch.setattr(discovery, "HEADER_LIMIT", 256)  # a header that never ends within the limit
+    with pytest.raises(ValueError, match="not a readable GGUF file"):
+        read_gguf_header(path)
+
+
 @pytest.mark.default_model
 def test_gguf_header_of_the_real_default_model_matches_gguf_reader():
     try:

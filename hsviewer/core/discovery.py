@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import mmap
 import os
 import struct
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -595,26 +594,36 @@ class GGUFHeader:
     file_bytes: int = 0
 
 
+HEADER_START = 4 << 20  # bytes read first: the whole header of a model with a 50k-token vocabulary
+HEADER_LIMIT = 512 << 20  # never more: a damaged count must not read a 40 GB file into memory
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
 
 
 def read_gguf_header(path: str | Path) -> GGUFHeader:
-    """The metadata and tensor table of a GGUF file (v2 or v3), read from a memory map.
+    """The metadata and tensor table of a GGUF file (v2 or v3), read from its first bytes only.
 
     gguf.GGUFReader reads the same but builds a numpy view for every token of the
     vocabulary: 4.6 s for the default model's header, where this takes about 10 ms.
-    Arrays are skipped over and stand as their lengths. ValueError when the file is not GGUF.
+    Arrays are skipped over and stand as their lengths. The header is read in growing
+    pieces, up to HEADER_LIMIT. ValueError when the file is not a readable GGUF file.
     """
     path = Path(path)
     size = path.stat().st_size
     if size < 24:
         raise ValueError(f"{path.name} is not a GGUF file (only {size} bytes).")
-    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        try:
-            return _parse_gguf(data, path.name, size)
-        except (struct.error, IndexError, UnicodeDecodeError, OverflowError) as e:
-            raise ValueError(f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}).") from None
+    limit = HEADER_START
+    with path.open("rb") as f:
+        while True:
+            f.seek(0)
+            with memoryview(f.read(min(limit, size, HEADER_LIMIT))) as data:
+                try:
+                    return _parse_gguf(data, path.name, size)
+                except (struct.error, IndexError, UnicodeDecodeError, OverflowError) as e:
+                    if len(data) < min(size, HEADER_LIMIT):  # the header goes on past what was read
+                        limit *= 4
+                        continue
+                    raise ValueError(f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}).") from None
 
 
 def _parse_gguf(data: Any, name: str, size: int) -> GGUFHeader:
@@ -636,7 +645,7 @@ def _parse_gguf(data: Any, name: str, size: int) -> GGUFHeader:
     def string(at: int) -> tuple[str, int]:
         (n,) = u64(data, at)
         end = at + 8 + n
-        if end > size:
+        if end > len(data):
             raise IndexError("a string runs past the end of the file")
         return bytes(data[at + 8 : end]).decode("utf-8", errors="replace"), end
 
@@ -646,9 +655,9 @@ def _parse_gguf(data: Any, name: str, size: int) -> GGUFHeader:
         elif kind == _STRING:
             if count * 8 > size - at:
                 raise IndexError("an array runs past the end of the file")
-            end = at
+            end, view, unpack = at, data, u64  # locals: this loop runs once per token of the vocabulary
             for _ in range(count):
-                (n,) = u64(data, end)
+                (n,) = unpack(view, end)
                 end += 8 + n
         elif kind == _ARRAY:
             end = at
@@ -658,7 +667,7 @@ def _parse_gguf(data: Any, name: str, size: int) -> GGUFHeader:
                 end = skip(inner, end + 12, n)
         else:
             raise IndexError(f"unknown value type {kind}")
-        if end > size:
+        if end > len(data):
             raise IndexError("an array runs past the end of the file")
         return end
 
