@@ -3,7 +3,7 @@
 Sources: the default model, the Hugging Face hub cache, Ollama's store, LM Studio's,
 GPT4All's and llama.cpp's model folders, and folders the user added (remembered in a
 small JSON file in the user config folder). Nothing here loads weights: a GGUF file's
-header and tensor table are read from a memory map, a safetensors file's JSON header
+header and tensor table are read from its first bytes, a safetensors file's JSON header
 by its length prefix, a Hugging Face folder's config.json as text.
 """
 
