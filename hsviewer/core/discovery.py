@@ -228,7 +228,9 @@ def _default_model() -> Iterator[FoundModel]:
     except HsviewerError as e:
         yield FoundModel(name="default", source="default", kind="default", path="", problem=str(e))
         return
-    yield _gguf_model(path, name="default", source="default", kind="default")
+    model = _gguf_model(path, name="default", source="default", kind="default")
+    if model is not None:
+        yield model
 
 
 def _gguf_tree(root: Path, kind: str, depth: int) -> Iterator[FoundModel]:
@@ -339,7 +341,9 @@ def _hf_model(folder: Path, *, name: str, source: str, kind: str) -> FoundModel 
     if config.get("is_encoder_decoder") or (architecture and not architecture.endswith(CAUSAL_SUFFIXES)):
         log.debug("Skipping %s: %s is not a causal LM", folder, architecture or "an encoder-decoder")
         return None
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    text = config.get("text_config")
+    if not isinstance(text, dict):
+        text = {}
     sizes = {**config, **{k: v for k, v in text.items() if v is not None}}
     files = _weight_files(folder)
     problem = None
