@@ -154,6 +154,9 @@ def _run_models(args: argparse.Namespace) -> int:
         print(f"Added {discovery.remember_path(args.add)} (saved in {discovery.paths_file()})", file=sys.stderr)
     if args.remove:
         print(f"Removed {discovery.forget_path(args.remove)}", file=sys.stderr)
+    for path in args.path:
+        if not Path(path).expanduser().exists():
+            raise HsviewerError(f"No folder or file at {path}.")
     found = discovery.find_models(args.path)
     print(json.dumps([m.to_dict() for m in found], indent=2) if args.json else discovery.format_table(found))
     return 0

@@ -122,6 +122,7 @@ def home(tmp_path, monkeypatch):
         monkeypatch.setenv(name, str(home / sub))
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(discovery, "OLLAMA_SERVICE_STORE", tmp_path / "no-ollama-service")
     default = tmp_path / "pkg" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     write_gguf(default, layers=30, hidden=576, vocab=64, file_type=gguf.LlamaFileType.MOSTLY_Q4_1)
     monkeypatch.setattr(models_module, "default_gguf_path", lambda: default)
@@ -432,6 +433,8 @@ def test_cli_adds_and_removes_folders(home, tmp_path, capsys):
     assert "Added" in captured.err and "one.gguf" in {m["name"] for m in json.loads(captured.out)}
     assert main(["models", "--remove", str(tmp_path / "mine"), "--json"]) == 0
     assert "one.gguf" not in {m["name"] for m in json.loads(capsys.readouterr().out)}
+    assert main(["models", "--path", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err == f"hsviewer: error: No folder or file at {tmp_path / 'nothing'}.\n"
     assert main(["models", "--remove", str(tmp_path / "mine")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hsviewer: error:") and err.count("\n") == 1

@@ -28,6 +28,7 @@ KINDS = ("default", "hf-cache", "ollama", "lmstudio", "gpt4all", "llama.cpp", "f
 OLLAMA_PREFIX = "ollama:"
 OLLAMA_REGISTRY = "registry.ollama.ai"
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
+OLLAMA_SERVICE_STORE = Path("/usr/share/ollama/.ollama/models")  # Linux installs run it as the user `ollama`
 PATHS_FILE = "model-paths.json"
 FOLDER_DEPTH = 2  # an added folder is searched this many levels below itself
 WEIGHTS = ("*.safetensors", "*.bin", "*.index.json")
@@ -80,8 +81,7 @@ def ollama_models_dir() -> Path:
     if os.environ.get("OLLAMA_MODELS"):
         return _expand(os.environ["OLLAMA_MODELS"])
     home = Path.home() / ".ollama" / "models"
-    service = Path("/usr/share/ollama/.ollama/models")
-    return service if not home.exists() and service.is_dir() else home
+    return OLLAMA_SERVICE_STORE if not home.exists() and OLLAMA_SERVICE_STORE.is_dir() else home
 
 
 def lmstudio_dirs() -> list[Path]:
