@@ -13,6 +13,7 @@ from hsviewer import __version__
 from hsviewer._frozen import fix_std_streams
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.lowrank import CENTERINGS
+from hsviewer.core.memory import DTYPES
 from hsviewer.core.sweep_results import CONTROLS, METHODS
 
 EXIT_BAD_INPUT = 2
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(run=_run_sweep)
 
     bench = sub.add_parser("bench", help="benchmarks: sweep speed, load time, image latency, memory, GUI stalls")
-    _add_model_text(bench)
+    _add_model_text(bench, loading=False)
     bench.add_argument("--skip-gui", action="store_true", help="leave out the GUI event-loop probe")
     bench.set_defaults(run=_run_bench)
 
@@ -205,20 +206,35 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _size(text: str) -> int:
+    from hsviewer.core.memory import parse_size
+
+    try:
+        return parse_size(text)
+    except HsviewerError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _add_k(parser: argparse.ArgumentParser, percent_flag: str, default: float) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(percent_flag, type=float, help=f"percent of variance to keep (default {default:g})")
     group.add_argument("--components", type=int, help="keep exactly K components")
 
 
-def _add_model_text(parser: argparse.ArgumentParser) -> None:
+def _add_model_text(parser: argparse.ArgumentParser, loading: bool = True) -> None:
+    """--model and the text; with `loading`, how to load the model: device, precision, memory budget."""
     parser.add_argument("--model", default="default", help="default, a model folder, a .gguf file or a hub id")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--text-file", type=Path, help="UTF-8 text file (default: the bundled Stedelijk paragraph)")
     group.add_argument("--text", help="the text itself")
+    if not loading:
+        return
     parser.add_argument("--device", type=_device, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     parser.add_argument("--device-map", choices=("auto",), help="spread a large model over devices (accelerate)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a model's own code to run")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="precision (auto: float32 when it fits)")
+    parser.add_argument("--memory-budget", type=_size, help="plan for this much memory (6GB), not what is free")
+    parser.add_argument("--plan", action="store_true", help="print the memory plan for model and text, then exit")
 
 
 def _add_reduction(parser: argparse.ArgumentParser) -> None:
@@ -271,10 +287,28 @@ def _load(args: argparse.Namespace) -> Any:
     return load_model(
         args.model,
         device=args.device,
+        dtype=args.dtype,
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
+        memory_budget=args.memory_budget,
         on_event=_ProgressPrinter(),
     )
+
+
+def _print_plan(args: argparse.Namespace, text: str) -> int:
+    """--plan: the load's memory plan for about as many tokens as the text holds, without loading."""
+    from hsviewer.core.memory import refusal
+    from hsviewer.core.models import plan_load
+
+    tokens = max(2, round(len(text.encode("utf-8")) / 3.5))  # about as many as a BPE tokenizer makes
+    plan = plan_load(args.model, device=args.device, dtype=args.dtype, memory_budget=args.memory_budget, tokens=tokens)
+    if plan is None:
+        say(f"No memory plan: the files of {args.model} do not say its size.")
+    else:
+        say(f"{plan.describe()} (about {tokens} tokens from the text's length)")
+        if not plan.fits:
+            say(refusal(plan))
+    return 0
 
 
 class _ProgressPrinter:
@@ -374,6 +408,8 @@ def _run_image(args: argparse.Namespace) -> int:
 def _run_reduce(args: argparse.Namespace) -> int:
     _check_outputs(("--out", args.out))  # the checks first: they need no torch
     reduction, text = _reduction(args), _text(args)
+    if args.plan:
+        return _print_plan(args, text)
     from hsviewer.core import reduce_layer
     from hsviewer.export import json_writer
 
@@ -395,6 +431,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     _check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
     reduction, text = _reduction(args), _text(args)
     grid = parse_grid(args.grid or "", reduction) if args.grid is not None else []
+    if args.plan:
+        return _print_plan(args, text)
     from hsviewer.core import iter_sweep
     from hsviewer.core.events import run_to_end
     from hsviewer.export import csv_writer, json_writer, sweep_rows

@@ -52,6 +52,7 @@ class FoundModel:
     layers: int | None = None
     hidden_size: int | None = None
     vocab_size: int | None = None
+    intermediate_size: int | None = None  # the MLP's width
     quantisation: str | None = None  # a GGUF file type (Q4_K_M, F16, ...) or the weights' dtype
     file_bytes: int | None = None
     memory_bytes: int | None = None  # left to a memory planner
@@ -366,6 +367,7 @@ def _hf_model(folder: Path, *, name: str, source: str, kind: str) -> FoundModel 
         layers=_int(sizes, "num_hidden_layers", "n_layer", "num_layers"),
         hidden_size=_int(sizes, "hidden_size", "n_embd", "d_model"),
         vocab_size=_int(sizes, "vocab_size"),
+        intermediate_size=_int(sizes, "intermediate_size", "n_inner", "ffn_dim"),
         quantisation=_hf_quantisation(config, dtypes),
         file_bytes=sum(_size(p) for p in weights) or None,
         problem=problem,
@@ -570,6 +572,7 @@ def _gguf_model(path: Path, *, name: str, source: str, kind: str) -> FoundModel 
         layers=_int(meta, prefix + "block_count"),
         hidden_size=_int(meta, prefix + "embedding_length"),
         vocab_size=vocab if isinstance(vocab, int) and vocab > 0 else None,
+        intermediate_size=_int(meta, prefix + "feed_forward_length"),
         quantisation=gguf_file_type(meta.get("general.file_type")),
         file_bytes=header.file_bytes,
         problem=problem,
@@ -764,3 +767,11 @@ def format_table(models: Sequence[FoundModel]) -> str:
     ]
     lines += [f"note: {m.name}: {m.problem}" for m in models if m.problem]
     return "\n".join(lines)
+
+
+def describe(path: str | Path) -> FoundModel | None:
+    """What the headers of one model folder or GGUF file say (no weights are read)."""
+    path = Path(path)
+    if path.suffix.lower() == ".gguf":
+        return _gguf_model(path, name=path.stem, source=str(path), kind="folder")
+    return _hf_model(path, name=path.name, source=str(path), kind="folder")

@@ -47,13 +47,23 @@ def file_key(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _folder(gguf: Path) -> tuple[Path, str]:
+    """The cache folder of a GGUF file, and the key its manifest must name."""
+    key = file_key(gguf)
+    return cache_root() / "models" / f"{gguf.stem}-{key}", key
+
+
+def is_cached(gguf: Path) -> bool:
+    """Whether the GGUF file's converted folder is whole in the cache."""
+    return is_complete(*_folder(gguf))
+
+
 def cached_folder(gguf: Path, rebuild: bool = False) -> Generator[Progress, None, str]:
     """A from_pretrained-ready folder for the GGUF file, built if missing, damaged or asked to.
 
     Yields a Progress event before a build; `yield from` it to get the folder.
     """
-    key = file_key(gguf)
-    folder = cache_root() / "models" / f"{gguf.stem}-{key}"
+    folder, key = _folder(gguf)
     remove_abandoned_builds(folder.parent)
     if rebuild or not is_complete(folder, key):
         yield Progress(message=f"Preparing {gguf.name} once (dequantising, about 20-40 s)")

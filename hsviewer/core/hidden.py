@@ -88,6 +88,7 @@ def iter_reduce(
     reduction = reduction or Reduction()
     layer = check_layer(layer, handle.n_layers)
     tokens = tokenize(handle, text)
+    handle.check_memory(len(tokens))
     yield Progress(message="Clean forward pass", done=0, total=2)
     clean = clean_forward(handle, tokens.ids)
     hs = first_row(clean.hidden[layer])

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hsviewer.core.errors import HsviewerError
+
+if TYPE_CHECKING:
+    from hsviewer.core.discovery import FoundModel
 
 GB = 1e9
 RUNTIME_BYTES = int(0.45 * GB)  # Python, torch, transformers and a tokenizer, before any model
@@ -114,6 +118,59 @@ def analysis_bytes(facts: ModelFacts, tokens: int, dtype: str) -> int:
     clean_logits = 2 * tokens * facts.vocab_size * 4
     logits = (clean_logits if clean_logits <= LOGIT_CACHE_BYTES else 0) + LOGIT_CHUNKS_BYTES
     return states + activations + svd + logits
+
+
+PLAN_TOKENS = 1024  # the text a load is planned for; each analysis checks its own
+
+
+def facts_of(found: FoundModel | None, gguf_to_convert: bool) -> ModelFacts | None:
+    """A model's facts from what discovery read in its headers; None when they say too little."""
+    if found is None or not (found.parameters and found.layers and found.hidden_size):
+        return None
+    return ModelFacts(
+        parameters=found.parameters,
+        n_layers=found.layers,
+        hidden_size=found.hidden_size,
+        intermediate_size=found.intermediate_size or 4 * found.hidden_size,
+        vocab_size=found.vocab_size or 32_000,
+        gguf_to_convert=gguf_to_convert,
+    )
+
+
+def free_bytes(device: str, budget: int | None = None) -> int:
+    """What may still be allocated: on a GPU its free memory; else what is free, and no more
+    than the budget less what this process holds."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    import psutil
+
+    free = int(psutil.virtual_memory().available)
+    return free if budget is None else min(free, budget - int(psutil.Process().memory_info().rss))
+
+
+def available_bytes(device: str, budget: int | None = None) -> int:
+    """What a plan for the whole process may count on: the budget, else what it holds plus what is free."""
+    if budget is not None:
+        return budget
+    if device.startswith("cuda"):
+        return free_bytes(device)
+    import psutil
+
+    return free_bytes(device) + int(psutil.Process().memory_info().rss)
+
+
+def check_analysis(facts: ModelFacts, tokens: int, dtype: str, device: str, budget: int | None) -> None:
+    """Refuse, with numbers, an analysis whose working set does not fit beside the loaded model."""
+    needed = analysis_bytes(facts, tokens, dtype)
+    free = free_bytes(device, budget)
+    if needed > MARGIN * free:
+        where = "left in the memory budget" if budget is not None else "free"
+        raise HsviewerError(
+            f"Not enough memory for this text: its analysis ({tokens} tokens) needs about {_gb(needed)}, "
+            f"and {_gb(max(free, 0))} is {where}. Try a shorter text."
+        )
 
 
 def parse_size(text: str) -> int:

@@ -17,6 +17,17 @@ from hsviewer.core.blocks import find_blocks
 from hsviewer.core.choices import check_device
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
+from hsviewer.core.memory import (
+    DTYPES,
+    PLAN_TOKENS,
+    MemoryPlan,
+    ModelFacts,
+    available_bytes,
+    check_analysis,
+    facts_of,
+    plan_memory,
+    refusal,
+)
 from hsviewer.core.runs import separable_head
 
 DEFAULT_MODEL = "default"
@@ -37,6 +48,7 @@ class ModelHandle:
     device: torch.device
     context_length: int | None
     head: torch.nn.Module | None = None  # the LM head when the logits are it applied to its input
+    memory_budget: int | None = None  # bytes the analyses may count on, when the user set a budget
 
     @property
     def n_layers(self) -> int:
@@ -45,6 +57,25 @@ class ModelHandle:
     @property
     def hidden_size(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[1])
+
+    @property
+    def dtype(self) -> str:
+        return str(self.model.dtype).removeprefix("torch.")
+
+    def facts(self) -> ModelFacts:
+        """The sizes a memory plan needs, from the loaded model."""
+        config = self.model.config.get_text_config()
+        return ModelFacts(
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            n_layers=self.n_layers,
+            hidden_size=self.hidden_size,
+            intermediate_size=getattr(config, "intermediate_size", None) or 4 * self.hidden_size,
+            vocab_size=int(self.model.get_input_embeddings().weight.shape[0]),
+        )
+
+    def check_memory(self, tokens: int) -> None:
+        """Refuse an analysis of `tokens` tokens that would not fit beside the model."""
+        check_analysis(self.facts(), tokens, self.dtype, str(self.device), self.memory_budget)
 
 
 def default_gguf_path() -> Path:
@@ -65,16 +96,18 @@ def iter_load(
     source: str = DEFAULT_MODEL,
     *,
     device: str | None = None,
-    dtype: str | None = None,
+    dtype: str = "auto",
     device_map: str | None = None,
     trust_remote_code: bool = False,
+    memory_budget: int | None = None,
 ) -> Generator[LoadEvent, None, None]:
     """Load 'default', a model folder, a .gguf file or a hub id from the local cache.
 
-    Yields a Progress event before each step (a first dequantisation, reading the
-    weights, moving them) and ends with Finished(handle). device: "cuda" when
-    available, else "cpu", unless given; device_map="auto" spreads a model too large
-    for one device over several (accelerate). float32 unless dtype says.
+    Yields a Progress event before each step (the memory plan, a first dequantisation,
+    reading the weights, moving them) and ends with Finished(handle). device: "cuda"
+    when available, else "cpu", unless given; device_map="auto" spreads a model too
+    large for one device over several (accelerate). dtype "auto": float32 when the plan
+    fits, else bfloat16. memory_budget: the bytes to plan for instead of what is free.
     """
     source = str(source).strip()
     if not source:
@@ -83,6 +116,12 @@ def iter_load(
     device = check_device(device)  # meta, a typo: refused before anything is read
     kwargs = {"trust_remote_code": trust_remote_code}
     folder, name, gguf = _resolve(source)
+    plan = None if device_map else _plan(folder, gguf, dtype, device or _default_device(), memory_budget)
+    if plan is not None:
+        yield Progress(message=plan.describe())
+        if not plan.fits:
+            raise HsviewerError(refusal(plan))
+        dtype = plan.dtype
     if gguf is not None:
         folder = yield from gguf_cache.cached_folder(gguf)
     yield Progress(message=f"Loading {name}")
@@ -109,6 +148,7 @@ def iter_load(
         device=model.get_input_embeddings().weight.device,
         context_length=_context(model, tokenizer),
         head=separable_head(model, _probe_ids(model)),
+        memory_budget=memory_budget,
     )
     _check_causal(handle)
     yield Progress(message=f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
@@ -119,15 +159,73 @@ def load_model(
     source: str = DEFAULT_MODEL,
     *,
     device: str | None = None,
-    dtype: str | None = None,
+    dtype: str = "auto",
     device_map: str | None = None,
     trust_remote_code: bool = False,
+    memory_budget: int | None = None,
     on_event: Callable[[LoadEvent], None] | None = None,
 ) -> ModelHandle:
     """iter_load to its end; on_event sees each event (the CLI prints the progress)."""
-    events = iter_load(source, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
+    events = iter_load(
+        source,
+        device=device,
+        dtype=dtype,
+        device_map=device_map,
+        trust_remote_code=trust_remote_code,
+        memory_budget=memory_budget,
+    )
     handle: ModelHandle = run_to_end(events, on_event)
     return handle
+
+
+def plan_load(
+    source: str = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    dtype: str = "auto",
+    memory_budget: int | None = None,
+    tokens: int = PLAN_TOKENS,
+) -> MemoryPlan | None:
+    """The memory plan iter_load would follow (None when the model's files do not say its size)."""
+    _torch_dtype(dtype)
+    folder, _, gguf = _resolve(str(source).strip())
+    return _plan(folder, gguf, dtype, check_device(device) or _default_device(), memory_budget, tokens)
+
+
+def _plan(
+    folder: str, gguf: Path | None, dtype: str, device: str, budget: int | None, tokens: int = PLAN_TOKENS
+) -> MemoryPlan | None:
+    from hsviewer.core.discovery import describe
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return None  # loading will say why this device cannot be used
+    path = gguf or _local_folder(folder)
+    facts = facts_of(describe(path) if path else None, gguf is not None and not gguf_cache.is_cached(gguf))
+    if facts is None:
+        return None
+    bfloat16_ok = not device.startswith("cuda") or torch.cuda.is_bf16_supported()
+    available = available_bytes(device, budget)
+    return plan_memory(
+        facts,
+        tokens,
+        dtype=dtype,
+        device=device,
+        available=available,
+        budget_given=budget is not None,
+        bfloat16_ok=bfloat16_ok,
+    )
+
+
+def _local_folder(folder: str) -> Path | None:
+    """A model folder on disk: the folder itself, or a hub id's snapshot in the local cache."""
+    if Path(folder).is_dir():
+        return Path(folder)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(folder, local_files_only=True))
+    except Exception:  # not in the cache, or not a hub id: no plan, as before
+        return None
 
 
 def _to_device(model: torch.nn.Module, name: str, device: str) -> None:
@@ -200,7 +298,7 @@ def quiet_libraries() -> Iterator[None]:
 
 
 @quiet_libraries()
-def _load(folder: str, name: str, kwargs: dict[str, Any], dtype: str | None, device_map: str | None) -> tuple[Any, Any]:
+def _load(folder: str, name: str, kwargs: dict[str, Any], dtype: str, device_map: str | None) -> tuple[Any, Any]:
     """The model (a transformers PreTrainedModel) and its tokenizer."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -214,14 +312,11 @@ def _load(folder: str, name: str, kwargs: dict[str, Any], dtype: str | None, dev
     return model, tokenizer
 
 
-def _torch_dtype(dtype: str | None) -> torch.dtype:
-    """torch.float32 unless a torch dtype is named (float16, bfloat16, ...)."""
-    if dtype is None:
-        return torch.float32
-    value = getattr(torch, str(dtype), None)
-    if not isinstance(value, torch.dtype) or not value.is_floating_point:
-        raise HsviewerError(f"Unknown dtype {dtype!r}: use float32, float16 or bfloat16.")
-    return value
+def _torch_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype of float32, bfloat16 or float16; auto loads as float32 when no plan chose."""
+    if dtype not in DTYPES:
+        raise HsviewerError(f"Unknown dtype {dtype!r}: use {', '.join(DTYPES)}.")
+    return getattr(torch, "float32" if dtype == "auto" else dtype)
 
 
 def _call(loader: Callable, folder: str, name: str, **kwargs: Any) -> Any:

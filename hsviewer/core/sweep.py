@@ -75,6 +75,7 @@ def iter_sweep(
     if unknown:
         raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
     tokens = tokenize(handle, text)
+    handle.check_memory(len(tokens))
     runs = [("", reduction, tokens), *(_control(name, reduction, tokens) for name in controls)]
     labels = [label for label, _, _ in runs]
     total = handle.n_layers * len(runs)
