@@ -8,10 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
+from tests.support import LOAD_TIMEOUT_MS, TEXT
 from tests.tiny_models import make_tiny_model
-
-LOAD_TIMEOUT_MS = 120_000  # generous: the check is that loading ends, not how fast
-TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
 
 
 def pytest_configure(config):
@@ -122,11 +120,3 @@ def loaded(qtbot, window, tiny_model_dir):
     with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS):
         window.load_model(str(tiny_model_dir))
     return window
-
-
-def replace_file(path, data: bytes) -> None:
-    """A new file renamed over the old one, as damage between sessions leaves it: a loaded
-    model memory-maps its weights file, and writing into that mapping would corrupt it live."""
-    tmp = path.with_name(path.name + ".new")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -1,12 +1,40 @@
-"""Shared set-up for the tests that need more than a fixture: a local HTTP server and the real main window."""
+"""Shared helpers for the tests (conftest.py keeps only fixtures and hooks): the test text and
+timeouts, a local HTTP server, crafted files, and the real main window with what drives it."""
 
 from __future__ import annotations
 
 import contextlib
 import http.server
+import struct
 import threading
+import time
+import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
+
+TIMEOUT_MS = 120_000  # generous: the check is that a load or a run ends, not how fast
+LOAD_TIMEOUT_MS = TIMEOUT_MS
+HOLD_S = 60.0  # a held worker gives up after this, so a broken test fails instead of hanging
+TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """A new file renamed over the old one, as damage between sessions leaves it: a loaded
+    model memory-maps its weights file, and writing into that mapping would corrupt it live."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height, with one tiny IDAT: a decompression bomb header."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -59,3 +87,49 @@ def make_window(qtbot, settings):
         qtbot.addWidget(w)
     w.show()
     return w
+
+
+def wait_job(qtbot, window, name: str, timeout: int = TIMEOUT_MS):
+    """A blocker that waits for the window's job `name` to end."""
+    return qtbot.waitSignal(window.job_done, timeout=timeout, check_params_cb=lambda done: done == name)
+
+
+def drop(window, path) -> None:
+    """What dropping a file on the window does."""
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.dropEvent(event)
+
+
+def hold_sweep(window, release: threading.Event | None = None) -> threading.Event:
+    """Block the worker at the first sweep's first layer event until it is cancelled (or `release`).
+
+    Returns an event set once the worker is held. A held worker gives up after HOLD_S.
+    """
+    from PySide6.QtCore import Qt
+
+    from hsviewer.core.sweep_results import LayerDone
+
+    held = threading.Event()
+
+    def submitted(job):
+        def hold(event):
+            if isinstance(event, LayerDone) and event.done == 1 and not held.is_set():
+                held.set()
+                deadline = time.monotonic() + HOLD_S
+                while not job.abort_requested and time.monotonic() < deadline:
+                    if release is not None and release.wait(0.005):
+                        return
+                    time.sleep(0.005)
+
+        if job.name == "sweep":
+            job.yielded.connect(hold, Qt.ConnectionType.DirectConnection)
+
+    window.job_submitted.connect(submitted)
+    return held

@@ -4,7 +4,7 @@
 """
 
 from hsviewer.core import load_model
-from tests.conftest import replace_file
+from tests.support import replace_file
 
 
 def test_second_load_uses_the_cache(fake_gguf):

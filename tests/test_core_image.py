@@ -6,9 +6,7 @@ import io
 import json
 import math
 import socket
-import struct
 import threading
-import zlib
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from PIL import Image
 from hsviewer.core import HsviewerError, image_svd, load_image
 from hsviewer.core import image as image_module
 from tests.core_helpers import notebook_reconstruction
-from tests.support import local_server
+from tests.support import local_server, png_header_only
 
 pytestmark = pytest.mark.usefixtures("no_proxy")  # the URL tests reach a local server directly
 
@@ -278,16 +276,6 @@ def test_truncated_file(tmp_path, fmt, ext):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(HsviewerError, match="damaged or truncated"):
         image_svd(path)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims width x height, with one tiny IDAT: a decompression bomb header."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def test_crafted_decompression_bomb(tmp_path):

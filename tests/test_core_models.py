@@ -11,7 +11,7 @@ import torch
 from hsviewer.core import HsviewerError, gguf_cache, load_model
 from hsviewer.core.blocks import find_blocks
 from tests.core_helpers import LAYERS, block_path, tiny_folder
-from tests.tiny_models import ARCHITECTURES, make_tiny_model, make_tokenizer
+from tests.tiny_models import ARCHITECTURES, make_tiny_bert, make_tiny_model, make_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -118,21 +118,7 @@ def test_garbled_config(copy_of_tiny):
 
 
 def test_encoder_only_model(tmp_path):
-    from transformers import BertConfig, BertForMaskedLM
-
-    tokenizer = make_tokenizer()
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path / "tiny-bert"
-    BertForMaskedLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = make_tiny_bert(tmp_path / "tiny-bert")
     with pytest.raises(HsviewerError, match="not a causal") as info:
         load_model(str(folder), device="cpu")
     assert "tiny-bert" in str(info.value)

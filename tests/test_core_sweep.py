@@ -11,12 +11,12 @@ import torch
 from hsviewer.core import HsviewerError, Reduction, iter_sweep, layer_sweep
 from hsviewer.core.sweep import LayerDone, RunStarted, SweepCollector
 from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, run_with_block_output, tiny_handle
+from tests.support import TEXT
 from tests.tiny_models import ARCHITECTURES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
 THRESHOLD = 90.0
 SWEEP_KEYS = {"model", "tokens", "n_layers", "threshold", "clean_loss", "layers"}
 LAYER_KEYS = {"layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "token_diff_norms"}

@@ -6,18 +6,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import Qt
 
-from hsviewer.core.sweep_results import LayerDone
 from hsviewer.gui.main_window import MainWindow
-
-LOAD_TIMEOUT_MS = 120_000
-RUN_TIMEOUT_MS = 120_000
+from tests.support import TIMEOUT_MS, drop, hold_sweep, wait_job
 
 # The fixtures `settings`, `window` (the real main window, errors recorded) and `loaded` are in conftest.py.
 
@@ -31,28 +26,6 @@ def image_file(tmp_path):
     path = tmp_path / "noise.png"
     Image.fromarray(pixels).save(path)
     return path
-
-
-def wait_job(qtbot, window, name, timeout=RUN_TIMEOUT_MS):
-    return qtbot.waitSignal(window.job_done, timeout=timeout, check_params_cb=lambda done: done == name)
-
-
-def hold_sweep_until_cancelled(window):
-    """Block the worker at the sweep's first layer event until the sweep is cancelled."""
-    held = threading.Event()
-
-    def submitted(job):
-        def hold(event):
-            if isinstance(event, LayerDone) and event.done == 1:
-                held.set()
-                while not job.abort_requested:
-                    time.sleep(0.005)
-
-        if job.name == "sweep":
-            job.yielded.connect(hold, Qt.ConnectionType.DirectConnection)
-
-    window.job_submitted.connect(submitted)
-    return held
 
 
 def test_window_opens_with_three_tabs_and_menus(window):
@@ -129,7 +102,7 @@ def test_variance_field_sets_k(qtbot, window, image_file):
 def test_bad_image_gives_an_error_dialog_and_the_app_keeps_working(qtbot, window, tmp_path, image_file):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"this is not a png")
-    with qtbot.waitSignal(window.error_occurred, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(window.error_occurred, timeout=TIMEOUT_MS):
         window.open_image(str(bad))
     assert len(window.errors) == 1
     assert "bad.png" in window.errors[0]
@@ -141,10 +114,10 @@ def test_bad_image_gives_an_error_dialog_and_the_app_keeps_working(qtbot, window
 
 
 def test_bad_model_gives_an_error_and_a_good_one_still_loads(qtbot, window, tmp_path, tiny_model_dir):
-    with qtbot.waitSignal(window.error_occurred, timeout=LOAD_TIMEOUT_MS):
+    with qtbot.waitSignal(window.error_occurred, timeout=TIMEOUT_MS):
         window.load_model(str(tmp_path / "no-such-model"))
     assert "no-such-model" in window.errors[0]
-    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT_MS) as blocker:
         window.load_model(str(tiny_model_dir))
     assert blocker.args[0].n_layers == 3
     assert window.hidden_tab.layer.maximum() == 2
@@ -200,10 +173,10 @@ def test_sweep_runs_to_the_end_and_shows_each_layer(qtbot, loaded, tmp_path):
 
 
 def test_cancel_stops_a_sweep_between_layers(qtbot, loaded):
-    held = hold_sweep_until_cancelled(loaded)
+    held = hold_sweep(loaded)
     with wait_job(qtbot, loaded, "sweep"):
         loaded.sweep_tab.run()
-        qtbot.waitUntil(held.is_set, timeout=RUN_TIMEOUT_MS)
+        qtbot.waitUntil(held.is_set, timeout=TIMEOUT_MS)
         assert loaded.cancel_button.isEnabled()
         loaded.cancel_button.click()
     result = loaded.sweep_tab.result
@@ -213,9 +186,9 @@ def test_cancel_stops_a_sweep_between_layers(qtbot, loaded):
 
 
 def test_closing_during_a_sweep_stops_the_worker_cleanly(qtbot, loaded, qtlog):
-    held = hold_sweep_until_cancelled(loaded)
+    held = hold_sweep(loaded)
     loaded.sweep_tab.run()
-    qtbot.waitUntil(held.is_set, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(held.is_set, timeout=TIMEOUT_MS)
     loaded.close()
     for worker in (loaded.model_worker, loaded.image_worker):
         assert worker._thread.isFinished()
@@ -247,13 +220,8 @@ def test_export_figure_writes_png_and_svg(qtbot, window, image_file, tmp_path):
 
 
 def test_dropping_an_image_file_opens_it(qtbot, window, image_file):
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(image_file))])
-    event = QDropEvent(
-        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
     with wait_job(qtbot, window, "image"):
-        window.dropEvent(event)
+        drop(window, image_file)
     assert window.tabs.currentWidget() is window.image_tab
     assert window.image_tab.source == str(image_file)
 

@@ -16,34 +16,38 @@ import resource
 import shutil
 import signal
 import socket
-import struct
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QSettings
 
 import hsviewer.core.models
 from hsviewer.cli import main as cli_main
 from hsviewer.core import gguf_cache
 from hsviewer.core import image as image_module
 from hsviewer.core.events import Progress
-from hsviewer.core.sweep_results import LayerDone
 from hsviewer.gui.main_window import MainWindow
 from hsviewer.gui.settings import Settings
-from tests.conftest import TEXT, replace_file
-from tests.support import local_server, make_window
-from tests.tiny_models import make_tokenizer
+from tests.support import (
+    HOLD_S,
+    TEXT,
+    TIMEOUT_MS,
+    drop,
+    hold_sweep,
+    local_server,
+    make_window,
+    png_header_only,
+    replace_file,
+    wait_job,
+)
+from tests.tiny_models import make_tiny_bert
 
 pytestmark = pytest.mark.usefixtures("no_proxy")  # the URL tests reach a local server directly
 
-TIMEOUT_MS = 120_000  # generous: the check is that it ends, not how fast
-HOLD_S = 60.0  # a held worker gives up after this, so a broken test fails instead of hanging
 LONG_TEXT = " ".join([TEXT] * 6)  # about 120 tokens; the tiny models' context is 64
 BIG_SIZE = (7300, 5500)  # 40 megapixels
 
@@ -82,22 +86,8 @@ def expect_error(qtbot, window, action, words: str) -> str:
     return window.errors[-1]
 
 
-def wait_job(qtbot, window, name: str):
-    return qtbot.waitSignal(window.job_done, timeout=TIMEOUT_MS, check_params_cb=lambda done: done == name)
-
-
 def files_in(folder: Path) -> set[str]:
     return {p.name for p in Path(folder).iterdir()}
-
-
-def drop(window, path: Path) -> None:
-    """What dropping a file on the window does."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    event = QDropEvent(
-        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    window.dropEvent(event)
 
 
 def open_with_menu(monkeypatch, window, path: Path) -> None:
@@ -141,27 +131,6 @@ def disk_full(limit: int = 64):
         signal.signal(signal.SIGXFSZ, old_handler)
 
 
-def hold_sweep(window, release: threading.Event | None = None) -> threading.Event:
-    """Block the worker at the first sweep's first layer event until it is cancelled (or `release`)."""
-    held = threading.Event()
-
-    def submitted(job):
-        def hold(event):
-            if isinstance(event, LayerDone) and event.done == 1 and not held.is_set():
-                held.set()
-                deadline = time.monotonic() + HOLD_S
-                while not job.abort_requested and time.monotonic() < deadline:
-                    if release is not None and release.wait(0.005):
-                        return
-                    time.sleep(0.005)
-
-        if job.name == "sweep":
-            job.yielded.connect(hold, Qt.ConnectionType.DirectConnection)
-
-    window.job_submitted.connect(submitted)
-    return held
-
-
 def hold_loading(monkeypatch, window) -> threading.Event:
     """Make the window's model load stop half-way (after its first progress event) until cancelled."""
     real = hsviewer.core.models.iter_load
@@ -180,16 +149,6 @@ def hold_loading(monkeypatch, window) -> threading.Event:
 
     monkeypatch.setattr(hsviewer.core.models, "iter_load", slow_load)
     return held
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims width x height, with one tiny IDAT: a decompression bomb header."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def noise_png_bytes(height: int = 48, width: int = 64, fmt: str = "PNG") -> bytes:
@@ -346,19 +305,7 @@ def bad_models(tmp_path_factory, tiny_model_dir) -> dict[str, tuple[Path, str]]:
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     out["truncated-safetensors"] = (truncated, "truncated-weights")
 
-    import torch
-    from transformers import BertConfig, BertForMaskedLM
-
-    tokenizer = make_tokenizer()
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    bert = root / "tiny-bert"
-    BertForMaskedLM(config).save_pretrained(bert)
-    tokenizer.save_pretrained(bert)
-    out["encoder-only"] = (bert, "not a causal")
+    out["encoder-only"] = (make_tiny_bert(root / "tiny-bert"), "not a causal")
 
     gguf = root / "garbage.gguf"
     gguf.write_bytes(b"GGUF" + bytes(200))

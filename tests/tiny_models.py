@@ -75,3 +75,20 @@ def make_tiny_model(folder: Path, arch: str = "llama", n_layers: int = 3, seed: 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def make_tiny_bert(folder: Path) -> Path:
+    """Save a tiny encoder-only model (BERT, masked LM) and its tokenizer to folder: not a causal LM."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    tokenizer = make_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    folder = Path(folder)
+    BertForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
