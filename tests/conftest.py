@@ -34,6 +34,26 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Tiny models of every architecture (tests.core_helpers.TinyModels), each built on first use."""
+    from tests.core_helpers import TinyModels
+
+    return TinyModels(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tiny_models):
+    """arch -> the folder of a saved tiny model of that architecture, built once per session."""
+    return tiny_models.folder
+
+
+@pytest.fixture(scope="session")
+def tiny_handle(tiny_models):
+    """arch -> that tiny model loaded through the user's path, once per session; tests must not change it."""
+    return tiny_models.handle
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
     from hsviewer.core import load_model
 

@@ -1,17 +1,15 @@
-"""Shared helpers for the core tests: tiny models of each architecture built once per session,
-and an independent numpy version of the notebook's reduction to check the core against."""
+"""Shared helpers for the core tests: tiny models of each architecture (built once per session by
+the `tiny_folder` and `tiny_handle` fixtures), and an independent numpy version of the notebook's
+reduction to check the core against."""
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tests.tiny_models import make_tiny_model
+from tests.tiny_models import ARCHITECTURES, make_tiny_model
 
 # A different depth per architecture, so nothing can pass by assuming three layers.
 LAYERS = {"gpt_neo": 2, "gpt2": 3, "gpt_neox": 4, "llama": 3, "opt": 2, "phi": 3}
@@ -26,29 +24,35 @@ BLOCK_PATHS = {
     "phi": "model.layers",
 }
 
-_folders: dict[str, Path] = {}
-_handles: dict[str, object] = {}
-_root: list[Path] = []
 
+class TinyModels:
+    """Tiny models of each architecture under `root`, each saved and loaded on first use, then kept.
 
-def tiny_folder(arch: str) -> Path:
-    """A saved tiny model of the architecture, built once per test session."""
-    if arch not in _folders:
-        if not _root:
-            _root.append(Path(tempfile.mkdtemp(prefix="hsviewer-core-tests-")))
-        _folders[arch] = make_tiny_model(_root[0] / arch, arch, n_layers=LAYERS[arch], seed=len(_folders))
-    return _folders[arch]
+    One instance lives as long as the session fixture that makes it (conftest's `tiny_models`),
+    its folder under pytest's tmp_path_factory. Each architecture has its own seed, whatever the order.
+    """
 
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._folders: dict[str, Path] = {}
+        self._handles: dict[str, object] = {}
 
-def tiny_handle(arch: str):
-    """The model loaded through the user's path, once per session; tests must not change it."""
-    if arch not in _handles:
-        from hsviewer.core import load_model
+    def folder(self, arch: str) -> Path:
+        """A saved tiny model of the architecture, LAYERS[arch] blocks deep."""
+        if arch not in self._folders:
+            seed = ARCHITECTURES.index(arch)
+            self._folders[arch] = make_tiny_model(self.root / arch, arch, n_layers=LAYERS[arch], seed=seed)
+        return self._folders[arch]
 
-        handle = load_model(str(tiny_folder(arch)), device="cpu")
-        assert len(handle.tokenizer("the museum of art")["input_ids"]) == 4, "the tiny tokenizer was not kept"
-        _handles[arch] = handle
-    return _handles[arch]
+    def handle(self, arch: str):
+        """The model loaded through the user's path; tests must not change it."""
+        if arch not in self._handles:
+            from hsviewer.core import load_model
+
+            handle = load_model(str(self.folder(arch)), device="cpu")
+            assert len(handle.tokenizer("the museum of art")["input_ids"]) == 4, "the tiny tokenizer was not kept"
+            self._handles[arch] = handle
+        return self._handles[arch]
 
 
 def block_path(model, arch: str):
@@ -146,15 +150,10 @@ def cross_entropy_by_hand(logits: np.ndarray, ids: np.ndarray) -> float:
     return float(-np.mean(lp[np.arange(len(ids) - 1), ids[1:]]))
 
 
-@atexit.register
-def _cleanup() -> None:
-    for root in _root:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 __all__ = [
     "BLOCK_PATHS",
     "LAYERS",
+    "TinyModels",
     "block_path",
     "cross_entropy_by_hand",
     "kl_by_hand",
@@ -164,6 +163,4 @@ __all__ = [
     "reference_reduce",
     "run_with_block_output",
     "smallest_k",
-    "tiny_folder",
-    "tiny_handle",
 ]

@@ -15,7 +15,6 @@ from tests.core_helpers import (
     margin_ok,
     reference_reduce,
     run_with_block_output,
-    tiny_handle,
 )
 from tests.tiny_models import ARCHITECTURES
 
@@ -209,7 +208,7 @@ def test_whole_float_layer_is_accepted(tiny_model, text):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_reduce_layer_on_every_architecture(arch):
+def test_reduce_layer_on_every_architecture(tiny_handle, arch):
     handle = tiny_handle(arch)
     text = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
     ids = token_ids(handle, text)

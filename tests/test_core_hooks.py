@@ -7,7 +7,6 @@ import torch
 
 from hsviewer.core.blocks import block_hidden, replace_hidden
 from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
-from tests.core_helpers import tiny_handle
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,25 +28,34 @@ def hook_state(handle):
     return [(list(b._forward_hooks), list(b._forward_pre_hooks)) for b in handle.blocks]
 
 
-BASELINE: dict[int, list] = {}
-
-
-def assert_clean(handle):
-    """No hooks or stubs of ours left on any block: the hooks are those the model had before."""
-    assert hook_state(handle) == BASELINE[id(handle)]
+def assert_clean(handle, baseline):
+    """No hooks or stubs of ours left on any block: the hooks are those the model had before (`baseline`)."""
+    assert hook_state(handle) == baseline
     for block in handle.blocks:
         assert "forward" not in block.__dict__
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt_neo"], ids=["tensor-blocks", "tuple-blocks"])
-def handle(request):
+def warmed(request, tiny_handle):
+    """A tiny model after one forward that lets transformers install whatever hooks it installs."""
     handle = tiny_handle(request.param)
-    with torch.no_grad():  # let transformers install whatever hooks it installs for hidden states
+    with torch.no_grad():
         handle.model(IDS, output_hidden_states=True, use_cache=False)
-    BASELINE[id(handle)] = hook_state(handle)
     for block in handle.blocks:
         assert "forward" not in block.__dict__
     return handle
+
+
+@pytest.fixture(scope="module")
+def baseline(warmed):
+    """The hooks on each block before any test here ran."""
+    return hook_state(warmed)
+
+
+@pytest.fixture(scope="module")
+def handle(warmed, baseline):
+    """The warmed model; asking for it takes the baseline first, so no test can change it unseen."""
+    return warmed
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +85,7 @@ def test_block_hidden_and_replace_hidden_with_a_tuple():
     assert isinstance(single, tuple) and len(single) == 1 and single[0] is new
 
 
-def test_block_output_kinds(handle):
+def test_block_output_kinds(tiny_handle, handle):
     with capture_outputs(handle.blocks, raw=True) as raw:
         logits(handle)
     kind = tuple if handle is tiny_handle("gpt_neo") else torch.Tensor
@@ -88,7 +96,7 @@ def test_block_output_kinds(handle):
 # --- capture_outputs ----------------------------------------------------------------------------
 
 
-def test_capture_outputs_equals_hidden_states(handle, clean_logits):
+def test_capture_outputs_equals_hidden_states(handle, clean_logits, baseline):
     with torch.no_grad(), capture_outputs(handle.blocks) as outputs:
         out = handle.model(IDS, output_hidden_states=True, use_cache=False)
     assert sorted(outputs) == list(range(handle.n_layers))
@@ -96,22 +104,22 @@ def test_capture_outputs_equals_hidden_states(handle, clean_logits):
         torch.testing.assert_close(outputs[i], out.hidden_states[i + 1], rtol=0, atol=0)
     assert not any(t.requires_grad for t in outputs.values())
     torch.testing.assert_close(out.logits, clean_logits, rtol=0, atol=0)
-    assert_clean(handle)
+    assert_clean(handle, baseline)
 
 
-def test_capture_outputs_removes_hooks_on_error(handle, clean_logits):
+def test_capture_outputs_removes_hooks_on_error(handle, clean_logits, baseline):
     with pytest.raises(Boom), capture_outputs(handle.blocks) as outputs:
-        assert all(len(a[0]) == len(b[0]) + 1 for a, b in zip(hook_state(handle), BASELINE[id(handle)], strict=True))
+        assert all(len(a[0]) == len(b[0]) + 1 for a, b in zip(hook_state(handle), baseline, strict=True))
         raise Boom
     assert outputs == {}
-    assert_clean(handle)
+    assert_clean(handle, baseline)
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
 
 
 # --- replace_block_output -----------------------------------------------------------------------
 
 
-def test_replace_block_output_replaces_the_block_output(handle, clean_logits):
+def test_replace_block_output_replaces_the_block_output(handle, clean_logits, baseline):
     layer = handle.n_layers - 1 if handle.n_layers > 1 else 0
     seen = []
 
@@ -129,17 +137,17 @@ def test_replace_block_output_replaces_the_block_output(handle, clean_logits):
     for i in range(layer):
         torch.testing.assert_close(changed[i], clean[i], rtol=0, atol=0)
     assert not torch.allclose(changed_logits, clean_logits)
-    assert_clean(handle)
+    assert_clean(handle, baseline)
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
 
 
-def test_replace_block_output_identity_changes_nothing(handle, clean_logits):
+def test_replace_block_output_identity_changes_nothing(handle, clean_logits, baseline):
     with replace_block_output(handle.blocks[0], lambda row: row):
         torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
-    assert_clean(handle)
+    assert_clean(handle, baseline)
 
 
-def test_replace_block_output_each_batch_row(handle):
+def test_replace_block_output_each_batch_row(handle, baseline):
     batch = torch.cat([IDS, IDS.flip(1)])
     rows = []
 
@@ -150,31 +158,31 @@ def test_replace_block_output_each_batch_row(handle):
     with replace_block_output(handle.blocks[0], reducer):
         logits(handle, batch)
     assert rows == [torch.Size([IDS.shape[1], handle.model.config.hidden_size])] * 2
-    assert_clean(handle)
+    assert_clean(handle, baseline)
 
 
-def test_replace_block_output_removes_its_hook_on_error(handle, clean_logits):
+def test_replace_block_output_removes_its_hook_on_error(handle, clean_logits, baseline):
     with pytest.raises(Boom), replace_block_output(handle.blocks[0], lambda row: row * 0):
-        assert len(handle.blocks[0]._forward_hooks) == len(BASELINE[id(handle)][0][0]) + 1
+        assert len(handle.blocks[0]._forward_hooks) == len(baseline[0][0]) + 1
         raise Boom
-    assert_clean(handle)
+    assert_clean(handle, baseline)
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
 
 
-def test_replace_block_output_removes_its_hook_when_the_reducer_fails(handle, clean_logits):
+def test_replace_block_output_removes_its_hook_when_the_reducer_fails(handle, clean_logits, baseline):
     def reducer(row):
         raise Boom
 
     with pytest.raises(Boom), replace_block_output(handle.blocks[0], reducer):
         logits(handle)
-    assert_clean(handle)
+    assert_clean(handle, baseline)
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
 
 
 # --- replay_prefix ------------------------------------------------------------------------------
 
 
-def test_replay_prefix_with_the_clean_hidden_gives_the_clean_output(handle, clean_logits):
+def test_replay_prefix_with_the_clean_hidden_gives_the_clean_output(handle, clean_logits, baseline):
     with torch.no_grad(), capture_outputs(handle.blocks, raw=True) as raw:
         handle.model(IDS, use_cache=False)
     for layer in range(handle.n_layers):
@@ -185,10 +193,10 @@ def test_replay_prefix_with_the_clean_hidden_gives_the_clean_output(handle, clea
                 assert "forward" not in block.__dict__
             replayed = logits(handle)
         torch.testing.assert_close(replayed, clean_logits, rtol=1e-6, atol=1e-6)
-        assert_clean(handle)
+        assert_clean(handle, baseline)
 
 
-def test_replay_prefix_skips_the_blocks_before_the_layer(handle):
+def test_replay_prefix_skips_the_blocks_before_the_layer(handle, baseline):
     with torch.no_grad(), capture_outputs(handle.blocks, raw=True) as raw:
         handle.model(IDS, use_cache=False)
     layer = handle.n_layers - 1
@@ -216,10 +224,10 @@ def test_replay_prefix_skips_the_blocks_before_the_layer(handle):
     finally:
         for patch in patches:
             patch.undo()
-    assert_clean(handle)
+    assert_clean(handle, baseline)
 
 
-def test_replay_prefix_uses_the_given_hidden(handle, clean_logits):
+def test_replay_prefix_uses_the_given_hidden(handle, clean_logits, baseline):
     with torch.no_grad(), capture_outputs(handle.blocks, raw=True) as raw:
         handle.model(IDS, use_cache=False)
     layer = 0
@@ -230,25 +238,25 @@ def test_replay_prefix_uses_the_given_hidden(handle, clean_logits):
         got = logits(handle)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(got, clean_logits)
-    assert_clean(handle)
+    assert_clean(handle, baseline)
 
 
-def test_replay_prefix_restores_on_error(handle, clean_logits):
+def test_replay_prefix_restores_on_error(handle, clean_logits, baseline):
     with torch.no_grad(), capture_outputs(handle.blocks, raw=True) as raw:
         handle.model(IDS, use_cache=False)
     layer = handle.n_layers - 1
     with pytest.raises(Boom), replay_prefix(handle.blocks, raw, layer, torch.zeros_like(block_hidden(raw[layer]))):
         raise Boom
-    assert_clean(handle)
+    assert_clean(handle, baseline)
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)
 
 
-def test_replay_prefix_restores_when_an_output_is_missing(handle, clean_logits):
+def test_replay_prefix_restores_when_an_output_is_missing(handle, clean_logits, baseline):
     with torch.no_grad(), capture_outputs(handle.blocks, raw=True) as raw:
         handle.model(IDS, use_cache=False)
     partial = {0: raw[0]}  # block 1's output was never recorded
     layer = 1 if handle.n_layers > 2 else handle.n_layers - 1
     with pytest.raises(KeyError), replay_prefix(handle.blocks, partial, layer + 1, block_hidden(raw[0])):
         pass
-    assert_clean(handle)
+    assert_clean(handle, baseline)
     torch.testing.assert_close(logits(handle), clean_logits, rtol=0, atol=0)

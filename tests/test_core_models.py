@@ -10,14 +10,14 @@ import torch
 
 from hsviewer.core import HsviewerError, gguf_cache, load_model
 from hsviewer.core.blocks import find_blocks
-from tests.core_helpers import LAYERS, block_path, tiny_folder
+from tests.core_helpers import LAYERS, block_path
 from tests.tiny_models import ARCHITECTURES, make_tiny_bert, make_tiny_model, make_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_load_every_architecture(arch):
+def test_load_every_architecture(tiny_folder, arch):
     from transformers import AutoModelForCausalLM
 
     folder = tiny_folder(arch)

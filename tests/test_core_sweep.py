@@ -10,7 +10,7 @@ import torch
 
 from hsviewer.core import HsviewerError, Reduction, iter_sweep, layer_sweep
 from hsviewer.core.sweep import LayerDone, RunStarted, SweepCollector
-from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, run_with_block_output, tiny_handle
+from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, run_with_block_output
 from tests.support import TEXT
 from tests.tiny_models import ARCHITECTURES
 
@@ -87,21 +87,25 @@ def assert_matches_reference(result, clean_loss, reference, rel=1e-4):
         assert got.kl_divergence == pytest.approx(want["kl_divergence"], rel=1e-3, abs=1e-6)
 
 
-_reference_cache: dict[str, tuple] = {}
+@pytest.fixture(scope="module")
+def reference_for(tiny_handle):
+    """arch -> (clean loss, reference sweep) of that tiny model, computed once per module."""
+    cache = {}
 
+    def reference(arch):
+        if arch not in cache:
+            handle = tiny_handle(arch)
+            cache[arch] = reference_sweep(handle, token_ids(handle))
+        return cache[arch]
 
-def reference_for(arch):
-    if arch not in _reference_cache:
-        handle = tiny_handle(arch)
-        _reference_cache[arch] = reference_sweep(handle, token_ids(handle))
-    return _reference_cache[arch]
+    return reference
 
 
 # --- the sweep equals an independent loop, on every architecture --------------------------------
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_reference_is_not_trivial(arch):
+def test_reference_is_not_trivial(tiny_handle, reference_for, arch):
     clean_loss, reference = reference_for(arch)
     assert all(r["loss"] != clean_loss for r in reference)
     assert all(r["components"] < len(token_ids(tiny_handle(arch))[0]) - 1 for r in reference)
@@ -116,7 +120,7 @@ CASES = [(arch, how) for arch in ARCHITECTURES for how in ("prefix", "hooks")] +
 
 
 @pytest.mark.parametrize(("arch", "how"), CASES)
-def test_sweep_equals_an_independent_loop(arch, how):
+def test_sweep_equals_an_independent_loop(tiny_handle, reference_for, arch, how):
     handle = tiny_handle(arch)
     kwargs = {"batch": 2} if how == "batched" else {"method": how}
     result = layer_sweep(handle, TEXT, Reduction(threshold=THRESHOLD), **kwargs)
@@ -128,7 +132,7 @@ def test_sweep_equals_an_independent_loop(arch, how):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_prefix_equals_hooks(arch):
+def test_prefix_equals_hooks(tiny_handle, arch):
     handle = tiny_handle(arch)
     prefix = layer_sweep(handle, TEXT, Reduction(threshold=THRESHOLD))
     hooks = layer_sweep(handle, TEXT, Reduction(threshold=THRESHOLD), method="hooks")
@@ -145,7 +149,7 @@ def test_prefix_equals_hooks(arch):
 
 
 @pytest.mark.parametrize("arch", ["gpt_neo", "llama"])
-def test_fixed_components_sweep(arch):
+def test_fixed_components_sweep(tiny_handle, arch):
     handle = tiny_handle(arch)
     clean_loss, reference = reference_sweep(handle, token_ids(handle), components=3)
     result = layer_sweep(handle, TEXT, Reduction(components=3))
@@ -237,7 +241,7 @@ def test_grid_with_hooks_method(tiny_model, text):
 
 
 @pytest.fixture(scope="module")
-def with_controls():
+def with_controls(tiny_handle):
     handle = tiny_handle("llama")
     return layer_sweep(handle, TEXT, Reduction(threshold=THRESHOLD), controls=("exclude_first", "random", "shuffled"))
 
@@ -251,7 +255,7 @@ def test_controls_are_all_there(with_controls):
     json.dumps(d)
 
 
-def test_exclude_first_control(with_controls):
+def test_exclude_first_control(tiny_handle, with_controls):
     handle = tiny_handle("llama")
     control = with_controls.controls["exclude_first"]
     for r in control.layers:
@@ -272,7 +276,7 @@ def test_random_control(with_controls):
         assert rnd.loss != top.loss
 
 
-def test_shuffled_control(with_controls):
+def test_shuffled_control(tiny_handle, with_controls):
     handle = tiny_handle("llama")
     control = with_controls.controls["shuffled"]
     ids = token_ids(handle)
