@@ -11,6 +11,8 @@ import pytest
 from tests.support import LOAD_TIMEOUT_MS, TEXT
 from tests.tiny_models import make_tiny_model
 
+pytest_plugins = ("pytester",)  # test_fixtures.py runs the fixtures here in a pytest of its own
+
 
 def pytest_configure(config):
     """One model cache for the whole run, outside the user's home: the default model is dequantised once."""
@@ -125,13 +127,39 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, settings):
-    """The real main window on `settings`, its error dialogs recorded in window.errors instead of shown."""
-    from tests.support import make_window
+def make_window(request, qtbot):
+    """A factory of real main windows, as napari's make_napari_viewer: make_window(settings=None).
 
-    w = make_window(qtbot, settings)
-    yield w
-    w.close()
+    Each window is tests.support.make_window's (shown, errors recorded in window.errors), on the
+    test's `settings` unless given others. At teardown every window made is closed and its worker
+    threads are waited for; then the test fails if a top-level widget is left shown that was not
+    shown before it began (widgets registered with qtbot are closed by pytest-qt, and not counted).
+    """
+    from tests import support
+
+    before = support.visible_top_level_widgets()
+    made = []
+
+    def make(settings=None):
+        w = support.make_window(qtbot, request.getfixturevalue("settings") if settings is None else settings)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        support.close_window(qtbot, w)
+    owned = [ref() for ref, _ in getattr(request.node, "qt_widgets", [])]
+    leaked = support.leaked_widgets(before, [w for w in owned if w is not None])
+    for widget in leaked:
+        widget.close()  # so one leak fails one test, not every test after it
+    if leaked:
+        pytest.fail(f"Widgets leaked: {support.describe_widgets(leaked)}", pytrace=False)
+
+
+@pytest.fixture
+def window(make_window, settings):
+    """The real main window on `settings`, its error dialogs recorded in window.errors instead of shown."""
+    return make_window(settings)
 
 
 @pytest.fixture

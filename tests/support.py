@@ -133,3 +133,31 @@ def hold_sweep(window, release: threading.Event | None = None) -> threading.Even
 
     window.job_submitted.connect(submitted)
     return held
+
+
+def workers_of(window) -> tuple:
+    """The window's worker objects, each running on a QThread of its own."""
+    return (window.model_worker, window.image_worker)
+
+
+def close_window(qtbot, window, timeout: int = TIMEOUT_MS) -> None:
+    """Close the window and wait until each of its worker threads has finished."""
+    window.close()
+    qtbot.waitUntil(lambda: all(worker._thread.isFinished() for worker in workers_of(window)), timeout=timeout)
+
+
+def visible_top_level_widgets() -> list:
+    """The top-level widgets (windows, dialogs) now shown."""
+    from PySide6.QtWidgets import QApplication
+
+    return [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+
+
+def leaked_widgets(before, owned=()) -> list:
+    """The visible top-level widgets that are neither in `before` nor `owned` (closed by someone else)."""
+    known = {id(w) for w in before} | {id(w) for w in owned}  # both lists hold the wrappers: no id is reused
+    return [w for w in visible_top_level_widgets() if id(w) not in known]
+
+
+def describe_widgets(widgets) -> str:
+    return ", ".join(f"{type(w).__name__}({w.windowTitle() or w.objectName()!r})" for w in widgets)
