@@ -47,6 +47,13 @@ def test_leaves_a_dialog_shown(make_window):
     LEFT_OPEN.append(box)
 
 
+def test_fails_and_leaves_a_widget_shown(make_window):
+    widget = QWidget()
+    widget.show()
+    LEFT_OPEN.append(widget)
+    assert widget.isHidden(), "the test's own failure"
+
+
 def test_closes_what_it_shows(make_window):
     windows = [make_window(), make_window()]
     widget = QWidget()
@@ -61,7 +68,7 @@ def test_make_window_fails_a_test_that_leaks_a_widget(pytester, monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     pytester.makepyfile(test_inner=INNER)
     result = pytester.runpytest_subprocess("-p", "tests.conftest", "-p", "no:cacheprovider", timeout=300)
-    result.assert_outcomes(passed=3, errors=2)
+    result.assert_outcomes(passed=3, errors=2, failed=1)  # the failed test gets no second error
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_leaves_a_window_shown*",
@@ -70,3 +77,5 @@ def test_make_window_fails_a_test_that_leaks_a_widget(pytester, monkeypatch):
             "*Widgets leaked: QMessageBox('still here')*",
         ]
     )
+    result.stdout.fnmatch_lines(["*the test's own failure*"])
+    result.stdout.no_fnmatch_line("*ERROR at teardown of test_fails_and_leaves_a_widget_shown*")
