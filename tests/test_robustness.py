@@ -444,13 +444,15 @@ def test_cli_bad_url(capsys, tmp_path, server, silent_url, kind):
 
 # --- models ----------------------------------------------------------------------------------
 
+# The kinds of bad model source that `bad_models` makes.
+BAD_MODELS = (
+    "no-config", "no-weights", "corrupt-safetensors", "truncated-safetensors", "encoder-only", "garbage-gguf",
+    "missing-folder",
+)  # fmt: skip
+
 
 @pytest.mark.parametrize("entry", ["button", "drop"])
-@pytest.mark.parametrize(
-    "kind",
-    ["no-config", "no-weights", "corrupt-safetensors", "truncated-safetensors", "encoder-only", "garbage-gguf",
-     "missing-folder"],
-)  # fmt: skip
+@pytest.mark.parametrize("kind", BAD_MODELS)
 def test_gui_bad_model_keeps_the_loaded_one(qtbot, app, bad_models, tiny_model_dir, kind, entry):
     if entry == "drop" and kind == "missing-folder":
         pytest.skip("a path that does not exist cannot be dropped")
@@ -468,11 +470,7 @@ def test_gui_bad_model_keeps_the_loaded_one(qtbot, app, bad_models, tiny_model_d
         assert not list(gguf_cache.cache_root().glob("models/.building-*"))  # no half-built cache left
 
 
-@pytest.mark.parametrize(
-    "kind",
-    ["no-config", "no-weights", "corrupt-safetensors", "truncated-safetensors", "encoder-only", "garbage-gguf",
-     "missing-folder"],
-)  # fmt: skip
+@pytest.mark.parametrize("kind", BAD_MODELS)
 def test_cli_bad_model(capsys, tmp_path, bad_models, kind):
     source, words = bad_models[kind]
     out = tmp_path / "r.json"
