@@ -10,7 +10,7 @@ from hsviewer.core import Reduction, layer_sweep, reduce_layer
 from hsviewer.core import runs as runs_module
 from hsviewer.core.runs import CleanReference, pass_states, separable_head
 from hsviewer.core.text import tokenize
-from tests.core_helpers import cross_entropy_by_hand, kl_by_hand, tiny_handle
+from tests.core_helpers import cross_entropy_by_hand, kl_by_hand
 from tests.tiny_models import ARCHITECTURES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -22,14 +22,14 @@ def full_logits(handle, ids) -> np.ndarray:
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_every_tiny_architecture_has_a_separable_head(arch):
+def test_every_tiny_architecture_has_a_separable_head(tiny_handle, arch):
     handle = tiny_handle(arch)
     assert handle.head is handle.model.get_output_embeddings()
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize("cached", [True, False])
-def test_chunked_metrics_equal_whole_ones(arch, cached, text, monkeypatch):
+def test_chunked_metrics_equal_whole_ones(tiny_handle, arch, cached, text, monkeypatch):
     handle = tiny_handle(arch)
     ids = tokenize(handle, text).ids
     vocab = handle.model.get_output_embeddings().weight.shape[0]
@@ -54,14 +54,14 @@ def test_chunked_metrics_equal_whole_ones(arch, cached, text, monkeypatch):
     assert metrics.kl_divergence > 1e-4  # the change was large enough to measure
 
 
-def test_a_pass_keeps_the_head_input_not_the_logits(text):
+def test_a_pass_keeps_the_head_input_not_the_logits(tiny_handle, text):
     handle = tiny_handle("llama")
     ids = tokenize(handle, text).ids
     states = pass_states(handle, ids)
     assert states.shape == (1, ids.shape[1], handle.hidden_size)
 
 
-def test_without_a_separable_head_the_metrics_use_the_models_logits(text, monkeypatch):
+def test_without_a_separable_head_the_metrics_use_the_models_logits(tiny_handle, text, monkeypatch):
     handle = tiny_handle("gpt2")
     with_head = layer_sweep(handle, text, Reduction(90.0))
     monkeypatch.setattr(handle, "head", None)
@@ -88,7 +88,7 @@ def test_a_head_followed_by_soft_capping_is_not_split_off():
     assert separable_head(Gemma2ForCausalLM(config).eval(), ids) is not None
 
 
-def test_reduce_layer_diff_norms_match_a_hooked_pass(text):
+def test_reduce_layer_diff_norms_match_a_hooked_pass(tiny_handle, text):
     """The reduced pass measures its distance from the clean one per block without keeping its states."""
     handle = tiny_handle("gpt_neox")
     result = reduce_layer(handle, text, 1, Reduction(80.0))
