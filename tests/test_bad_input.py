@@ -26,8 +26,8 @@ from hsviewer.cli import build_parser, main
 from hsviewer.core import HsviewerError, Reduction
 from hsviewer.core import image as image_module
 from hsviewer.resources import default_image
+from tests.support import TEXT
 
-TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
 OLD = b"the previous file, kept whole\n"
 # hsviewer's progress printer, silenced here so that stderr holds only what went wrong
 SILENT_PROGRESS = "import hsviewer.cli as cli; cli._ProgressPrinter = lambda: (lambda event: None)"
