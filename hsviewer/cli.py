@@ -249,7 +249,7 @@ def _reduction(args: argparse.Namespace) -> Any:
 
     return Reduction(
         threshold=95.0 if args.threshold is None else args.threshold,
-        components=args.components,
+        fixed_components=args.components,
         centering=args.centering,
         exclude_first=args.exclude_first,
         basis="random" if args.random_basis else "top",

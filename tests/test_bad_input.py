@@ -204,9 +204,9 @@ def test_parse_grid_keeps_the_reduction_and_accepts_semicolons_and_percent():
     base = Reduction(threshold=90.0, centering="column", exclude_first=True)
     grid = parse_grid(" 80 ; 95%, 99,", base)
     assert [g.threshold for g in grid] == [80.0, 95.0, 99.0]
-    assert {(g.centering, g.exclude_first, g.components) for g in grid} == {("column", True, None)}
-    fixed = Reduction(components=4, basis="random")
-    assert [(g.components, g.basis) for g in parse_grid("2, 3.0;7", fixed)] == [
+    assert {(g.centering, g.exclude_first, g.fixed_components) for g in grid} == {("column", True, None)}
+    fixed = Reduction(fixed_components=4, basis="random")
+    assert [(g.fixed_components, g.basis) for g in parse_grid("2, 3.0;7", fixed)] == [
         (2, "random"),
         (3, "random"),
         (7, "random"),

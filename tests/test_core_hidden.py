@@ -126,7 +126,7 @@ def test_fixed_components(tiny_model, text, clean, k):
     ids, clean_logits, _ = clean
     hs = clean_block_output(tiny_model, ids, 0)
     expected, _, kept, _ = reference_reduce(hs, components=k)
-    result = reduce_layer(tiny_model, text, 0, Reduction(components=k))
+    result = reduce_layer(tiny_model, text, 0, Reduction(fixed_components=k))
     assert result.components == k
     assert result.variance_kept == pytest.approx(kept, rel=1e-5)
     np.testing.assert_allclose(result.reconstruction, expected, rtol=1e-4, atol=1e-4)
@@ -140,7 +140,7 @@ def test_fixed_components(tiny_model, text, clean, k):
 def test_fixed_components_above_the_rank(tiny_model, text, clean):
     ids, _, _ = clean
     with pytest.raises(HsviewerError, match="Components"):
-        reduce_layer(tiny_model, text, 0, Reduction(components=ids.shape[1]))  # the rank is T - 1
+        reduce_layer(tiny_model, text, 0, Reduction(fixed_components=ids.shape[1]))  # the rank is T - 1
 
 
 def test_exclude_first(tiny_model, text, clean):

@@ -115,7 +115,7 @@ def test_bad_fixed_components(bad):
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "3", "abc", math.nan, math.inf])
 def test_bad_fixed_components_in_reduction(bad):
     with pytest.raises(HsviewerError, match="Components"):
-        Reduction(components=bad)
+        Reduction(fixed_components=bad)
 
 
 def test_fixed_components_above_the_rank_of_a_float32_torch_matrix():
@@ -130,7 +130,7 @@ def test_fixed_components_above_the_rank_of_a_float32_torch_matrix():
     with pytest.raises(HsviewerError, match="Components"):
         lowrank.choose_components(s, None, 10)
     with pytest.raises(HsviewerError, match="Components"):
-        reduce_matrix(x, Reduction(components=10))
+        reduce_matrix(x, Reduction(fixed_components=10))
 
 
 X = np.random.default_rng(3).standard_normal((7, 5)) * np.arange(1, 6) + np.arange(7)[:, None]

@@ -152,7 +152,7 @@ def test_prefix_equals_hooks(tiny_handle, arch):
 def test_fixed_components_sweep(tiny_handle, arch):
     handle = tiny_handle(arch)
     clean_loss, reference = reference_sweep(handle, token_ids(handle), components=3)
-    result = layer_sweep(handle, TEXT, Reduction(components=3))
+    result = layer_sweep(handle, TEXT, Reduction(fixed_components=3))
     assert_matches_reference(result, clean_loss, reference)
     assert result.to_dict()["fixed_components"] == 3
 
@@ -208,8 +208,10 @@ def test_grid_against_the_independent_loop(tiny_model, text):
 
 
 def test_grid_with_fixed_components(tiny_model, text):
-    result = layer_sweep(tiny_model, text, Reduction(components=2), grid=[Reduction(components=k) for k in (1, 2, 5)])
-    separate = [layer_sweep(tiny_model, text, Reduction(components=k)) for k in (1, 2, 5)]
+    result = layer_sweep(
+        tiny_model, text, Reduction(fixed_components=2), grid=[Reduction(fixed_components=k) for k in (1, 2, 5)]
+    )
+    separate = [layer_sweep(tiny_model, text, Reduction(fixed_components=k)) for k in (1, 2, 5)]
     for layer, r in enumerate(result.layers):
         assert r.grid_components == [1, 2, 5]
         assert r.grid_loss == pytest.approx([s.layers[layer].loss for s in separate], rel=1e-6)

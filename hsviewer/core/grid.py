@@ -28,8 +28,8 @@ def parse_grid(spec: str, reduction: Reduction) -> list[Reduction]:
     parts = [p for p in parts if p]
     if not parts:
         raise HsviewerError(f"The grid holds no values; got {spec!r}. Give numbers separated by commas, like 80,90,99.")
-    if reduction.components is not None:
-        return [replace(reduction, components=_whole(p, spec)) for p in parts]
+    if reduction.fixed_components is not None:
+        return [replace(reduction, fixed_components=_whole(p, spec)) for p in parts]
     return [
         replace(reduction, threshold=lowrank.check_threshold(_number(p.removesuffix("%").strip(), spec))) for p in parts
     ]

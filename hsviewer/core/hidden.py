@@ -93,7 +93,7 @@ def iter_reduce(
     clean = clean_forward(handle, tokens.ids)
     hs = first_row(clean.hidden[layer])
     dec = decompose(hs, reduction)
-    k = dec.components(reduction)
+    k = dec.choose_components(reduction)
     reconstruction, kept = dec.reconstruct(k, reduction)
     yield Progress(message=f"Forward pass with layer {layer} reduced", done=1, total=2)
     # Blocks 0..layer run as in the clean pass, so the hook meets `hs` again: put in its reconstruction.

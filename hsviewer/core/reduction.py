@@ -28,26 +28,26 @@ class Reduction:
     """
 
     threshold: float | None = 95.0
-    components: int | None = None
+    fixed_components: int | None = None  # k itself, in place of a threshold
     centering: str = "double"
     exclude_first: bool = False
     basis: str = "top"
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.components is None:
+        if self.fixed_components is None:
             lowrank.check_threshold(self.threshold)
-        elif not lowrank.is_whole(self.components) or self.components < 1:
-            raise HsviewerError(f"Components must be a whole number of at least 1; got {self.components!r}.")
+        elif not lowrank.is_whole(self.fixed_components) or self.fixed_components < 1:
+            raise HsviewerError(f"Components must be a whole number of at least 1; got {self.fixed_components!r}.")
         lowrank.check_centering(self.centering)
         if self.basis not in BASES:
             raise HsviewerError(f"Basis must be one of {', '.join(BASES)}; got {self.basis!r}.")
 
     def with_k(self, components: int) -> Reduction:
-        return replace(self, components=components, threshold=None)
+        return replace(self, fixed_components=components, threshold=None)
 
     def label(self) -> str:
-        return f"k = {self.components}" if self.components is not None else f"{self.threshold:g}%"
+        return f"k = {self.fixed_components}" if self.fixed_components is not None else f"{self.threshold:g}%"
 
 
 @dataclass
@@ -61,8 +61,8 @@ class Decomposition(Generic[Matrix]):
     vh: Matrix
     rows: slice  # the rows the basis was built from
 
-    def components(self, reduction: Reduction) -> int:
-        return lowrank.choose_components(self.s, reduction.threshold, reduction.components)
+    def choose_components(self, reduction: Reduction) -> int:
+        return lowrank.choose_components(self.s, reduction.threshold, reduction.fixed_components)
 
     def reconstruct(self, k: int, reduction: Reduction) -> tuple[Matrix, float]:
         """The rank-k hidden state (means added back) and the percent of variance it keeps."""
@@ -93,7 +93,7 @@ def decompose(hidden: Matrix, reduction: Reduction) -> Decomposition[Matrix]:
 def reduce_matrix(hidden: Matrix, reduction: Reduction) -> tuple[Matrix, int, float]:
     """Reduced hidden state, components kept and percent of variance kept."""
     dec = decompose(hidden, reduction)
-    k = dec.components(reduction)
+    k = dec.choose_components(reduction)
     out, kept = dec.reconstruct(k, reduction)
     return out, k, kept
 

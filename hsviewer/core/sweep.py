@@ -210,7 +210,7 @@ def _prefix(
     reduction: Reduction,
 ) -> list[_ReducedRun]:
     """Each layer's reduction from its SVD, then the blocks after it: one batched pass for several layers."""
-    ks = [dec.components(reduction) for dec in decs]
+    ks = [dec.choose_components(reduction) for dec in decs]
     reduced = [dec.reconstruct(k, reduction) for dec, k in zip(decs, ks, strict=True)]
     if len(layers) == 1:
         states = [tail_states(handle, ids, clean, layers[0], reduced[0][0])]
@@ -240,7 +240,7 @@ def _grid(
     for setting in grid:
         key = _basis(setting)
         d = dec if key == own else decompose(dec.hidden, setting)
-        k = d.components(setting)
+        k = d.choose_components(setting)
         if (k, key) not in losses:
             losses[(k, key)] = reference.loss_of(tail_states(handle, ids, clean, layer, d.reconstruct(k, setting)[0]))
         result.grid_components.append(k)

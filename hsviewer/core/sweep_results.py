@@ -63,7 +63,7 @@ class SweepResult:
             "tokens": self.tokens,
             "n_layers": self.n_layers,
             "threshold": self.reduction.threshold,
-            "fixed_components": self.reduction.components,
+            "fixed_components": self.reduction.fixed_components,
             "centering": self.reduction.centering,
             "clean_loss": self.clean_loss,
             "layers": [r.to_dict() for r in self.layers],
@@ -81,7 +81,7 @@ class SweepResult:
         return {
             "settings": [g.label() for g in self.grid],
             "thresholds": [g.threshold for g in self.grid],
-            "fixed_components": [g.components for g in self.grid],
+            "fixed_components": [g.fixed_components for g in self.grid],
             "components": [r.grid_components for r in self.layers],
             "loss": [r.grid_loss for r in self.layers],
             "loss_change": [[x - self.clean_loss for x in r.grid_loss] for r in self.layers],

@@ -58,7 +58,7 @@ class ReductionForm(QWidget):
         """The chosen Reduction; HsviewerError when the values make no sense."""
         centering = self.centering.currentData()
         if self.mode.currentIndex() == 1:
-            return Reduction(threshold=None, components=self.components.value(), centering=centering)
+            return Reduction(threshold=None, fixed_components=self.components.value(), centering=centering)
         return Reduction(threshold=self.threshold.value(), centering=centering)
 
     def save(self, settings: Settings, prefix: str) -> None:
