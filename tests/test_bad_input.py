@@ -665,3 +665,18 @@ def test_refusals_before_loading_do_not_import_torch(args, tmp_path):
     code = f"import sys; from hsviewer.cli import main; print(main({argv!r}), 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
     assert out.stdout.split() == ["2", "False"], out.stderr
+
+
+def test_a_hub_id_not_in_the_cache_fails_at_once_when_the_hub_cannot_be_reached(monkeypatch, capsys):
+    """Without HF_HUB_OFFLINE, huggingface_hub would retry for about half a minute."""
+    import hsviewer.core.models as models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr(models, "_explain", lambda *a: pytest.fail("a download was tried"))
+    assert main(["reduce", "--model", "nobody/no-such-model-xyz", "--layer", "1", "--out", "x.json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "hsviewer: error: nobody/no-such-model-xyz is not in the local Hugging Face cache, and huggingface.co "
+        "cannot be reached from here. Copy the model folder to this machine and choose it instead."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import socket
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,6 +329,11 @@ def _call(loader: Callable, folder: str, name: str, **kwargs: Any) -> Any:
     except Exception as local_error:
         if Path(folder).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1":
             raise HsviewerError(_explain(name, local_error)) from None
+    if not _hub_reachable():  # else huggingface_hub retries for half a minute before it gives up
+        raise HsviewerError(
+            f"{name} is not in the local Hugging Face cache, and huggingface.co cannot be reached from here. "
+            "Copy the model folder to this machine and choose it instead."
+        )
     try:
         return loader(folder, **kwargs)
     except Exception as e:
@@ -335,6 +341,18 @@ def _call(loader: Callable, folder: str, name: str, **kwargs: Any) -> Any:
             f"{name} is not in the local Hugging Face cache and could not be downloaded "
             f"({_explain(name, e)}). Copy the model folder to this machine and choose it instead."
         ) from None
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether a connection to the Hugging Face hub (or the endpoint HF_ENDPOINT names) opens at all."""
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _explain(name: str, error: Exception) -> str:
