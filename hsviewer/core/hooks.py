@@ -26,18 +26,11 @@ def capture_outputs(blocks: Sequence[nn.Module], raw: bool = False) -> Iterator[
     """Record each block's output (its hidden state, or the raw output if raw) by index."""
     outputs: dict[int, Any] = {}  # the overloads above say which: tensors, or raw outputs
 
-    def make(i: int) -> Callable[[nn.Module, tuple[Any, ...], BlockOutput], None]:
-        def hook(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> None:
-            outputs[i] = output if raw else block_hidden(output).detach()
+    def record(i: int, output: BlockOutput) -> None:
+        outputs[i] = output if raw else block_hidden(output).detach()
 
-        return hook
-
-    handles = [b.register_forward_hook(make(i)) for i, b in enumerate(blocks)]
-    try:
+    with _on_each_output(blocks, record):
         yield outputs
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @contextmanager
@@ -46,15 +39,26 @@ def distances_from(blocks: Sequence[nn.Module], reference: Mapping[int, torch.Te
     without keeping the states."""
     norms: dict[int, float] = {}
 
+    def measure(i: int, output: BlockOutput) -> None:
+        norms[i] = float(torch.linalg.norm(block_hidden(output)[0].float() - reference[i][0].float()))
+
+    with _on_each_output(blocks, measure):
+        yield norms
+
+
+@contextmanager
+def _on_each_output(blocks: Sequence[nn.Module], see: Callable[[int, BlockOutput], None]) -> Iterator[None]:
+    """Call see(block index, output) after each block's forward."""
+
     def make(i: int) -> Callable[[nn.Module, tuple[Any, ...], BlockOutput], None]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> None:
-            norms[i] = float(torch.linalg.norm(block_hidden(output)[0].float() - reference[i][0].float()))
+            see(i, output)
 
         return hook
 
     handles = [b.register_forward_hook(make(i)) for i, b in enumerate(blocks)]
     try:
-        yield norms
+        yield
     finally:
         for h in handles:
             h.remove()
