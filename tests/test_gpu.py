@@ -1,0 +1,42 @@
+"""CUDA sweeps equal CPU ones (skipped without CUDA; run them on a machine with a GPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hsviewer.core import Reduction, layer_sweep, load_model
+from tests.support import TEXT
+from tests.tiny_models import ARCHITECTURES
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+
+def assert_same_sweep(gpu, cpu) -> None:
+    assert [r.components for r in gpu.layers] == [r.components for r in cpu.layers]
+    assert gpu.clean_loss == pytest.approx(cpu.clean_loss, rel=1e-4)
+    for a, b in zip(gpu.layers, cpu.layers, strict=True):
+        assert a.loss == pytest.approx(b.loss, rel=1e-4, abs=1e-5)
+        assert a.kl_divergence == pytest.approx(b.kl_divergence, rel=1e-3, abs=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_cuda_sweep_equals_cpu_sweep(arch, tiny_folder):
+    folder = str(tiny_folder(arch))
+    cpu = layer_sweep(load_model(folder, device="cpu"), TEXT, Reduction(90.0))
+    gpu_handle = load_model(folder, device="cuda")
+    assert gpu_handle.device.type == "cuda"
+    assert_same_sweep(layer_sweep(gpu_handle, TEXT, Reduction(90.0)), cpu)  # batched: 8 layers a pass
+    assert_same_sweep(layer_sweep(gpu_handle, TEXT, Reduction(90.0), batch=1), cpu)
+
+
+@pytest.mark.default_model
+def test_default_model_cuda_sweep_equals_cpu_sweep():
+    from hsviewer.resources import default_text
+
+    text = default_text()
+    cpu = layer_sweep(load_model("default", device="cpu"), text)
+    assert_same_sweep(layer_sweep(load_model("default", device="cuda"), text), cpu)
