@@ -143,7 +143,29 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--add", metavar="DIR", help="remember DIR (or a .gguf file) for every later listing")
     edit.add_argument("--remove", metavar="DIR", help="forget a remembered DIR")
     models.set_defaults(run=_run_models)
+
+    cache = sub.add_parser("cache", help="the GGUF models converted once and kept in the user cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="{list,clear}", required=True)
+    cache_sub.add_parser("list", help="name, source GGUF, precision, size on disk and folder of each")
+    clear = cache_sub.add_parser("clear", help="delete them all, or the one named")
+    clear.add_argument("name", nargs="?", help="a name from hsviewer cache list (all when left out)")
+    cache.set_defaults(run=_run_cache)
     return parser
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    from hsviewer.core import gguf_cache
+
+    if args.cache_command == "clear":
+        removed = gguf_cache.clear_cached(args.name)
+        print(f"Removed {len(removed)} converted model{'s' * (len(removed) != 1)} from {gguf_cache.cache_root()}")
+        return 0
+    cached = gguf_cache.list_cached()
+    if not cached:
+        print(f"No converted models in {gguf_cache.cache_root()}")
+    for c in cached:
+        print(f"{c.name}  {c.dtype}  {c.size / 1e9:.2f} GB  {c.source}\n    {c.folder}")
+    return 0
 
 
 def _run_models(args: argparse.Namespace) -> int:

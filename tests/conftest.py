@@ -111,12 +111,14 @@ def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
     gguf.write_bytes(b"GGUF" + bytes(64))
     builds = []
 
-    def build(path, folder, key):
+    def build(path, folder, key, dtype="float32"):
         # A copy of a model built on the main thread: the worker thread only does file I/O.
         shutil.copytree(tiny_model_dir, folder)
         files = {p.name: p.stat().st_size for p in folder.iterdir()}
-        (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": key, "files": files}))
+        manifest = {"key": key, "source": str(path), "dtype": dtype, "files": files}
+        (folder / gguf_cache.MANIFEST).write_text(json.dumps(manifest))
         builds.append(folder)
+        yield from ()  # the real build is a generator of Progress events
 
     monkeypatch.setattr(gguf_cache, "build", build)
     monkeypatch.setattr(models_module, "default_gguf_path", lambda: gguf)

@@ -21,10 +21,11 @@ APP_CLOSED_DURING_A_BUILD = textwrap.dedent(
 
     building = threading.Event()
 
-    def build(gguf, folder, key):
+    def build(gguf, folder, key, dtype="float32"):
         print("build started", flush=True)
         building.set()
         time.sleep(300)  # a dequantisation that never ends in time
+        yield
 
     gguf_cache.build = build
     models.default_gguf_path = lambda: Path(sys.argv[1])
