@@ -47,7 +47,10 @@ def test_auto_takes_float32_when_it_fits_and_bfloat16_when_only_that_does():
 def test_a_first_gguf_conversion_counts_when_it_is_ahead():
     facts = ModelFacts(**{**SMALL.__dict__, "gguf_to_convert": True})
     plan = plan_memory(facts, 164, dtype="float32", available=int(20 * GB))
-    assert plan.conversion == 134_515_008 * 7
+    largest = max(SMALL.vocab_size, SMALL.intermediate_size) * SMALL.hidden_size
+    assert plan.conversion == 134_515_008 * 4 + 2 * 4 * largest  # the whole model is less than a shard
+    large = plan_memory(ModelFacts(**{**LARGE.__dict__, "gguf_to_convert": True}), 512, available=int(64 * GB))
+    assert large.conversion < 6 * GB  # a shard and the largest tensor twice, not 7 bytes per parameter (56 GB)
     assert plan.peak == RUNTIME_BYTES + max(plan.conversion, plan.weights + plan.analysis)
 
 

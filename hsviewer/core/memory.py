@@ -2,7 +2,9 @@
 
 The figures are estimates calibrated on this project's measurements (peak resident memory
 of the default model: 1.19 GB at 164 tokens, 1.65 GB at 2,130 and 2.24 GB at 8,192; a
-first GGUF conversion peaks near 7-8 bytes per parameter). They let hsviewer refuse with
+first GGUF conversion streams tensor by tensor, so it peaks near one shard of at most 1 GiB
+plus a few copies of the largest tensor: 0.98 GB resident for the default model in float32,
+against 1.22 GB, about 7 bytes per parameter, when transformers dequantised it whole). They let hsviewer refuse with
 numbers instead of being killed by the operating system.
 """
 
@@ -19,7 +21,8 @@ if TYPE_CHECKING:
 
 GB = 1e9
 RUNTIME_BYTES = int(0.45 * GB)  # Python, torch, transformers and a tokenizer, before any model
-CONVERSION_BYTES_PER_PARAMETER = 7  # transformers' GGUF dequantisation: float32 copies of every tensor
+CONVERSION_SHARD_BYTES = 2**30  # gguf_cache.SHARD_BYTES: the float32 weights a streaming conversion holds at most
+CONVERSION_TENSOR_COPIES = 2  # of the largest tensor in float32: dequantised, then copied into torch
 MARGIN = 0.85  # plan to use at most this share of what is free
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 DTYPES = ("auto", *DTYPE_BYTES)
@@ -190,12 +193,18 @@ def _plan(facts: ModelFacts, tokens: int, dtype: str, device: str, available: in
         dtype=dtype,
         device=device,
         weights=facts.parameters * DTYPE_BYTES[dtype],
-        conversion=facts.parameters * CONVERSION_BYTES_PER_PARAMETER if facts.gguf_to_convert else 0,
+        conversion=conversion_bytes(facts) if facts.gguf_to_convert else 0,
         analysis=analysis_bytes(facts, tokens, dtype),
         tokens=tokens,
         available=available,
         budget_given=budget_given,
     )
+
+
+def conversion_bytes(facts: ModelFacts) -> int:
+    """A first GGUF conversion's peak beyond the runtime: a shard being filled and the tensor being converted."""
+    largest = max(facts.vocab_size, facts.intermediate_size) * facts.hidden_size  # the embedding, or an MLP weight
+    return min(facts.parameters * 4, CONVERSION_SHARD_BYTES) + CONVERSION_TENSOR_COPIES * 4 * largest
 
 
 def _gb(size: int) -> str:
