@@ -334,22 +334,30 @@ def _print_plan(args: argparse.Namespace, text: str) -> int:
 
 
 class _ProgressPrinter:
-    """On stderr: each step a line; a run's layers counted on one line, ended by whatever comes next."""
+    """On stderr: a step of counted work (a layer, a converted tensor) rewrites one line; any
+    other step gets a line of its own."""
 
     def __init__(self) -> None:
-        self.counting = False
+        self.width = 0  # of the line being rewritten; 0 when none is
 
     def __call__(self, event: Any) -> None:
-        from hsviewer.core.events import Progress
+        from hsviewer.core.events import Step
         from hsviewer.core.sweep_results import LayerDone
 
+        if not isinstance(event, Step):
+            return
         if isinstance(event, LayerDone):
-            print(f"\r{event.label or 'sweep'}: {event.done}/{event.total}", end="", file=sys.stderr, flush=True)
-        elif self.counting:
+            text = f"{event.label or 'sweep'}: {event.done}/{event.total}"
+        else:
+            text = event.message
+        if event.total:
+            print(f"\r{text:<{self.width}}", end="", file=sys.stderr, flush=True)
+            self.width = len(text)
+            return
+        if self.width:
             print(file=sys.stderr)
-        if isinstance(event, Progress):
-            print(event.message, file=sys.stderr)
-        self.counting = isinstance(event, LayerDone)
+        print(text, file=sys.stderr)
+        self.width = 0
 
 
 def _check_outputs(*paths: tuple[str, Path | None]) -> None:

@@ -124,7 +124,7 @@ def iter_load(
             raise HsviewerError(refusal(plan))
         dtype = plan.dtype
     if gguf is not None:
-        folder = yield from gguf_cache.cached_folder(gguf)
+        folder = yield from gguf_cache.cached_folder(gguf, dtype=_converted_dtype(dtype))
     yield Progress(message=f"Loading {name}")
     try:
         model, tokenizer = _load(folder, name, kwargs, dtype, device_map)
@@ -132,7 +132,7 @@ def iter_load(
         if gguf is None:
             raise
         yield Progress(message="The cached model is damaged: rebuilding it")
-        folder = yield from gguf_cache.cached_folder(gguf, rebuild=True)
+        folder = yield from gguf_cache.cached_folder(gguf, rebuild=True, dtype=_converted_dtype(dtype))
         model, tokenizer = _load(folder, name, kwargs, dtype, device_map)
     if device_map is None:
         device = device or _default_device()
@@ -201,7 +201,8 @@ def _plan(
     if device.startswith("cuda") and not torch.cuda.is_available():
         return None  # loading will say why this device cannot be used
     path = gguf or _local_folder(folder)
-    facts = facts_of(describe(path) if path else None, gguf is not None and not gguf_cache.is_cached(gguf))
+    converting = gguf is not None and not gguf_cache.is_cached(gguf, _converted_dtype(dtype))
+    facts = facts_of(describe(path) if path else None, converting)
     if facts is None:
         return None
     bfloat16_ok = not device.startswith("cuda") or torch.cuda.is_bf16_supported()
@@ -215,6 +216,11 @@ def _plan(
         budget_given=budget is not None,
         bfloat16_ok=bfloat16_ok,
     )
+
+
+def _converted_dtype(dtype: str) -> str:
+    """The precision a GGUF file is converted to: bfloat16 when loading in it, else float32."""
+    return "bfloat16" if dtype == "bfloat16" else "float32"
 
 
 def _local_folder(folder: str) -> Path | None:
