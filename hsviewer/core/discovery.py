@@ -15,7 +15,7 @@ import math
 import os
 import struct
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,8 @@ class FoundModel:
     intermediate_size: int | None = None  # the MLP's width
     quantisation: str | None = None  # a GGUF file type (Q4_K_M, F16, ...) or the weights' dtype
     file_bytes: int | None = None
-    memory_bytes: int | None = None  # left to a memory planner
+    memory_bytes: int | None = None  # the memory plan's peak at PLAN_TOKENS tokens, in memory_dtype
+    memory_dtype: str | None = None  # the precision `auto` would load it in here
     problem: str | None = None  # why it may not load (a missing blob, an unreadable header)
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,7 +206,7 @@ def iter_find_models(
         except OSError as e:  # a folder that cannot be read: the other sources still count
             log.warning("Could not finish scanning %s: %s", what, e)
     found.sort(key=lambda m: (KINDS.index(m.kind), m.name.lower()))
-    yield Finished(result=found)
+    yield Finished(result=with_memory(found))
 
 
 def find_models(paths: Iterable[str | Path] = (), *, remembered: bool = True) -> list[FoundModel]:
@@ -733,7 +734,7 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
-COLUMNS = ("name", "kind", "architecture", "params", "layers", "hidden", "quant", "size", "source")
+COLUMNS = ("name", "kind", "architecture", "params", "layers", "hidden", "quant", "size", "memory", "source")
 
 
 def row_text(model: FoundModel) -> tuple[str, ...]:
@@ -747,6 +748,7 @@ def row_text(model: FoundModel) -> tuple[str, ...]:
         str(model.hidden_size or ""),
         model.quantisation or "",
         human_bytes(model.file_bytes),
+        f"{human_bytes(model.memory_bytes)} {model.memory_dtype}" if model.memory_bytes else "",
         model.source,
     )
 
@@ -756,7 +758,7 @@ def format_table(models: Sequence[FoundModel]) -> str:
     if not models:
         return "No models found."
     rows = [tuple(c.upper() for c in COLUMNS), *(row_text(m) for m in models)]
-    numeric = {COLUMNS.index(c) for c in ("params", "layers", "hidden", "size")}
+    numeric = {COLUMNS.index(c) for c in ("params", "layers", "hidden", "size", "memory")}
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [
         "  ".join(
@@ -775,3 +777,19 @@ def describe(path: str | Path) -> FoundModel | None:
     if path.suffix.lower() == ".gguf":
         return _gguf_model(path, name=path.stem, source=str(path), kind="folder")
     return _hf_model(path, name=path.name, source=str(path), kind="folder")
+
+
+def with_memory(models: Sequence[FoundModel]) -> list[FoundModel]:
+    """The models with what their memory plan needs here (at PLAN_TOKENS tokens, in the precision
+    `auto` picks on this machine's CPU memory), where their headers say enough."""
+    from hsviewer.core.memory import PLAN_TOKENS, available_bytes, facts_of, plan_memory
+
+    available = available_bytes("cpu")
+    rows = []
+    for model in models:
+        facts = facts_of(model, gguf_to_convert=False)
+        if facts is not None:
+            plan = plan_memory(facts, PLAN_TOKENS, available=available)
+            model = replace(model, memory_bytes=plan.peak, memory_dtype=plan.dtype)
+        rows.append(model)
+    return rows

@@ -187,7 +187,7 @@ class ChooseModelDialog(QDialog):
         self.scan()
 
 
-HEADERS = ["Name", "Kind", "Architecture", "Parameters", "Layers", "Hidden", "Quantisation", "Size", "Source"]
+HEADERS = ["Name", "Kind", "Architecture", "Parameters", "Layers", "Hidden", "Quantisation", "Size", "Memory", "Source"]
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -218,6 +218,7 @@ def _row(model: FoundModel, recent: bool) -> list[QStandardItem]:
         model.hidden_size or -1,
         (model.quantisation or "").lower(),
         model.file_bytes or -1,
+        model.memory_bytes or -1,
         model.source.lower(),
     ]
     tip = model.path or model.source
