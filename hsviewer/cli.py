@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks: sweep speed, load time, image latency, memory, GUI stalls")
     _add_model_text(bench, loading=False)
     bench.add_argument("--skip-gui", action="store_true", help="leave out the GUI event-loop probe")
+    bench.add_argument(
+        "--large-gguf",
+        metavar="PATH",
+        help="instead: peak memory of a ~1.1B Q8_0 GGUF (written at PATH if missing) against the plan",
+    )
     bench.set_defaults(run=_run_bench)
 
     selftest = sub.add_parser("selftest", help="a quick headless check of image SVD and the model")
@@ -500,6 +505,10 @@ def format_sweep_table(data: dict[str, Any]) -> str:
 def _run_bench(args: argparse.Namespace) -> int:
     from hsviewer.bench import run_bench
 
+    if args.large_gguf:
+        from hsviewer.bench_large import run_large_bench
+
+        return run_large_bench(args.large_gguf, _text(args))
     return run_bench(args.model, _text(args), with_gui=not args.skip_gui)
 
 
