@@ -285,3 +285,51 @@ def test_garbage_qt_objects_are_freed_on_the_gui_thread_not_a_worker(qtbot, wind
     worker.join()
     qtbot.waitUntil(lambda: bool(freed_in), timeout=10_000)
     assert freed_in == [threading.main_thread()]
+
+
+# --- issue 10 --------------------------------------------------------------------------------
+
+CLOSED_PORT_URL = "http://127.0.0.1:9/x.png"  # nothing listens on the discard port: refused at once
+
+
+def test_failed_url_keeps_the_last_image_and_a_downsample_change_reloads_it_once(
+    qtbot, window, settings, image_file, no_proxy
+):
+    tab = window.image_tab
+    with wait_job(qtbot, window, "image"):
+        window.open_image(str(image_file))
+    good_info = tab.info.text()
+    submitted = []
+    window.job_submitted.connect(lambda job: submitted.append(job.name))
+    # A modal dialog takes the focus from the spin box, which then emits editingFinished again.
+    thief = window.hidden_tab.text
+
+    def modal_dialog(message):
+        window.errors.append(message)
+        thief.setFocus()
+
+    window.show_error = modal_dialog
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    with qtbot.waitSignal(window.error_occurred, timeout=RUN_TIMEOUT_MS):
+        window.open_image(CLOSED_PORT_URL)
+    qtbot.waitUntil(lambda: not window.busy())
+    assert tab.source == str(image_file)  # the last image that worked
+    assert tab.info.text() == good_info
+    tab.save_settings(settings)
+    assert settings.get("image/last", "", str) == str(image_file)
+
+    tab.downsample.setFocus()
+    qtbot.waitUntil(tab.downsample.hasFocus)
+    tab.downsample.setValue(2)
+    with wait_job(qtbot, window, "image"):
+        qtbot.keyClick(tab.downsample, Qt.Key.Key_Return)
+    thief.setFocus()  # focus leaves the spin box: no second load
+    qtbot.wait(200)
+    tab.downsample.editingFinished.emit()  # nor when it fires again for the same value
+    qtbot.wait(200)
+    assert not window.busy()
+    assert submitted == ["image", "image"]
+    assert len(window.errors) == 1 and "127.0.0.1" in window.errors[0]
+    assert tab.source == str(image_file)
+    assert tab.result.image.shape == (24, 32)

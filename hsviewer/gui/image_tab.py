@@ -43,7 +43,9 @@ class ImageTab(QWidget):
         super().__init__(parent)
         self._submit = submit
         self.result: ImageSVD | None = None
-        self.source = ""
+        self.source = ""  # the image shown: the last one whose SVD worked
+        self._requests: dict[Job, str] = {}  # image jobs submitted and not finished, with their source
+        self._asked_downsample = 0  # the downsample of the last image asked for
         self._shown_k = 0
         self._build_controls()
         self._build_plots()
@@ -61,6 +63,7 @@ class ImageTab(QWidget):
         self.downsample.setRange(1, 16)
         self.downsample.setValue(2)
         self.downsample.setPrefix("downsample ")
+        # editingFinished fires on Enter and again on focus loss (a dialog opening): reload() loads once per value.
         self.downsample.editingFinished.connect(self.reload)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(1, 1)
@@ -120,19 +123,39 @@ class ImageTab(QWidget):
         }
 
     def open(self, source: str) -> None:
-        """Start the SVD of an image file or URL in the worker."""
-        self.source = str(source)
-        self.info.setText(f"Computing the SVD of {self.source}…")
-        job = image_job(self.source, self.downsample.value(), self.variance.value())
+        """Start the SVD of an image file or URL in the worker.
+
+        `source` becomes the tab's image only once its SVD is drawn: a failed open leaves the last good one.
+        """
+        source = str(source)
+        self._asked_downsample = self.downsample.value()
+        self.info.setText(f"Computing the SVD of {source}…")
+        job = image_job(source, self._asked_downsample, self.variance.value())
+        self._requests[job] = source
         job.returned.connect(self.show_result)
+        job.failed.connect(self._ended_without_result)
+        job.cancelled.connect(self._ended_without_result)
+        job.finished.connect(self._forget)
         self._submit(job)
 
     def reload(self) -> None:
-        if self.source:
+        """The current image again, when the downsample differs from the one last asked for."""
+        if self.source and self.downsample.value() != self._asked_downsample:
             self.open(self.source)
+
+    def _forget(self) -> None:
+        self._requests.pop(self.sender(), None)  # type: ignore[call-overload]
+
+    def _ended_without_result(self) -> None:
+        """A failed or cancelled open: the info line describes the image still shown."""
+        if self.result is None:
+            self.info.setText("No image yet: open a file or a URL.")
+        else:
+            self._show_info(self._shown_k)
 
     def show_result(self, svd: ImageSVD) -> None:
         """Draw a new image's SVD (from the worker) and its reconstruction at the chosen k."""
+        self.source = self._requests.get(self.sender(), svd.source)  # type: ignore[call-overload]
         self.result = svd
         levels = plots.span_levels(svd.image)
         self.original.set_data(svd.image, levels)
@@ -165,13 +188,18 @@ class ImageTab(QWidget):
         self.residual.set_data(residual, plots.symmetric_levels(residual[::4, ::4]))
         kept = svd.variance_kept(k)
         plots.set_title(self.reconstruction.plot, f"Reconstruction ({k}/{len(svd.s)} components, {kept:.2f}% var.)")
+        self._show_info(k)
+        self.reconstructed.emit(k)
+
+    def _show_info(self, k: int) -> None:
+        svd = self.result
+        kept = svd.variance_kept(k)
         self.info.setText(
             f"{self.source}  ·  {svd.image.shape[1]} × {svd.image.shape[0]} pixels  ·  k = {k} of {len(svd.s)}  ·  "
             f"{kept:.2f}% of variance kept  ·  rank of original {svd.rank}, of reconstruction "
             f"{svd.reconstruction_rank(k)}  ·  Frobenius error {svd.frobenius_error(k):.4g}"
             + "".join(f"  ·  {w}" for w in svd.warnings)
         )
-        self.reconstructed.emit(k)
 
     def _k_line_moved(self, line: Any) -> None:
         self.set_k(round(line.value()))
