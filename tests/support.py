@@ -161,3 +161,26 @@ def leaked_widgets(before, owned=()) -> list:
 
 def describe_widgets(widgets) -> str:
     return ", ".join(f"{type(w).__name__}({w.windowTitle() or w.objectName()!r})" for w in widgets)
+
+
+@contextlib.contextmanager
+def xvfb_display() -> Iterator[str]:
+    """A virtual X server on a free display number; yields its DISPLAY, e.g. ':5'."""
+    import os
+    import subprocess
+
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(write)
+    try:
+        with os.fdopen(read) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            raise RuntimeError("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(10)

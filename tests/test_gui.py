@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -311,7 +312,7 @@ def test_failed_url_keeps_the_last_image_and_a_downsample_change_reloads_it_once
     window.show_error = modal_dialog
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
-    with qtbot.waitSignal(window.error_occurred, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(window.error_occurred, timeout=TIMEOUT_MS):
         window.open_image(CLOSED_PORT_URL)
     qtbot.waitUntil(lambda: not window.busy())
     assert tab.source == str(image_file)  # the last image that worked
@@ -333,3 +334,27 @@ def test_failed_url_keeps_the_last_image_and_a_downsample_change_reloads_it_once
     assert len(window.errors) == 1 and "127.0.0.1" in window.errors[0]
     assert tab.source == str(image_file)
     assert tab.result.image.shape == (24, 32)
+
+
+def test_ctrl_u_opens_the_url_dialog_from_a_focused_spin_box_on_x11(tmp_path):
+    """On X11 a line edit claims Ctrl+U ("delete to start of line") before the window's shortcut sees it;
+    offscreen Qt has no such binding, so this runs the real xcb platform on a virtual X server."""
+    import json
+    import shutil
+
+    from tests.support import xvfb_display
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs Xvfb")
+    with xvfb_display() as display:
+        env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "DISPLAY": display, "HOME": str(tmp_path)}
+        probe = subprocess.run(
+            [sys.executable, "-m", "tests.shortcut_probe", str(tmp_path / "settings.ini")],
+            capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).parent.parent,
+        )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    for box, found in seen.items():
+        assert found["focus"], box
+        assert found["asked"] == 1, (box, found)  # File > Open image URL… ran
+        assert found["after"] == found["before"], (box, found)  # and the number was not erased

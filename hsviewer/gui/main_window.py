@@ -11,14 +11,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QComboBox,
     QFileDialog,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QTabWidget,
@@ -69,7 +73,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.setWindowTitle("hsviewer")
         self.setAcceptDrops(True)
+        self._shortcuts: set[QKeySequence] = set()
         self._build_menus()
+        self._shortcut_guard = _ShortcutsFirst(self)
         self._build_status_bar()
         if not self.restoreGeometry(self.settings.geometry()):
             self.resize(1600, 1000)
@@ -91,6 +97,9 @@ class MainWindow(QMainWindow):
         for tab, name in zip((self.image_tab, self.hidden_tab, self.sweep_tab), TAB_NAMES, strict=True):
             self.tabs.addTab(tab, name)
         self._connect_tabs()
+        for kind in (QAbstractSpinBox, QLineEdit, QComboBox, QPlainTextEdit):
+            for widget in self.findChildren(kind):
+                widget.installEventFilter(self._shortcut_guard)
         self._restore_settings()
         self.menuBar().setEnabled(True)
         self.status.setText("Ready")
@@ -120,6 +129,8 @@ class MainWindow(QMainWindow):
         """A menu entry with its shortcut spelled out (standard keys are empty on some platforms)."""
         action = QAction(text, self)
         action.setShortcut(QKeySequence(shortcut))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self._shortcuts.add(QKeySequence(shortcut))
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
@@ -390,6 +401,24 @@ class MainWindow(QMainWindow):
                 self.model_worker.stop(self.close_wait_ms)
                 self.image_worker.stop(self.close_wait_ms)
         event.accept()
+
+
+class _ShortcutsFirst(QObject):
+    """The window's menu shortcuts win over a focused input that would claim the same keys: on X11 a
+    spin box's line edit takes Ctrl+U ("delete to start of line") and Ctrl+E ("end of line").
+    Installed on the tabs' inputs (an application-wide filter would run Python for every event)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
+            return False
+        if QKeySequence(event.keyCombination()) in self.window._shortcuts:
+            event.ignore()  # not overridden: the shortcut map runs the window's action
+            return True
+        return False
 
 
 def _with_suffix(path: str, chosen_filter: str) -> str:
