@@ -358,3 +358,40 @@ def test_ctrl_u_opens_the_url_dialog_from_a_focused_spin_box_on_x11(tmp_path):
         assert found["focus"], box
         assert found["asked"] == 1, (box, found)  # File > Open image URL… ran
         assert found["after"] == found["before"], (box, found)  # and the number was not erased
+
+
+def _displayed_aspect(viewbox):
+    """Data units per screen pixel across over those down: 1 when a pixel of the image is square."""
+    (x0, x1), (y0, y1) = viewbox.viewRange()
+    size = viewbox.size()
+    return ((x1 - x0) / size.width()) / ((y1 - y0) / size.height())
+
+
+def test_the_three_image_panels_show_the_same_square_pixels(qtbot, window, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "photo.png"
+    Image.fromarray((rng.random((400, 600)) * 255).astype(np.uint8)).save(path)
+    window.resize(1280, 800)
+    tab = window.image_tab
+    with wait_job(qtbot, window, "image"):
+        window.open_image(str(path))
+    qtbot.wait(100)  # the layout settles
+    panels = (tab.original, tab.reconstruction, tab.residual)
+    boxes = [h.plot.getViewBox() for h in panels]
+    ranges = [np.array(b.viewRange()) for b in boxes]
+    for r in ranges[1:]:
+        np.testing.assert_allclose(r, ranges[0], atol=0.5)
+    (x0, x1), (y0, y1) = ranges[0]
+    assert x0 <= 0.5 and x1 >= 599.5 and y0 <= 0.5 and y1 >= 399.5  # the whole image
+    for box in boxes:
+        assert _displayed_aspect(box) == pytest.approx(1.0, rel=0.02)
+    boxes[1].scaleBy((0.5, 0.5))  # a linked zoom
+    qtbot.wait(50)
+    ranges = [np.array(b.viewRange()) for b in boxes]
+    for r in ranges[1:]:
+        np.testing.assert_allclose(r, ranges[0], atol=0.5)
+    assert ranges[0][0][1] - ranges[0][0][0] < 400  # zoomed in
+    for box in boxes:
+        assert _displayed_aspect(box) == pytest.approx(1.0, rel=0.02)

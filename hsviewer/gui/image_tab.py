@@ -97,12 +97,10 @@ class ImageTab(QWidget):
         self.reconstruction = plots.Heatmap(top, "Reconstruction", GRAY, "column", "row", col=1)
         self.residual = plots.Heatmap(top, "Residual (original − reconstruction)", "CET-D1", "column", "row", col=2)
         plots.link_levels([self.original, self.reconstruction])
-        plots.link_views([self.original, self.reconstruction, self.residual])
+        plots.share_range([self.original, self.reconstruction, self.residual])
         self.u = plots.Heatmap(middle, "U", SIGNED, "component", "row", col=0)
         self.sigma = plots.Heatmap(middle, "Σ", "viridis", "component", "component", col=1)
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "column", "component", col=2)
-        for heatmap in (self.original, self.reconstruction, self.residual):
-            heatmap.plot.setAspectLocked(True)
         self.spectrum = plots.SpectrumPlot(self.graphics, "Singular-value spectrum", row=2, col=0)
         # A bound method, not a lambda: PySide6 6.12 crashes collecting a lambda that holds self.
         self.spectrum.k_line.sigPositionChanged.connect(self._k_line_moved)
@@ -187,7 +185,7 @@ class ImageTab(QWidget):
         residual = svd.image - recon
         self.residual.set_data(residual, plots.symmetric_levels(residual[::4, ::4]))
         kept = svd.variance_kept(k)
-        plots.set_title(self.reconstruction.plot, f"Reconstruction ({k}/{len(svd.s)} components, {kept:.2f}% var.)")
+        plots.set_title(self.reconstruction.plot, f"Reconstruction, k = {k} ({kept:.2f}% var.)")
         self._show_info(k)
         self.reconstructed.emit(k)
 

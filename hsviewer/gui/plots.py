@@ -160,6 +160,34 @@ def link_views(heatmaps: Sequence[Heatmap]) -> None:
         heatmap.plot.setYLink(first)
 
 
+def share_range(heatmaps: Sequence[Heatmap]) -> None:
+    """Pictures of one image side by side: each shows square pixels (aspect locked) and all show the
+    same range, whichever is zoomed or panned.
+
+    pyqtgraph's X and Y links map ranges through each view's own screen geometry and fight the
+    aspect lock (one panel ends up squashed, showing other columns); here each change is copied.
+    """
+    boxes = [h.plot.getViewBox() for h in heatmaps]
+    for heatmap in heatmaps:  # the same size, so the same range shows square pixels in each
+        free_title_width(heatmap.plot)
+    copying = [False]
+
+    def follow(source: pg.ViewBox, ranges: list, changed: Any) -> None:
+        if copying[0]:
+            return
+        copying[0] = True
+        try:
+            for box in boxes:
+                if box is not source:
+                    box.setRange(xRange=ranges[0], yRange=ranges[1], padding=0)
+        finally:
+            copying[0] = False
+
+    for box in boxes:
+        box.setAspectLocked(True)
+        box.sigRangeChanged.connect(follow)
+
+
 def link_levels(heatmaps: Sequence[Heatmap]) -> None:
     """Dragging any one colour bar moves the others: the maps keep shared levels."""
     bars = [h.bar for h in heatmaps if h.bar is not None]
@@ -175,6 +203,35 @@ def link_levels(heatmaps: Sequence[Heatmap]) -> None:
 
 def set_title(plot: pg.PlotItem, title: str) -> None:
     plot.setTitle(title, size=TITLE_SIZE, bold=True)
+
+
+class FreeWidthLabel(pg.LabelItem):
+    """A title that asks for no width: panels side by side get the same width whatever their titles say."""
+
+    def updateMin(self) -> None:
+        height = self.itemRect().height()
+        self.setMinimumWidth(0)
+        self.setMinimumHeight(height)
+        self._sizeHint = {
+            QtCore.Qt.SizeHint.MinimumSize: (0, height),
+            QtCore.Qt.SizeHint.PreferredSize: (0, height),
+            QtCore.Qt.SizeHint.MaximumSize: (-1, -1),
+            QtCore.Qt.SizeHint.MinimumDescent: (0, 0),
+        }
+        self.updateGeometry()
+
+
+def free_title_width(plot: pg.PlotItem) -> None:
+    """Give the plot a title that does not widen it (see FreeWidthLabel)."""
+    old = plot.titleLabel
+    label = FreeWidthLabel(old.text, parent=plot, size=TITLE_SIZE, bold=True)
+    plot.layout.removeItem(old)
+    old.setParentItem(None)
+    if old.scene() is not None:
+        old.scene().removeItem(old)
+    plot.layout.addItem(label, 0, 1)
+    plot.titleLabel = label
+    set_title(plot, old.text)
 
 
 def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str, **position: int) -> pg.PlotItem:
