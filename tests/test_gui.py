@@ -395,3 +395,57 @@ def test_the_three_image_panels_show_the_same_square_pixels(qtbot, window, tmp_p
     assert ranges[0][0][1] - ranges[0][0][0] < 400  # zoomed in
     for box in boxes:
         assert _displayed_aspect(box) == pytest.approx(1.0, rel=0.02)
+
+
+def _unreachable_panels(tab):
+    """The panels lying (partly) outside what the user can see or scroll to."""
+    from PySide6.QtWidgets import QScrollArea
+
+    area = tab.graphics
+    reach = area.rect()
+    parent = area.parentWidget()
+    scroll = parent.parentWidget() if parent is not None else None
+    if isinstance(scroll, QScrollArea):  # the viewport plus the scrollable range
+        viewport = scroll.viewport().size()
+        assert reach.width() <= viewport.width() + scroll.horizontalScrollBar().maximum() + 1
+        assert reach.height() <= viewport.height() + scroll.verticalScrollBar().maximum() + 1
+    missing = []
+    for name, item in tab.plots().items():
+        rect = area.mapFromScene(item.sceneBoundingRect()).boundingRect()
+        if not reach.adjusted(-1, -1, 1, 1).contains(rect):
+            missing.append(name)
+    return missing
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])
+def test_every_panel_of_every_tab_is_reachable_in_a_small_window(qtbot, loaded, size):
+    with wait_job(qtbot, loaded, "hidden"):
+        loaded.hidden_tab.run()  # long titles, token axes
+    loaded.resize(*size)
+    for index in range(loaded.tabs.count()):
+        loaded.tabs.setCurrentIndex(index)
+        qtbot.wait(100)  # layouts settle
+        tab = loaded.tabs.currentWidget()
+        assert _unreachable_panels(tab) == [], loaded.tabs.tabText(index)
+        for item in tab.plots().values():
+            box = item.getViewBox().size()
+            assert box.width() >= 60 and box.height() >= 40  # a usable plot, not a sliver
+
+
+def test_the_window_fits_the_screen_at_first_start_and_after_a_bigger_one(qtbot, settings):
+    from PySide6.QtCore import QRect
+
+    first = MainWindow(settings)  # no saved geometry
+    qtbot.addWidget(first)
+    assert first.screen().availableGeometry().contains(first.frameGeometry())
+    first.close()
+    big = MainWindow(settings)
+    qtbot.addWidget(big)
+    big.setGeometry(QRect(0, 0, 1600, 1000))
+    big.close()  # saves the geometry
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    free = window.screen().availableGeometry()
+    assert free.width() < 1600  # the offscreen screen is 800 x 800
+    assert free.contains(window.frameGeometry())
+    window.close()

@@ -47,7 +47,7 @@ class HiddenTab(QWidget):
         self.picker = ModelPicker(recent_models)
         self._build_inputs()
         self._build_plots()
-        inputs_beside_plots(self, self.inputs, self.graphics, 330)
+        inputs_beside_plots(self, self.inputs, plots.scroll_area(self.graphics), 330)
 
     def _build_inputs(self) -> None:
         self.inputs = QWidget()
@@ -88,7 +88,7 @@ class HiddenTab(QWidget):
         form.addRow(self.hover)
 
     def _build_plots(self) -> None:
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = plots.PlotArea(columns=4, rows=3)
         top = self.graphics.addLayout(row=0, col=0)
         middle = self.graphics.addLayout(row=1, col=0)
         bottom = self.graphics.addLayout(row=2, col=0)

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
@@ -52,7 +51,7 @@ class ImageTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(self.controls)
         layout.addWidget(self.info)
-        layout.addWidget(self.graphics, 1)
+        layout.addWidget(plots.scroll_area(self.graphics), 1)
 
     def _build_controls(self) -> None:
         open_file = QPushButton("Open image…")
@@ -90,7 +89,7 @@ class ImageTab(QWidget):
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
     def _build_plots(self) -> None:
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = plots.PlotArea(columns=3, rows=3)
         top = self.graphics.addLayout(row=0, col=0)
         middle = self.graphics.addLayout(row=1, col=0)
         self.original = plots.Heatmap(top, "Original image", GRAY, "column", "row", col=0)

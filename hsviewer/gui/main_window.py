@@ -11,8 +11,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
@@ -43,6 +52,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 ALL_PANELS = "All panels of this tab"
 TAB_NAMES = ("Image SVD", "Hidden state", "Layer sweep")
+DEFAULT_SIZE = QSize(1600, 1000)  # shrunk to the screen's free area
 
 
 class MainWindow(QMainWindow):
@@ -78,9 +88,28 @@ class MainWindow(QMainWindow):
         self._shortcut_guard = _ShortcutsFirst(self)
         self._build_status_bar()
         if not self.restoreGeometry(self.settings.geometry()):
-            self.resize(1600, 1000)
+            self.resize(DEFAULT_SIZE)
+        self.fit_to_screen()
         if not defer_tabs:
             self.build_tabs()
+
+    def fit_to_screen(self) -> None:
+        """Keep the window (frame included) inside its screen's free area: a geometry saved on a bigger
+        screen, or the default size, must not leave the window larger than this one."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        free = screen.availableGeometry()
+        frame = self.frameGeometry()
+        extra = frame.size() - self.geometry().size()  # the window manager's frame (0 before it is shown)
+        size = self.size().boundedTo(free.size() - extra)
+        if self.isMaximized() or self.isFullScreen():
+            return
+        self.resize(size)
+        outer = QRect(self.frameGeometry().topLeft(), size + extra)
+        x = min(max(outer.left(), free.left()), free.right() + 1 - outer.width())
+        y = min(max(outer.top(), free.top()), free.bottom() + 1 - outer.height())
+        self.move(x, y)
 
     def build_tabs(self) -> None:
         """Import pyqtgraph and the core, and build the three tabs in place of their placeholders."""

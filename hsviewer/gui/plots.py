@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from hsviewer.core.errors import HsviewerError
 
@@ -19,6 +19,47 @@ PINK = (230, 180, 180)  # the notebook's marker face colours
 BLUE = (180, 180, 230)
 TITLE_SIZE = "11pt"
 MAX_TOKEN_CHARS = 14
+
+
+PANEL_MIN_WIDTH = 220  # pixels a panel keeps however small the window: below that, the plots scroll
+PANEL_MIN_HEIGHT = 190
+
+
+class PlotArea(pg.GraphicsLayoutWidget):
+    """A tab's grid of panels, never smaller than its panels need (a minimum per panel, and what
+    their titles and axes ask for): put it in scroll_area() so a small window scrolls instead of cutting
+    panels off."""
+
+    def __init__(self, columns: int, rows: int) -> None:
+        super().__init__()
+        self.base_minimum = QtCore.QSize(columns * PANEL_MIN_WIDTH, rows * PANEL_MIN_HEIGHT)
+        self.setMinimumSize(self.base_minimum)
+        self._fit_soon = QtCore.QTimer(self)  # a child: it dies with the widget, never calling fit() after
+        self._fit_soon.setSingleShot(True)
+        self._fit_soon.setInterval(0)
+        self._fit_soon.timeout.connect(self.fit)
+        self.ci.installEventFilter(self)  # a title or axis that grows asks for a new layout: follow it
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        if event.type() == QtCore.QEvent.Type.LayoutRequest:
+            self._fit_soon.start()
+        return False
+
+    def fit(self) -> None:
+        """Grow the minimum size to what the layout needs (panels, titles, axes, colour bars)."""
+        needed = self.ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize).toSize()
+        extra = 2 * self.frameWidth()
+        self.setMinimumSize(self.base_minimum.expandedTo(needed + QtCore.QSize(extra, extra)))
+
+
+def scroll_area(area: PlotArea) -> QtWidgets.QScrollArea:
+    """The panels in a scroll area that stretches them to fill the space and scrolls below their minimum."""
+    scroll = QtWidgets.QScrollArea()
+    scroll.setWidget(area)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+    area.fit()
+    return scroll
 
 
 def symmetric_levels(*arrays: np.ndarray, percentile: float = 99.0) -> tuple[float, float]:

@@ -56,7 +56,7 @@ class SweepTab(QWidget):
         self.grid_labels: list[str] = []
         self._build_inputs()
         self._build_plots()
-        inputs_beside_plots(self, self.inputs, self.graphics, 300)
+        inputs_beside_plots(self, self.inputs, plots.scroll_area(self.graphics), 300)
 
     def _build_inputs(self) -> None:
         self.inputs = QWidget()
@@ -88,7 +88,7 @@ class SweepTab(QWidget):
         form.addRow(self.hover)
 
     def _build_plots(self) -> None:
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = plots.PlotArea(columns=4, rows=3)
         top = self.graphics.addLayout(row=0, col=0)
         middle = self.graphics.addLayout(row=1, col=0)
         self.components = plots.line_plot(top, "A) Components kept", "Layer", "Count", col=0)
