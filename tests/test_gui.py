@@ -449,3 +449,22 @@ def test_the_window_fits_the_screen_at_first_start_and_after_a_bigger_one(qtbot,
     assert free.width() < 1600  # the offscreen screen is 800 x 800
     assert free.contains(window.frameGeometry())
     window.close()
+
+
+def test_figure_export_writes_vector_svg_and_scaled_png(qtbot, window, image_file, tmp_path):
+    from PIL import Image
+
+    with wait_job(qtbot, window, "image"):
+        window.open_image(str(image_file))
+    window.export_figure(str(tmp_path / "spectrum.svg"), "Spectrum")
+    line_svg = (tmp_path / "spectrum.svg").read_text()
+    assert "<image" not in line_svg  # curves and markers as paths, no bitmaps
+    assert line_svg.count("<path") > 10
+    window.export_figure(str(tmp_path / "u.svg"), "U")
+    assert (tmp_path / "u.svg").read_text().count("<image") == 1  # the heatmap as one embedded image
+    window.export_figure(str(tmp_path / "all.svg"))
+    assert (tmp_path / "all.svg").read_text().count("<image") == 6  # six heatmaps
+    window.export_figure(str(tmp_path / "one.png"), "Spectrum", scale=1)
+    window.export_figure(str(tmp_path / "two.png"), "Spectrum", scale=2)
+    one, two = (Image.open(tmp_path / name).size for name in ("one.png", "two.png"))
+    assert two == (2 * one[0], 2 * one[1])

@@ -340,16 +340,27 @@ class MainWindow(QMainWindow):
         if not ok:
             return
         path, chosen = QFileDialog.getSaveFileName(self, "Export figure", "", "PNG image (*.png);;SVG drawing (*.svg)")
-        if path:
-            self._try(self.export_figure, _with_suffix(path, chosen), name)
+        if not path:
+            return
+        path = _with_suffix(path, chosen)
+        scale = 1
+        if Path(path).suffix.lower() == ".png":
+            scales = [f"{s}x" for s in (1, 2, 4)]
+            chosen_scale, ok = QInputDialog.getItem(
+                self, "Export figure", "PNG size (times the screen):", scales, 1, False
+            )
+            if not ok:
+                return
+            scale = int(chosen_scale.rstrip("x"))
+        self._try(self.export_figure, path, name, scale)
 
-    def export_figure(self, path: str, panel: str = ALL_PANELS) -> None:
-        """Write one panel of the current tab, or all of them, as .png or .svg."""
+    def export_figure(self, path: str, panel: str = ALL_PANELS, scale: int = 1) -> None:
+        """Write one panel of the current tab, or all of them, as .svg or as .png at 1, 2 or 4 times its size."""
         from hsviewer.gui import plots
 
         tab = self.tabs.currentWidget()
         item = tab.graphics.ci if panel == ALL_PANELS else tab.plots()[panel]
-        plots.export_figure(item, path)
+        plots.export_figure(item, path, scale)
         self.status.setText(f"Saved {path}")
 
     def export_data_dialog(self) -> None:
