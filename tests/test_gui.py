@@ -468,3 +468,16 @@ def test_figure_export_writes_vector_svg_and_scaled_png(qtbot, window, image_fil
     window.export_figure(str(tmp_path / "two.png"), "Spectrum", scale=2)
     one, two = (Image.open(tmp_path / name).size for name in ("one.png", "two.png"))
     assert two == (2 * one[0], 2 * one[1])
+
+
+def test_a_missing_xcb_library_gives_a_hint_naming_the_apt_packages():
+    from hsviewer.gui.app import xcb_hint
+
+    no_cursor = lambda library: "cursor" not in library  # noqa: E731
+    hint = xcb_hint({"DISPLAY": ":0"}, no_cursor)
+    assert hint is not None and "\n" not in hint
+    assert "sudo apt install libxcb-cursor0" in hint and "libxcb-icccm4" not in hint
+    assert xcb_hint({"DISPLAY": ":0", "QT_QPA_PLATFORM": "xcb"}, no_cursor) == hint
+    assert xcb_hint({"DISPLAY": ":0"}, lambda library: True) is None  # nothing missing
+    assert xcb_hint({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, no_cursor) is None
+    assert xcb_hint({}, no_cursor) is None  # no X display: Qt would not use xcb

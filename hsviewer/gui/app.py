@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hsviewer")
 CLOSE_WAIT_MS = 3000  # how long closing waits for the workers before the process ends anyway
+# The libraries Qt's xcb platform plugin loads beyond libxcb itself, with their Debian/Ubuntu packages.
+XCB_LIBRARIES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+}
+
+
+def _loadable(library: str) -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
+def xcb_hint(env: Mapping[str, str] | None = None, loadable: Callable[[str], bool] = _loadable) -> str | None:
+    """A one-line hint naming the apt packages to install, when Qt would use its xcb platform plugin
+    (Linux with an X display) and a library that plugin needs is missing: Qt then aborts with a
+    message that names neither. None when nothing is missing or xcb is not used."""
+    env = os.environ if env is None else env
+    if not sys.platform.startswith("linux"):
+        return None
+    platform = env.get("QT_QPA_PLATFORM", "").split(":")[0].split(";")[0]
+    if platform and platform != "xcb":
+        return None
+    if not platform and (not env.get("DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland"):
+        return None
+    missing = [package for library, package in XCB_LIBRARIES.items() if not loadable(library)]
+    if not missing:
+        return None
+    return (
+        f"hsviewer: Qt's X11 (xcb) platform plugin needs libraries that are missing; "
+        f"install them with: sudo apt install {' '.join(missing)}"
+    )
 
 
 def main(argv: list[str] | None = None, screenshots: str | None = None, model: str | None = None) -> int:
@@ -30,6 +74,9 @@ def main(argv: list[str] | None = None, screenshots: str | None = None, model: s
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    hint = None if QApplication.instance() else xcb_hint()
+    if hint:  # before Qt aborts the process for want of them
+        print(hint, file=sys.stderr, flush=True)
     app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
