@@ -481,3 +481,9 @@ def test_a_missing_xcb_library_gives_a_hint_naming_the_apt_packages():
     assert xcb_hint({"DISPLAY": ":0"}, lambda library: True) is None  # nothing missing
     assert xcb_hint({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, no_cursor) is None
     assert xcb_hint({}, no_cursor) is None  # no X display: Qt would not use xcb
+
+
+def test_the_window_can_be_as_small_as_1024_by_700(window):
+    window.image_tab.info.setText("/a/long/path/" * 40)  # a long source in the info line
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 700

@@ -87,6 +87,7 @@ class ImageTab(QWidget):
         self.controls.addWidget(self.variance)
         self.info = QLabel("Loading the image…")
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info.setWordWrap(True)  # a long path or URL must not widen the window past a small screen
 
     def _build_plots(self) -> None:
         self.graphics = plots.PlotArea(columns=3, rows=3)
