@@ -434,10 +434,11 @@ def test_every_panel_of_every_tab_is_reachable_in_a_small_window(qtbot, loaded, 
 
 def test_the_window_fits_the_screen_at_first_start_and_after_a_bigger_one(qtbot, settings):
     from PySide6.QtCore import QRect
+    from PySide6.QtGui import QGuiApplication
 
     first = MainWindow(settings)  # no saved geometry
     qtbot.addWidget(first)
-    assert first.screen().availableGeometry().contains(first.frameGeometry())
+    assert QGuiApplication.primaryScreen().availableGeometry().contains(first.frameGeometry())
     first.close()
     big = MainWindow(settings)
     qtbot.addWidget(big)
@@ -445,7 +446,7 @@ def test_the_window_fits_the_screen_at_first_start_and_after_a_bigger_one(qtbot,
     big.close()  # saves the geometry
     window = MainWindow(settings)
     qtbot.addWidget(window)
-    free = window.screen().availableGeometry()
+    free = QGuiApplication.primaryScreen().availableGeometry()
     assert free.width() < 1600  # the offscreen screen is 800 x 800
     assert free.contains(window.frameGeometry())
     window.close()

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._shortcuts: set[QKeySequence] = set()
         self._build_menus()
-        self._shortcut_guard = _ShortcutsFirst(self)
+        self._shortcut_guard = _ShortcutsFirst(self._shortcuts, self)
         self._build_status_bar()
         if not self.restoreGeometry(self.settings.geometry()):
             self.resize(DEFAULT_SIZE)
@@ -96,7 +96,8 @@ class MainWindow(QMainWindow):
     def fit_to_screen(self) -> None:
         """Keep the window (frame included) inside its screen's free area: a geometry saved on a bigger
         screen, or the default size, must not leave the window larger than this one."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
+        # Not self.screen(): called before the first show, it made a later garbage collection crash (tests).
+        screen = QGuiApplication.primaryScreen()
         if screen is None:
             return
         free = screen.availableGeometry()
@@ -448,14 +449,14 @@ class _ShortcutsFirst(QObject):
     spin box's line edit takes Ctrl+U ("delete to start of line") and Ctrl+E ("end of line").
     Installed on the tabs' inputs (an application-wide filter would run Python for every event)."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, shortcuts: set[QKeySequence], window: MainWindow) -> None:
         super().__init__(window)
-        self.window = window
+        self.shortcuts = shortcuts  # not the window: a cycle through it would have the collector free it
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
             return False
-        if QKeySequence(event.keyCombination()) in self.window._shortcuts:
+        if QKeySequence(event.keyCombination()) in self.shortcuts:
             event.ignore()  # not overridden: the shortcut map runs the window's action
             return True
         return False
