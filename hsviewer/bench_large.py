@@ -33,6 +33,20 @@ def _vocabulary() -> list[str]:
     return [*tokens, "<|endoftext|>"]
 
 
+def add_byte_tokenizer(writer: Any, tokens: list[str]) -> None:
+    """A byte-level BPE tokenizer as llama.cpp writes a GPT-2 style one: MERGES, and the last
+    token (end of text) for beginning, end and padding."""
+    import gguf
+
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.NORMAL] * (len(tokens) - 1) + [gguf.TokenType.CONTROL])
+    writer.add_token_merges(MERGES)
+    for add in (writer.add_bos_token_id, writer.add_eos_token_id, writer.add_pad_token_id):
+        add(len(tokens) - 1)
+
+
 def _shapes() -> list[tuple[str, tuple[int, ...]]]:
     kv = HIDDEN // HEADS * KV_HEADS
     shapes: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (VOCAB, HIDDEN))]
@@ -69,14 +83,7 @@ def write_large_gguf(path: Path) -> None:
     writer.add_rope_freq_base(10000.0)
     writer.add_rope_dimension_count(HIDDEN // HEADS)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.NORMAL] * (len(tokens) - 1) + [gguf.TokenType.CONTROL])
-    writer.add_token_merges(MERGES)
-    writer.add_bos_token_id(len(tokens) - 1)
-    writer.add_eos_token_id(len(tokens) - 1)
-    writer.add_pad_token_id(len(tokens) - 1)
+    add_byte_tokenizer(writer, tokens)
     shapes = _shapes()
     for name, shape in shapes:  # the tensor infos first; the data follows, one tensor at a time
         if len(shape) == 2:

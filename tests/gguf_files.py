@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hsviewer.bench_large import MERGES, add_byte_tokenizer
+
 HIDDEN = 64  # a multiple of 32: every weight row can be Q8_0
 GGUF_ARCH = {"llama": "llama", "qwen2": "qwen2", "gpt2": "gpt2", "phi3": "phi3"}
-MERGES = ["t h", "h e", "th e", "Ġ t", "Ġt he", "a n", "i n", "e r"]
 
 
 def byte_tokens() -> list[str]:
@@ -125,14 +126,7 @@ def write_tiny_gguf(path: Path, arch: str = "llama", kind: str = "F32", tied: bo
         kind, gguf.LlamaFileType.MOSTLY_Q8_0
     )
     writer.add_file_type(file_type)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.NORMAL] * (len(tokens) - 1) + [gguf.TokenType.CONTROL])
-    writer.add_token_merges(MERGES)
-    writer.add_bos_token_id(len(tokens) - 1)
-    writer.add_eos_token_id(len(tokens) - 1)
-    writer.add_pad_token_id(len(tokens) - 1)
+    add_byte_tokenizer(writer, tokens)
     for name, data in gguf_tensors(model, arch).items():
         if kind == "F16" and data.ndim == 2:
             writer.add_tensor(name, data.astype(np.float16))
