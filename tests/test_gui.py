@@ -272,9 +272,13 @@ def test_garbage_qt_objects_are_freed_on_the_gui_thread_not_a_worker(qtbot, wind
     """A widget freed by a collection on a worker thread crashes the app, so only the GUI thread collects."""
     import gc
 
-    from PySide6.QtCore import QObject
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication
 
     freed_in = []
+    # Earlier tests' windows wait for deleteLater: delete them first, or the collection below
+    # clears their items' Python state while Qt still calls into them (pyqtgraph's LabelItem).
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
     garbage = QObject()
     garbage.cycle = garbage
