@@ -177,14 +177,15 @@ def hidden_rows(result: Any) -> list[list[Any]]:
 
 
 def sweep_rows(result: Any) -> list[list[Any]]:
-    """One row per run and layer ("main" is the plain sweep), with the grid's losses as extra columns."""
+    """One row per run and layer ("main" is the plain sweep), with the run's own clean loss (shuffled
+    tokens have theirs) and the grid's losses as extra columns."""
     grid = [f"loss_{g.label()}" for g in result.grid]
-    rows: list[list[Any]] = [["run", *SWEEP_FIELDS, *grid]]
+    rows: list[list[Any]] = [["run", *SWEEP_FIELDS, "clean_loss", *grid]]
     for run, sweep in [("", result), *result.controls.items()]:
         for layer in sweep.layers:
             values = [getattr(layer, name) for name in SWEEP_FIELDS]
             losses = layer.grid_loss if run == "" else []
-            rows.append([run or "main", *values, *losses, *[""] * (len(grid) - len(losses))])
+            rows.append([run or "main", *values, sweep.clean_loss, *losses, *[""] * (len(grid) - len(losses))])
     return rows
 
 

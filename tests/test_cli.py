@@ -44,10 +44,12 @@ def test_sweep_writes_the_contract_and_prints_a_table(tiny_model_dir, text, tmp_
     assert len(data["controls"]["random"]["layers"]) == 3
     lines = csv.read_text().splitlines()
     assert (
-        lines[0]
-        == "run,layer,components,variance_kept,hidden_diff_norm,logit_diff_norm,loss,kl_divergence,loss_80%,loss_99%"
+        lines[0] == "run,layer,components,variance_kept,hidden_diff_norm,logit_diff_norm,loss,kl_divergence,clean_loss,"
+        "loss_80%,loss_99%"
     )
     assert [line.split(",")[0] for line in lines[1:]] == ["main"] * 3 + ["random"] * 3
+    clean = {float(line.split(",")[8]) for line in lines[1:]}
+    assert clean == {data["clean_loss"]} == {data["controls"]["random"]["clean_loss"]}
     table = capsys.readouterr().out
     assert "clean loss" in table and len([line for line in table.splitlines() if line.strip()[:1].isdigit()]) == 3
 

@@ -164,6 +164,10 @@ def test_sweep_runs_to_the_end_and_shows_each_layer(qtbot, loaded, tmp_path):
     np.testing.assert_allclose(grid, np.array(result.grid_dict()["loss_change"]), atol=1e-5)
     assert tab.clean_line.value() == pytest.approx(result.clean_loss)
     assert len(tab.curves["shuffled"]["loss"].getData()[0]) == 3
+    shuffled = result.controls["shuffled"].clean_loss  # shuffled tokens: a clean loss of their own, drawn
+    assert abs(shuffled - result.clean_loss) > 1e-6
+    assert [line.value() for line in tab.control_clean_lines.values()] == [pytest.approx(shuffled)]
+    assert list(tab.control_clean_lines) == ["clean (shuffled tokens)"]
     loaded.tabs.setCurrentWidget(tab)
     loaded.export_data(str(tmp_path / "sweep.json"))
     data = json.loads((tmp_path / "sweep.json").read_text())

@@ -105,6 +105,8 @@ class SweepTab(QWidget):
         self.loss.addItem(self.clean_line)
         self.loss.legend.addItem(pg.PlotDataItem(pen=self.clean_line.pen), "clean")
         self.clean_line.hide()
+        self.control_clean_lines: dict[str, pg.InfiniteLine] = {}  # legend name -> line, for controls
+        # whose tokens differ (shuffled), so that their clean loss differs too
         self.curves = {
             name: {plot_name: None for plot_name in ("components", "loss", "kl")} for name in ("", *CONTROLS)
         }
@@ -172,6 +174,8 @@ class SweepTab(QWidget):
         self.collector.add(event)
         if isinstance(event, RunStarted) and event.label == "":
             self.begin(event)
+        elif isinstance(event, RunStarted):
+            self._control_clean_loss(event)
         elif isinstance(event, LayerDone):
             self.add_layer(event)
 
@@ -189,9 +193,26 @@ class SweepTab(QWidget):
     def _failed(self) -> None:
         self.summary.setText("The sweep failed." if self.result is None else self._finished_text(self.result))
 
+    def _control_clean_loss(self, start: RunStarted) -> None:
+        """A control run on other tokens (shuffled) has its own clean loss: a line of its colour, so
+        its losses are read against it and not against the plain run's."""
+        if self.start is None or abs(start.run.clean_loss - self.start.run.clean_loss) < 1e-9:
+            return
+        pen = pg.mkPen(RUN_PENS[start.label], width=1.5, style=Qt.PenStyle.DashLine)
+        line = pg.InfiniteLine(pos=start.run.clean_loss, angle=0, pen=pen)
+        line.setToolTip(f"Clean loss of the {CONTROLS[start.label]} run: {start.run.clean_loss:.4f}")
+        name = f"clean ({CONTROLS[start.label]})"
+        self.loss.addItem(line)
+        self.loss.legend.addItem(pg.PlotDataItem(pen=pen), name)
+        self.control_clean_lines[name] = line
+
     def begin(self, start: RunStarted) -> None:
         """Clear the panels and size them for this model and text."""
         self.start, self.result = start, None
+        for name, line in self.control_clean_lines.items():
+            self.loss.removeItem(line)
+            self.loss.legend.removeItem(name)
+        self.control_clean_lines = {}
         self.grid_labels = [g.label() for g in start.run.grid]
         for run in self.curves.values():
             for plot_name, curve in run.items():
