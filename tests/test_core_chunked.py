@@ -95,3 +95,13 @@ def test_reduce_layer_diff_norms_match_a_hooked_pass(tiny_handle, text):
     assert result.diff_norms[0] == 0.0
     assert result.diff_norms[1] == pytest.approx(np.linalg.norm(result.difference), rel=1e-5)
     assert all(n > 0 for n in result.diff_norms[1:])
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_a_run_compared_with_itself_moved_nothing(arch, tiny_handle, text):
+    handle = tiny_handle(arch)
+    ids = tokenize(handle, text).ids
+    states = pass_states(handle, ids)[0]
+    metrics = CleanReference(handle, states, ids).compare(states.clone())
+    assert metrics.logit_diff_norm == 0.0
+    assert metrics.kl_divergence == pytest.approx(0.0, abs=1e-6) and metrics.kl_divergence >= 0.0

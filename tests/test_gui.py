@@ -74,6 +74,7 @@ def test_k_slider_changes_the_reconstruction(qtbot, window, image_file):
     np.testing.assert_allclose(twenty, svd.reconstruction(20), atol=1e-2)
     assert tab.k_spin.value() == 20
     assert "k = 20 of 48" in tab.info.text()
+    assert tab.variance.value() == pytest.approx(svd.variance_kept(20), abs=0.005)  # not the stale 98%
 
 
 def test_zooming_one_image_zooms_its_neighbours(qtbot, window, image_file):

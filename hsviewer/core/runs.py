@@ -84,7 +84,8 @@ class CleanReference:
             diff = torch.sub(logits, clean.logits, out=self._work[: len(logits)])  # the probs are used up
             squares += float(torch.linalg.norm(diff)) ** 2
         n = len(self.ids)
-        return LogitMetrics(loss / (n - 1), kl / n, squares**0.5)
+        # KL is never negative; a float32 sum over the vocabulary can end a hair below zero (-4e-7)
+        return LogitMetrics(loss / (n - 1), max(kl / n, 0.0), squares**0.5)
 
     def _clean(self, sl: slice, fresh: bool = False) -> _CleanChunk:
         """The clean logits of the tokens in sl; their probabilities in a reused buffer unless fresh."""

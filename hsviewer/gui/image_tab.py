@@ -186,6 +186,9 @@ class ImageTab(QWidget):
         self.residual.set_data(residual, plots.symmetric_levels(residual[::4, ::4]))
         kept = svd.variance_kept(k)
         plots.set_title(self.reconstruction.plot, f"Reconstruction, k = {k} ({kept:.2f}% var.)")
+        self.variance.blockSignals(True)  # the box says what the k shown keeps, not a stale target
+        self.variance.setValue(kept)
+        self.variance.blockSignals(False)
         self._show_info(k)
         self.reconstructed.emit(k)
 
