@@ -144,6 +144,12 @@ def test_hidden_state_tab_draws_every_panel(qtbot, loaded):
     assert tab.original.plot.getAxis("left").labels[0] == r.tokens[0].strip()
     text = tab.hover_text("Original", 2, 5, 0.25)
     assert text.startswith("Original: layer 1, token 2") and repr(r.tokens[2]) in text
+    assert f"k = {r.components}," in tab.reconstructed.plot.titleLabel.text  # k, not r: r is the correlation
+    assert "(centred hidden state)" in tab.spectrum.plot.titleLabel.text
+    tab.form.centering.setCurrentIndex(tab.form.centering.findData("none"))
+    with wait_job(qtbot, loaded, "hidden"):
+        tab.run()
+    assert "(hidden state)" in tab.spectrum.plot.titleLabel.text
 
 
 def test_sweep_runs_to_the_end_and_shows_each_layer(qtbot, loaded, tmp_path):

@@ -183,7 +183,7 @@ class HiddenTab(QWidget):
         self.reconstructed.set_data(r.reconstruction, levels, r.tokens)
         self.difference.set_data(r.difference, levels, r.tokens)
         plots.set_title(self.original.plot, f"Original HS (layer {r.layer})")
-        plots.set_title(self.reconstructed.plot, f"Reconstruction (r={r.components}, {r.variance_kept:.2f}% var.)")
+        plots.set_title(self.reconstructed.plot, f"Reconstruction (k = {r.components}, {r.variance_kept:.2f}% var.)")
         self._draw_scatter(r.original, r.reconstruction, r.correlation)
         self.u.set_data(r.u, plots.symmetric_levels(r.u, percentile=95), r.tokens)
         self.sigma.set_data(np.diag(r.s), (0.0, float(np.percentile(r.s, 90)) or 1.0))
@@ -191,6 +191,8 @@ class HiddenTab(QWidget):
         from hsviewer.core.lowrank import cumulative_percent
 
         self.spectrum.set_spectrum(r.s, cumulative_percent(r.s), r.components)
+        centred = "hidden state" if r.reduction.centering == "none" else "centred hidden state"
+        plots.set_title(self.spectrum.plot, f"Singular-value spectrum ({centred})")
         self.norm_curve.setData(np.arange(r.n_layers), r.diff_norms)
         self.layer_line.setValue(r.layer)
         plots.set_title(self.norms, f"Reduction at layer {r.layer} applied in the forward pass")
@@ -214,7 +216,7 @@ class HiddenTab(QWidget):
             f"Layer {r.layer}: {len(r.tokens)} tokens × {r.original.shape[1]} dimensions",
             f"Kept {r.components} of {len(r.s)} components ({r.variance_kept:.2f}% of variance, {r.reduction.centering}"
             " centering)",
-            f"Rank: original {r.rank_original}, reconstruction {r.rank_reconstruction}",
+            f"Rank: original {r.rank_original}, reconstruction {r.rank_reconstruction} (k, plus the means added back)",
             f"Correlation r = {r.correlation:.5f}",
             f"Loss: clean {r.clean_loss:.4f}, reduced {r.loss:.4f}; KL {r.kl_divergence:.4g} nats",
         ]
