@@ -150,6 +150,12 @@ def test_hidden_state_tab_draws_every_panel(qtbot, loaded):
     with wait_job(qtbot, loaded, "hidden"):
         tab.run()
     assert "(hidden state)" in tab.spectrum.plot.titleLabel.text
+    assert "Out of date" not in tab.summary.text()
+    tab.layer.setValue(2)
+    assert tab.summary.text().startswith("<b>Out of date:</b>")  # the plots still show layer 1
+    with wait_job(qtbot, loaded, "hidden"):
+        tab.run()
+    assert tab.result.layer == 2 and "Out of date" not in tab.summary.text()
 
 
 def test_sweep_runs_to_the_end_and_shows_each_layer(qtbot, loaded, tmp_path):

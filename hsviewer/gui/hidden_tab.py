@@ -69,6 +69,15 @@ class HiddenTab(QWidget):
         self.run_button.setShortcut(QKeySequence("Ctrl+R"))
         self.run_button.setToolTip("Ctrl+R")
         self.run_button.clicked.connect(self.run)
+        for changed in (
+            self.text.textChanged,
+            self.layer.valueChanged,
+            self.form.mode.currentIndexChanged,
+            self.form.threshold.valueChanged,
+            self.form.components.valueChanged,
+            self.form.centering.currentIndexChanged,
+        ):
+            changed.connect(self.mark_out_of_date)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -157,6 +166,13 @@ class HiddenTab(QWidget):
         self.layer.setMaximum(info.n_layers - 1)
         self.model_status.setText(f"{info.name}: {info.n_layers} layers, {info.hidden_size} dimensions, {info.device}")
         self.picker.combo.setCurrentText(info.source)
+        self.mark_out_of_date()
+
+    def mark_out_of_date(self) -> None:
+        """The plots no longer show what the inputs ask for: say so above their summary."""
+        if self.result is not None:
+            note = "<b>Out of date:</b> the model, text, layer or reduction changed; press Reduce (Ctrl+R)."
+            self.summary.setText(f"{note}<br>{self._summary(self.result)}")
 
     def run(self) -> None:
         """Queue reduce_layer for the chosen layer, text and reduction."""
