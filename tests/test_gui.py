@@ -190,6 +190,17 @@ def test_sweep_runs_to_the_end_and_shows_each_layer(qtbot, loaded, tmp_path):
     assert len(rows) == 1 + 6 and rows[0].startswith("run,layer,components")
 
 
+def test_ctrl_r_runs_the_shown_tabs_own_action(qtbot, loaded):
+    loaded.tabs.setCurrentWidget(loaded.sweep_tab)
+    with wait_job(qtbot, loaded, "sweep"):
+        qtbot.keyClick(loaded.sweep_tab, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert loaded.sweep_tab.result is not None and loaded.hidden_tab.result is None
+    loaded.tabs.setCurrentWidget(loaded.hidden_tab)
+    with wait_job(qtbot, loaded, "hidden"):
+        qtbot.keyClick(loaded.hidden_tab, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert loaded.hidden_tab.result is not None
+
+
 def test_cancel_stops_a_sweep_between_layers(qtbot, loaded):
     held = hold_sweep(loaded)
     with wait_job(qtbot, loaded, "sweep"):

@@ -30,6 +30,7 @@ from hsviewer.gui.worker import Job
 
 HIDDEN_MAP = "turbo"  # the notebook's 'rainbow'
 SIGNED = "plasma"
+DIFFERENCE_MAP = "CET-D1"  # blue-white-red as the image tab's residual: zero is white, not green
 SCATTER_STEP = 10  # every 10th value, as in the notebook
 HEATMAP_PERCENTILE = 95  # a few massive activations would otherwise wash out the rest
 
@@ -104,7 +105,7 @@ class HiddenTab(QWidget):
         common = {"x_label": "Embedding dimension", "y_label": "Token", "labelled_rows": True}
         self.original = plots.Heatmap(top, "Original HS", HIDDEN_MAP, col=0, **common)
         self.reconstructed = plots.Heatmap(top, "Reconstruction", HIDDEN_MAP, col=1, **common)
-        self.difference = plots.Heatmap(top, "Difference", HIDDEN_MAP, col=2, **common)
+        self.difference = plots.Heatmap(top, "Difference", DIFFERENCE_MAP, col=2, **common)
         self.heatmaps = {"Original": self.original, "Reconstruction": self.reconstructed, "Difference": self.difference}
         plots.link_levels(list(self.heatmaps.values()))
         plots.link_views(list(self.heatmaps.values()))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -29,8 +30,16 @@ from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
 CONTROLS = {"exclude_first": "exclude first token", "random": "random subspace", "shuffled": "shuffled tokens"}
+CONTROL_TIPS = {
+    "exclude_first": "A second sweep whose basis is built without the first token, which often carries "
+    "massive activations; that token's row is left as it is",
+    "random": "A second sweep that keeps a random subspace of the same size instead of the top components: "
+    "how much worse than chance is the SVD's choice?",
+    "shuffled": "A second sweep on the same tokens in a random order, with its own clean loss: how much of the "
+    "structure comes from word order?",
+}
 RUN_PENS = {"": "k", "exclude_first": "#1f77b4", "random": "#ff7f0e", "shuffled": "#9467bd"}
-LAYER_MAP = "CET-L3"  # a dark-to-light map like the notebook's CMRmap
+LAYER_MAP = "viridis"  # dark to light like the notebook's CMRmap, but no white marker on a white plot
 
 
 def parse_grid(text: str, centering: str) -> list[Reduction]:
@@ -65,7 +74,11 @@ class SweepTab(QWidget):
         self.grid_field.setPlaceholderText("e.g. 80,90,95,99")
         self.grid_field.setToolTip("More thresholds whose loss is measured at every layer (layers × thresholds grid)")
         self.control_boxes = {name: QCheckBox(label) for name, label in CONTROLS.items()}
+        for name, box in self.control_boxes.items():
+            box.setToolTip(CONTROL_TIPS[name])
         self.run_button = QPushButton("Run sweep")
+        self.run_button.setShortcut(QKeySequence("Ctrl+R"))  # active only while this tab is shown
+        self.run_button.setToolTip("Reduce every layer in turn (Ctrl+R)")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
