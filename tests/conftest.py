@@ -104,8 +104,7 @@ def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
 
     Returns the .gguf path and the list of folders built so far.
     """
-    from hsviewer.core import gguf_cache
-    from hsviewer.core import models as models_module
+    from hsviewer.core import default_model, gguf_cache
 
     gguf = tmp_path / "default.gguf"
     gguf.write_bytes(b"GGUF" + bytes(64))
@@ -121,7 +120,7 @@ def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
         yield from ()  # the real build is a generator of Progress events
 
     monkeypatch.setattr(gguf_cache, "build", build)
-    monkeypatch.setattr(models_module, "default_gguf_path", lambda: gguf)
+    monkeypatch.setattr(default_model, "default_gguf_path", lambda: gguf)
     monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
     return gguf, builds
 

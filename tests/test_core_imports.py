@@ -46,3 +46,9 @@ def test_every_exported_name_resolves(name):
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_name"):
         hsviewer.core.no_such_name  # noqa: B018
+
+
+def test_listing_models_leaves_torch_out():
+    # `hsviewer models` reads headers only; importing torch for it cost two seconds.
+    modules = imported_after("from hsviewer.core.discovery import find_models\nfind_models()")
+    assert {"torch", "transformers"} & modules == set()

@@ -14,7 +14,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from hsviewer.cli import main
-from hsviewer.core import discovery
+from hsviewer.core import default_model, discovery
 from hsviewer.core import models as models_module
 from hsviewer.core.discovery import FoundModel, find_models, read_gguf_header, resolve_ollama
 from hsviewer.core.errors import HsviewerError
@@ -125,7 +125,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setattr(discovery, "OLLAMA_SERVICE_STORE", tmp_path / "no-ollama-service")
     default = tmp_path / "pkg" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     write_gguf(default, layers=30, hidden=576, vocab=64, file_type=gguf.LlamaFileType.MOSTLY_Q4_1)
-    monkeypatch.setattr(models_module, "default_gguf_path", lambda: default)
+    monkeypatch.setattr(default_model, "default_gguf_path", lambda: default)
     return home
 
 
@@ -207,7 +207,7 @@ def test_a_header_longer_than_the_first_read_is_read_in_growing_pieces_up_to_a_l
 @pytest.mark.default_model
 def test_gguf_header_of_the_real_default_model_matches_gguf_reader():
     try:
-        path = models_module.default_gguf_path()
+        path = default_model.default_gguf_path()
     except HsviewerError:
         pytest.skip("the default model is not installed")
     header, reader = read_gguf_header(path), gguf.GGUFReader(path)
@@ -450,7 +450,7 @@ def test_no_stores_at_all_lists_the_default_model_or_why_it_is_missing(home, mon
     def missing():
         raise HsviewerError("The default model is not installed.")
 
-    monkeypatch.setattr(models_module, "default_gguf_path", missing)
+    monkeypatch.setattr(default_model, "default_gguf_path", missing)
     (row,) = find_models()
     assert row.source == "default" and row.problem == "The default model is not installed."
     assert main(["models"]) == 0 and "note: default: The default model is not installed." in capsys.readouterr().out

@@ -205,7 +205,7 @@ def test_cache_list_and_clear(tmp_path):
 def test_default_model_streamed_equals_transformers_whole_load():
     from transformers import AutoModelForCausalLM
 
-    from hsviewer.core.models import default_gguf_path
+    from hsviewer.core.default_model import default_gguf_path
 
     gguf = default_gguf_path()
     folder, _ = convert(gguf, rebuild=True)

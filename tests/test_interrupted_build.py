@@ -16,7 +16,7 @@ APP_CLOSED_DURING_A_BUILD = textwrap.dedent(
     from pathlib import Path
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
-    from hsviewer.core import gguf_cache, models
+    from hsviewer.core import default_model, gguf_cache
     from hsviewer.gui import app as gui_app
 
     building = threading.Event()
@@ -28,7 +28,7 @@ APP_CLOSED_DURING_A_BUILD = textwrap.dedent(
         yield
 
     gguf_cache.build = build
-    models.default_gguf_path = lambda: Path(sys.argv[1])
+    default_model.default_gguf_path = lambda: Path(sys.argv[1])
     qapp = QApplication([])
 
     def close_once_building():

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "DEFAULT_MODEL": "models",
+    "DEFAULT_MODEL": "default_model",
     "HiddenReduction": "hidden",
     "HsviewerError": "errors",
     "ImageSVD": "image",
@@ -60,10 +60,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from hsviewer.core.default_model import DEFAULT_MODEL
     from hsviewer.core.errors import HsviewerError
     from hsviewer.core.hidden import HiddenReduction, reduce_layer
     from hsviewer.core.image import ImageSVD, image_svd, load_image
-    from hsviewer.core.models import DEFAULT_MODEL, ModelHandle, load_model
+    from hsviewer.core.models import ModelHandle, load_model
     from hsviewer.core.reduction import Reduction
     from hsviewer.core.sweep import iter_sweep, layer_sweep
     from hsviewer.core.sweep_results import LayerResult, SweepResult

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hsviewer.core import default_model
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 
@@ -223,10 +224,8 @@ def _identity(path: str) -> str:
 
 
 def _default_model() -> Iterator[FoundModel]:
-    from hsviewer.core import models
-
     try:
-        path = models.default_gguf_path()
+        path = default_model.default_gguf_path()
     except HsviewerError as e:
         yield FoundModel(name="default", source="default", kind="default", path="", problem=str(e))
         return

