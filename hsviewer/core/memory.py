@@ -64,6 +64,10 @@ class MemoryPlan:
     def fits(self) -> bool:
         return self.peak <= MARGIN * self.available
 
+    def summary(self) -> str:
+        """The plan in a few words, for a status bar: 'peak 1.19 GB of 20.00 GB free'."""
+        return f"peak {_gb(self.peak)} of {_gb(self.available)} {'budget' if self.budget_given else 'free'}"
+
     def describe(self) -> str:
         converting = f", first conversion {_gb(self.conversion)}" if self.conversion else ""
         where = "budget" if self.budget_given else "free"
