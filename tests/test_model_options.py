@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from hsviewer.core import gguf_cache
 from hsviewer.core.choices import available_devices
+from hsviewer.core.errors import HsviewerError
 from hsviewer.core.memory import RUNTIME_BYTES, MemoryPlan
 from hsviewer.gui.dialogs import ChooseModelDialog
 from tests.gguf_files import write_tiny_gguf
@@ -217,3 +218,18 @@ def test_the_file_menu_opens_the_converted_models_dialog(qtbot, window):
     in_modal_dialog(look)
     actions["Converted models…"].trigger()
     assert seen == ["Converted models"]
+
+
+def test_a_conversion_that_cannot_be_deleted_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "models" / "tiny-0123456789abcdef"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(bytes(10))
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(gguf_cache.shutil, "rmtree", refuse)
+    with pytest.raises(HsviewerError) as error:
+        gguf_cache.clear_cached(folder.name)
+    assert str(error.value) == f"Could not delete {folder}: Permission denied"
