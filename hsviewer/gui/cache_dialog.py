@@ -52,6 +52,7 @@ class ConvertedModelsDialog(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.total = QLabel("")
         self.total.setWordWrap(True)
@@ -142,7 +143,8 @@ class ConvertedModelsDialog(QDialog):
         self.table_model.removeRows(0, self.table_model.rowCount())
         for cached in self.cached:
             self.table_model.appendRow(self._row(cached))
-        self.table.resizeColumnsToContents()
+        for column in range(len(HEADERS) - 1):  # the source path takes the rest, elided in the middle
+            self.table.resizeColumnToContents(column)
         count = len(self.cached)
         total = size_text(sum(c.size for c in self.cached))
         self.total.setText(f"{count} converted model{'s' * (count != 1)}, {total} on disk, in {root}")
@@ -161,7 +163,8 @@ class ConvertedModelsDialog(QDialog):
         name = _model_name(cached) + (" (loaded)" if loaded else "")
         items = [QStandardItem(t) for t in (name, cached.dtype, size_text(cached.size), cached.source)]
         for item in items:
-            item.setToolTip(f"{cached.folder}\n{LOADED_NOTE}" if loaded else str(cached.folder))
+            tip = f"Converted from {cached.source}\ninto {cached.folder}"
+            item.setToolTip(f"{tip}\nLoaded now: {LOADED_NOTE}" if loaded else tip)
             item.setData(cached.name, NAME_ROLE)
             if loaded:
                 font = item.font()

@@ -6,8 +6,8 @@ import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtCore import QModelIndex, QSize, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QGuiApplication, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -121,7 +121,7 @@ class ChooseModelDialog(QDialog):
         self.finished.connect(self._cancel_scan)
         self.picker.combo.currentTextChanged.connect(self._plan_timer.start)
         self.load_options.changed.connect(self._plan_timer.start)
-        self.resize(1100, 600)
+        self.resize(_fitted(QSize(1100, 600)))
         self.set_models([])
         self.scan()
         self._find_devices()
@@ -214,7 +214,8 @@ class ChooseModelDialog(QDialog):
             self.set_models(models)
             problems = sum(1 for m in self.models if m.problem)
             note = f", {problems} with a problem (hover over it for why)" if problems else ""
-            self.status.setText(f"{len(self.models)} models found{note}.")
+            count = len(self.models)
+            self.status.setText(f"{count} model{'s' * (count != 1)} found{note}.")
 
     def _scan_failed(self, message: str) -> None:
         if self.sender() is self._job:
@@ -274,6 +275,12 @@ class ChooseModelDialog(QDialog):
 HEADERS = ["Name", "Kind", "Architecture", "Parameters", "Layers", "Hidden", "Quantisation", "Size", "Memory", "Source"]
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _fitted(size: QSize) -> QSize:
+    """The size, no larger than the screen's free area less room for the window frame (1024 x 700 screens)."""
+    screen = QGuiApplication.primaryScreen()
+    return size if screen is None else size.boundedTo(screen.availableGeometry().size() - QSize(40, 60))
 
 
 def order_models(models: list[FoundModel], recent: list[str]) -> list[FoundModel]:
