@@ -483,7 +483,8 @@ def test_choose_model_dialog_lists_filters_and_chooses(qtbot, home, stores, scan
 
     dialog = ChooseModelDialog(recent, "default", submit=submit)
     qtbot.addWidget(dialog)
-    assert dialog.status.text() == "Scanning…" and [j.needs_model for j in submitted] == [False]
+    assert dialog.status.text() == "Scanning…" and [j.name for j in submitted] == ["models", "devices", "plan"]
+    assert not any(j.needs_model for j in submitted)  # none waits for the model worker
     qtbot.waitUntil(lambda: "models found" in dialog.status.text(), timeout=60_000)
     rows = [dialog.row_source(r) for r in range(dialog.proxy.rowCount())]
     assert rows[:3] == ["default", "org/tiny-llama", "ollama:tiny:latest"]  # the default, then the recent ones

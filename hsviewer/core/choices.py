@@ -16,3 +16,14 @@ def check_device(device: str | None) -> str | None:
     if not DEVICES.fullmatch(str(device).strip()):
         raise HsviewerError(f"Unknown device {device!r}: use cpu, cuda, cuda:N (N a GPU number) or mps.")
     return str(device).strip()
+
+
+def available_devices() -> list[str]:
+    """The devices this machine has, as --device spells them: cpu, then cuda (cuda:N when there
+    are several GPUs) and mps. Imports torch: call it off a GUI thread."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpus = ["cuda"] if count == 1 else [f"cuda:{n}" for n in range(count)]
+    mps = ["mps"] if torch.backends.mps.is_available() else []
+    return ["cpu", *gpus, *mps]

@@ -380,5 +380,8 @@ def clear_cached(name: str | None = None) -> list[Path]:
         if not cached:
             raise HsviewerError(f"No converted model named {name!r} in the cache (hsviewer cache list shows them).")
     for c in cached:
-        shutil.rmtree(c.folder)
+        try:
+            shutil.rmtree(c.folder)
+        except OSError as e:  # on Windows, a file the loaded model still maps
+            raise HsviewerError(f"Could not delete {c.folder}: {e.strerror or e}") from None
     return [c.folder for c in cached]

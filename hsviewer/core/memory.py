@@ -64,6 +64,10 @@ class MemoryPlan:
     def fits(self) -> bool:
         return self.peak <= MARGIN * self.available
 
+    def summary(self) -> str:
+        """The plan in a few words, for a status bar: 'peak 1.19 GB of 20.00 GB free'."""
+        return f"peak {_gb(self.peak)} of {_gb(self.available)} {'budget' if self.budget_given else 'free'}"
+
     def describe(self) -> str:
         converting = f", first conversion {_gb(self.conversion)}" if self.conversion else ""
         where = "budget" if self.budget_given else "free"
@@ -99,7 +103,7 @@ def refusal(plan: MemoryPlan) -> str:
     """Why a plan that does not fit is refused, and what to try."""
     tips = []
     if plan.dtype == "float32":
-        tips.append("--dtype bfloat16 (half the weights)")
+        tips.append("precision bfloat16 (--dtype bfloat16: half the weights)")
     if plan.analysis > plan.weights / 4:
         tips.append("a shorter text")
     if plan.device == "cpu":
@@ -107,7 +111,7 @@ def refusal(plan: MemoryPlan) -> str:
     try_ = f" Try {', '.join(tips)}." if tips else ""
     return (
         f"Not enough memory: {plan.describe()}, and hsviewer keeps {100 - MARGIN * 100:.0f}% in reserve."
-        f"{try_} --memory-budget overrides what counts as available."
+        f"{try_} A memory budget (--memory-budget) overrides what counts as available."
     )
 
 

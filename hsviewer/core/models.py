@@ -45,6 +45,8 @@ class ModelHandle:
     context_length: int | None
     head: torch.nn.Module | None = None  # the LM head when the logits are it applied to its input
     memory_budget: int | None = None  # bytes the analyses may count on, when the user set a budget
+    plan: MemoryPlan | None = None  # the memory plan the load followed (None: the files did not say the size)
+    cache_folder: Path | None = None  # a GGUF model's converted folder, which the cache dialog may delete
 
     @property
     def n_layers(self) -> int:
@@ -101,6 +103,7 @@ def iter_load(
     device = check_device(device)  # meta, a typo: refused before anything is read
     kwargs = {"trust_remote_code": trust_remote_code}
     folder, name, gguf = _resolve(source)
+    cache_folder = None
     plan = None if device_map else _plan(folder, gguf, dtype, device or _default_device(), memory_budget)
     if plan is not None:
         yield Progress(message=plan.describe())
@@ -109,6 +112,7 @@ def iter_load(
         dtype = plan.dtype
     if gguf is not None:
         folder = yield from gguf_cache.cached_folder(gguf, dtype=_converted_dtype(dtype))
+        cache_folder = Path(folder)
     yield Progress(message=f"Loading {name}")
     try:
         model, tokenizer = _load(folder, name, kwargs, dtype, device_map)
@@ -134,6 +138,8 @@ def iter_load(
         context_length=_context(model, tokenizer),
         head=separable_head(model, _probe_ids(model)),
         memory_budget=memory_budget,
+        plan=plan,
+        cache_folder=cache_folder,
     )
     _check_causal(handle)
     yield Progress(message=f"Loaded {name}: {handle.n_layers} layers on {handle.device}")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtCore import QModelIndex, QSize, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QGuiApplication, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -28,16 +28,23 @@ from PySide6.QtWidgets import (
 import hsviewer
 from hsviewer.core.discovery import FoundModel, row_text
 from hsviewer.gui.forms import ModelPicker
+from hsviewer.gui.model_options import LoadOptions, LoadOptionsRow
 from hsviewer.gui.worker import Job
+
+if TYPE_CHECKING:
+    from hsviewer.core.memory import MemoryPlan
+
+PLAN_DELAY_MS = 250  # typing in the source or budget field plans once it pauses, not on every key
 
 
 class ChooseModelDialog(QDialog):
     """File > Choose model: the models found on this machine in a sortable, filterable table, and a
     free-text field for a path or hub id. The default model is first, then the recent ones; OK or a
-    double-click loads the chosen model.
+    double-click loads the chosen model. Under the table: the precision, device and memory budget
+    to load with, and the memory plan of the chosen model with them.
 
-    submit runs the scan off the GUI thread (the main window's submit); without it the table
-    stays empty and the free-text field still works.
+    submit runs the scan, the device probe and the plans off the GUI thread (the main window's
+    submit); without it the table stays empty and the free-text field still works.
     """
 
     def __init__(
@@ -46,12 +53,22 @@ class ChooseModelDialog(QDialog):
         current: str,
         parent: QWidget | None = None,
         submit: Callable[[Job], None] | None = None,
+        options: LoadOptions | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose model")
         self.recent = list(recent)
         self._submit = submit
         self._job: Job | None = None
+        self._plan_job: Job | None = None
+        self.load_options = LoadOptionsRow(options or LoadOptions())
+        self.plan = QLabel("")
+        self.plan.setWordWrap(True)
+        self.plan.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._plan_timer = QTimer(self)
+        self._plan_timer.setSingleShot(True)
+        self._plan_timer.setInterval(PLAN_DELAY_MS)
+        self._plan_timer.timeout.connect(self.update_plan)
         self.models: list[FoundModel] = []
         self.status = QLabel("")
         self.filter = QLineEdit()
@@ -88,6 +105,7 @@ class ChooseModelDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         top = QHBoxLayout()
         top.addWidget(self.filter, 1)
         top.addWidget(add)
@@ -97,11 +115,17 @@ class ChooseModelDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(QLabel("Or type a model folder, a .gguf file, a hub id from the local cache, or 'default':"))
         layout.addWidget(self.picker)
+        layout.addWidget(self.load_options)
+        layout.addWidget(self.plan)
         layout.addWidget(buttons)
         self.finished.connect(self._cancel_scan)
-        self.resize(1100, 560)
+        self.picker.combo.currentTextChanged.connect(self._plan_timer.start)
+        self.load_options.changed.connect(self._plan_timer.start)
+        self.resize(_fitted(QSize(1100, 600)))
         self.set_models([])
         self.scan()
+        self._find_devices()
+        self.update_plan()
 
     def source(self) -> str:
         """What to load: the chosen row's source string, or what was typed."""
@@ -120,9 +144,69 @@ class ChooseModelDialog(QDialog):
         self._job.failed.connect(self._scan_failed)
         self._submit(self._job)
 
+    def options(self) -> LoadOptions:
+        """The precision, device and memory budget to load with."""
+        return self.load_options.options()
+
     def _cancel_scan(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        for job in (self._job, self._plan_job):
+            if job is not None:
+                job.cancel()
+
+    def _find_devices(self) -> None:
+        if self._submit is None:
+            return
+        from hsviewer.gui.jobs import devices_job
+
+        job = devices_job()
+        job.returned.connect(self.load_options.set_devices)
+        self._submit(job)
+
+    def update_plan(self) -> None:
+        """Plan the chosen model with the chosen options on the worker; a bad budget is said at once
+        and keeps OK disabled."""
+        self._plan_timer.stop()
+        if self._plan_job is not None:
+            self._plan_job.cancel()
+            self._plan_job = None
+        problem = self.load_options.budget_problem()
+        self.ok_button.setEnabled(not problem)
+        source = self.source().strip()
+        if problem or self._submit is None or not source:
+            self._show_plan(problem, warn=bool(problem))
+            return
+        from hsviewer.gui.jobs import plan_job
+
+        options = self.options()
+        self._plan_job = plan_job(
+            source, dtype=options.dtype, device=options.device_arg(), memory_budget=options.budget_bytes()
+        )
+        self._plan_job.returned.connect(self._planned)
+        self._plan_job.failed.connect(self._plan_failed)
+        self._show_plan("Planning memory…")
+        self._submit(self._plan_job)
+
+    def _planned(self, plan: MemoryPlan | None) -> None:
+        if self.sender() is not self._plan_job:  # an earlier plan, for other choices
+            return
+        self._plan_job = None
+        if plan is None:
+            self._show_plan(f"No memory plan: the files of {self.source()} do not say its size.")
+        elif plan.fits:
+            self._show_plan(f"{plan.describe()}.")
+        else:
+            from hsviewer.core.memory import refusal
+
+            self._show_plan(refusal(plan), warn=True)
+
+    def _plan_failed(self, message: str) -> None:
+        if self.sender() is self._plan_job:
+            self._plan_job = None
+            self._show_plan(message, warn=True)
+
+    def _show_plan(self, text: str, warn: bool = False) -> None:
+        self.plan.setText(text)
+        self.plan.setStyleSheet("color: #b00020;" if warn else "")
 
     def _scanned(self, models: list[FoundModel]) -> None:
         if self.sender() is self._job:  # not an earlier scan that ended after a newer one began
@@ -130,7 +214,8 @@ class ChooseModelDialog(QDialog):
             self.set_models(models)
             problems = sum(1 for m in self.models if m.problem)
             note = f", {problems} with a problem (hover over it for why)" if problems else ""
-            self.status.setText(f"{len(self.models)} models found{note}.")
+            count = len(self.models)
+            self.status.setText(f"{count} model{'s' * (count != 1)} found{note}.")
 
     def _scan_failed(self, message: str) -> None:
         if self.sender() is self._job:
@@ -190,6 +275,12 @@ class ChooseModelDialog(QDialog):
 HEADERS = ["Name", "Kind", "Architecture", "Parameters", "Layers", "Hidden", "Quantisation", "Size", "Memory", "Source"]
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _fitted(size: QSize) -> QSize:
+    """The size, no larger than the screen's free area less room for the window frame (1024 x 700 screens)."""
+    screen = QGuiApplication.primaryScreen()
+    return size if screen is None else size.boundedTo(screen.availableGeometry().size() - QSize(40, 60))
 
 
 def order_models(models: list[FoundModel], recent: list[str]) -> list[FoundModel]:

@@ -28,6 +28,9 @@ class ModelInfo:
     hidden_size: int
     device: str
     licence: str
+    dtype: str = ""
+    plan: str = ""  # the memory plan in a few words ("peak 1.19 GB of 20.00 GB free"), "" when there was none
+    cache_folder: str = ""  # a GGUF model's converted folder in the cache
 
     @classmethod
     def of(cls, handle: ModelHandle, source: str) -> ModelInfo:
@@ -38,17 +41,27 @@ class ModelInfo:
             hidden_size=handle.hidden_size,
             device=str(handle.device),
             licence=licence(source),
+            dtype=handle.dtype,
+            plan=handle.plan.summary() if handle.plan else "",
+            cache_folder=str(handle.cache_folder or ""),
         )
 
+    def describe(self) -> str:
+        """For the status bar: 'SmolLM2-135M-Instruct · float32 · cpu · peak 1.19 GB of 20.00 GB free'."""
+        return " · ".join(part for part in (self.name, self.dtype, self.device, self.plan) if part)
 
-def load_model_job(source: str) -> Job:
-    """Load a model into the worker's slot; returns its ModelInfo."""
+
+def load_model_job(
+    source: str, *, dtype: str = "auto", device: str | None = None, memory_budget: int | None = None
+) -> Job:
+    """Load a model into the worker's slot; returns its ModelInfo. A refused or failed load
+    leaves the model loaded before in the slot."""
 
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.events import Finished
         from hsviewer.core.models import iter_load
 
-        for event in iter_load(source):
+        for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget):
             if isinstance(event, Finished):
                 slot.handle = event.result
                 yield Finished(result=ModelInfo.of(event.result, source))
@@ -56,6 +69,48 @@ def load_model_job(source: str) -> Job:
                 yield event
 
     return Job("model", "Model load", work)
+
+
+def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int | None) -> Job:
+    """The memory plan a load would follow (headers only); returns a MemoryPlan, or None when the
+    model's files do not say its size."""
+
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.events import Finished
+        from hsviewer.core.models import plan_load
+
+        yield Finished(result=plan_load(source, dtype=dtype, device=device, memory_budget=memory_budget))
+
+    return Job("plan", "Memory plan", work, needs_model=False)
+
+
+def devices_job() -> Job:
+    """The devices this machine has (torch asked on the worker); returns [str]."""
+
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.choices import available_devices
+        from hsviewer.core.events import Finished
+
+        yield Finished(result=available_devices())
+
+    return Job("devices", "Looking for devices", work, needs_model=False)
+
+
+def cached_models_job(delete: Sequence[str] = (), clear_all: bool = False) -> Job:
+    """Delete the converted models named (or all of them), then list what is left; returns the
+    cache folder and [CachedModel]."""
+
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core import gguf_cache
+        from hsviewer.core.events import Finished
+
+        if clear_all:
+            gguf_cache.clear_cached()
+        for name in delete:
+            gguf_cache.clear_cached(name)
+        yield Finished(result=(str(gguf_cache.cache_root()), gguf_cache.list_cached()))
+
+    return Job("cache", "Converted models", work, needs_model=False)
 
 
 def find_models_job() -> Job:

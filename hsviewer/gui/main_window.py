@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open image…", self.open_image_dialog, "Ctrl+O")
         self._action(file_menu, "Open image &URL…", self.open_url_dialog, "Ctrl+U")
         self._action(file_menu, "Choose &model…", self.choose_model_dialog, "Ctrl+M")
+        self._action(file_menu, "Con&verted models…", self.converted_models_dialog, "")
         file_menu.addSeparator()
         self._action(file_menu, "Export &figure…", self.export_figure_dialog, "Ctrl+E")
         self._action(file_menu, "Export &data…", self.export_data_dialog, "Ctrl+Shift+E")
@@ -167,6 +168,7 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         self.status = QLabel("Starting…")
+        self.model_status = QLabel("")  # the loaded model, its precision, device and memory plan
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.hide()
@@ -177,6 +179,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel)
         bar = self.statusBar()
         bar.addWidget(self.status, 1)
+        bar.addPermanentWidget(self.model_status)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
 
@@ -212,11 +215,21 @@ class MainWindow(QMainWindow):
             job.cancel()
 
     def load_model(self, source: str) -> None:
+        """Load with the precision, device and memory budget in the settings; a load that fails or
+        is refused leaves the model loaded before in place."""
+        from hsviewer.core.errors import HsviewerError
         from hsviewer.gui.jobs import load_model_job
+        from hsviewer.gui.model_options import LoadOptions
 
         source = source.strip() or "default"
+        options = LoadOptions.restore(self.settings)
+        try:
+            budget = options.budget_bytes()
+        except HsviewerError as e:
+            self.report_error(str(e))
+            return
         self.status.setText(f"Loading model {source}…")
-        job = load_model_job(source)
+        job = load_model_job(source, dtype=options.dtype, device=options.device_arg(), memory_budget=budget)
         job.returned.connect(self._model_ready)
         self.submit(job)
 
@@ -275,6 +288,7 @@ class MainWindow(QMainWindow):
         self.settings.remember_model(info.source)
         self.hidden_tab.picker.set_recent(self.settings.recent_models())
         self.hidden_tab.set_model(info)
+        self.model_status.setText(info.describe())
         self.setWindowTitle(f"hsviewer — {info.name}")
         self.model_loaded.emit(info)
         self._announce_ready()
@@ -321,11 +335,22 @@ class MainWindow(QMainWindow):
 
     def choose_model_dialog(self) -> None:
         from hsviewer.gui.dialogs import ChooseModelDialog
+        from hsviewer.gui.model_options import LoadOptions
 
         current = self.model_info.source if self.model_info else "default"
-        dialog = ChooseModelDialog(self.settings.recent_models(), current, self, submit=self.submit)
+        options = LoadOptions.restore(self.settings)
+        dialog = ChooseModelDialog(self.settings.recent_models(), current, self, submit=self.submit, options=options)
         if dialog.exec():
+            dialog.options().save(self.settings)
             self.load_model(dialog.source())
+        dialog.deleteLater()
+
+    def converted_models_dialog(self) -> None:
+        from hsviewer.gui.cache_dialog import ConvertedModelsDialog
+
+        loaded = self.model_info.cache_folder if self.model_info else ""
+        dialog = ConvertedModelsDialog(self.submit, loaded, self)
+        dialog.exec()
         dialog.deleteLater()
 
     def show_about(self) -> None:
