@@ -174,9 +174,9 @@ def _add_runs_commands(sub: Any) -> None:
     listing = runs_sub.add_parser("list", help="id, kind, model, setting, time and name of each saved run")
     listing.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
     show = runs_sub.add_parser("show", help="a run's provenance and results")
-    show.add_argument("run", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
+    show.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
     export = runs_sub.add_parser("export", help="write a run's JSON (provenance and results) to a file")
-    export.add_argument("run", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
+    export.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
     export.add_argument("out", metavar="OUT.json", type=_path, help="the file to write")
     runs.set_defaults(run=_run_runs)
 
@@ -207,7 +207,7 @@ def _run_runs(args: argparse.Namespace) -> int:
         else:
             say("\n".join(f"{r.id}  {r.kind:<6} {r.model}  {r.setting}  {r.created}  {r.name}" for r in listing.runs))
         return 0
-    run = library.load(args.run)
+    run = library.load(args.ref)
     if args.runs_command == "export":
         _check_outputs(("OUT.json", args.out))
         from hsviewer.export import json_writer

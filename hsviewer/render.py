@@ -92,23 +92,21 @@ def comparison_writer(path: str | Path, comparison: Any) -> Callable[[Path], Non
     """What writes the comparison's figure to a file (for write_all); .png or .svg by path's suffix."""
     from hsviewer.export import export_suffix
 
-    suffix = export_suffix(path, (".png", ".svg"), "A comparison")
+    export_suffix(path, (".png", ".svg"), "A comparison")
 
     def write(tmp: Path) -> None:
         import pyqtgraph as pg
-        from pyqtgraph.exporters import ImageExporter, SVGExporter
 
         _offscreen_app()
+        from hsviewer.gui.plots import export_figure  # the app's exporter: pyqtgraph's SVG one fails on Qt 6 paths
+
         pg.setConfigOptions(background="w", foreground="k", antialias=True)
         layout = pg.GraphicsLayoutWidget(size=(1000, 800))
         draw_comparison(layout.addPlot(row=0, col=0), layout.addPlot(row=1, col=0), comparison)
         layout.show()
         pg.QtWidgets.QApplication.processEvents()
         try:
-            exporter = SVGExporter(layout.scene()) if suffix == ".svg" else ImageExporter(layout.scene())
-            if suffix == ".png":
-                exporter.parameters()["width"] = 1000
-            exporter.export(str(tmp))
+            export_figure(layout.ci, tmp)
         finally:
             layout.close()
 
