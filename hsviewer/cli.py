@@ -175,7 +175,10 @@ def _add_runs_commands(sub: Any) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
     show = runs_sub.add_parser("show", help="a run's provenance and results")
     show.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
-    export = runs_sub.add_parser("export", help="write a run's JSON (provenance and results) to a file")
+    export = runs_sub.add_parser(
+        "export",
+        help="write a run's JSON (provenance and results) to a file; a reduction's matrices stay in the library",
+    )
     export.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
     export.add_argument("out", metavar="OUT.json", type=_path, help="the file to write")
     runs.set_defaults(run=_run_runs)
@@ -244,7 +247,7 @@ def format_run(run: Any) -> str:
 
 def _run_compare(args: argparse.Namespace) -> int:
     from hsviewer.core.compare import compare
-    from hsviewer.core.library import Library, read_run
+    from hsviewer.core.library import Library
     from hsviewer.export import csv_writer, export_suffix
     from hsviewer.render import comparison_writer
 
@@ -253,7 +256,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         export_suffix(args.csv, (".csv",), "--csv: the comparison's table")
     _check_outputs(("--out", args.out), ("--csv", args.csv))
     library = Library()
-    runs = [read_run(ref) if Path(ref).is_file() else library.load(ref) for ref in args.runs]
+    runs = [_read_run_arg(library, ref) for ref in args.runs]
     comparison = compare(runs, args.metric)
     writes = [(args.out, comparison_writer(args.out, comparison))]
     if args.csv:
@@ -265,6 +268,17 @@ def _run_compare(args: argparse.Namespace) -> int:
         + (f" and {args.csv}" if args.csv else "")
     )
     return 0
+
+
+def _read_run_arg(library: Any, ref: str) -> Any:
+    """A run file, or a run in the library by name or id."""
+    from hsviewer.core.library import read_run
+
+    if Path(ref).is_file():
+        return read_run(ref)
+    if ref.endswith(".json") or os.sep in ref:
+        raise HsviewerError(f"No run file at {ref}.")
+    return library.load(ref)
 
 
 def _save_run(

@@ -302,6 +302,7 @@ def test_cli_bad_runs_are_one_line_and_exit_code_2(tmp_path, sweeps, tiny_handle
         (["compare", good.id, "nothing-like-this", "--out", str(out)], "No run called 'nothing-like-this'"),
         (["compare", good.id, good.id, "--out", str(tmp_path / "cmp.jpg")], "not .jpg"),
         (["runs", "show", "nothing-like-this"], "No run called"),
+        (["compare", good.id, str(tmp_path / "missing.json"), "--out", str(out)], "No run file at"),
     ]
     for argv, message in cases:
         assert main(argv) == 2
