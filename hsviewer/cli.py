@@ -505,9 +505,13 @@ class _ProgressPrinter:
             print(f"\r{text:<{self.width}}", end="", file=sys.stderr, flush=True)
             self.width = len(text)
             return
+        self.end()
+        print(text, file=sys.stderr)
+
+    def end(self) -> None:
+        """End the line being rewritten, so that what follows starts a line of its own."""
         if self.width:
             print(file=sys.stderr)
-        print(text, file=sys.stderr)
         self.width = 0
 
 
@@ -622,7 +626,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
     handle = _load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
-    result = run_to_end(events, _ProgressPrinter())
+    printer = _ProgressPrinter()
+    result = run_to_end(events, printer)
+    printer.end()
     _print_warnings(result.warnings)
     data = result.to_dict()
     writes = [(args.out, json_writer(data))]

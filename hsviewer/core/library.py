@@ -60,6 +60,11 @@ class RunInfo:
     created: str  # ISO 8601, local time with its offset
     path: Path
 
+    @property
+    def when(self) -> str:
+        """The time saved, to the minute: '2026-01-31 14:05'."""
+        return self.created.replace("T", " ")[:16]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -218,7 +218,7 @@ class HiddenTab(QWidget):
     def show_run(self, run: Any) -> None:
         """Redraw a run saved in the library, without computing."""
         self.show_result(run.result())
-        self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.created})<br>{self._summary(self.result)}")
+        self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self._summary(self.result)}")
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""

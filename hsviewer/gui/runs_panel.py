@@ -129,8 +129,7 @@ class RunsTab(QWidget):
 
     @staticmethod
     def _row(info: RunInfo) -> list[QStandardItem]:
-        created = info.created.replace("T", " ")[:19]
-        cells = [QStandardItem(text) for text in (info.name, info.kind, info.model, info.setting, created)]
+        cells = [QStandardItem(text) for text in (info.name, info.kind, info.model, info.setting, info.when)]
         for cell in cells[1:]:
             cell.setEditable(False)
         cells[0].setData(info, INFO_ROLE)

@@ -310,7 +310,7 @@ class SweepTab(QWidget):
             self.collector.add(event)
             self._draw_event(event)
         self.finish(result)
-        self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.created})<br>{self._finished_text(result)}")
+        self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self._finished_text(result)}")
 
     @staticmethod
     def _finished_text(result: SweepResult) -> str:
