@@ -208,7 +208,7 @@ def _run_runs(args: argparse.Namespace) -> int:
         elif not listing.runs:
             say(f"No saved runs in {library.folder}")
         else:
-            say("\n".join(f"{r.id}  {r.kind:<6} {r.model}  {r.setting}  {r.created}  {r.name}" for r in listing.runs))
+            say("\n".join(f"{r.id}  {r.kind:<6} {r.model}  {r.setting}  {r.when}  {r.name}" for r in listing.runs))
         return 0
     run = library.load(args.ref)
     if args.runs_command == "export":
