@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshots", dest="root_screenshots", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--selftest", dest="root_selftest", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(run=_run_gui, command=None, model=None, screenshots=None)
-    commands = "{gui,image,reduce,sweep,bench,selftest,screenshots,models}"
+    commands = "{gui,image,reduce,sweep,bench,selftest,screenshots,models,cache,runs,compare}"
     sub = parser.add_subparsers(title="commands", metavar=commands, dest="command")
 
     gui = sub.add_parser("gui", help="the app (the same as no command)")
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--layer", type=int, required=True, help="decoder block, 0-based")
     _add_reduction(reduce)
     reduce.add_argument("--out", required=True, type=_path, help="JSON file")
+    _add_no_save(reduce)
     reduce.set_defaults(run=_run_reduce)
 
     sweep = sub.add_parser("sweep", help="reduce each layer in turn")
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--method", choices=METHODS, default=METHODS[0], help=argparse.SUPPRESS)
     sweep.add_argument("--csv", type=_path, help="also write the per-layer table as CSV")
     sweep.add_argument("--out", required=True, type=_path, help="JSON file")
+    _add_no_save(sweep)
     sweep.set_defaults(run=_run_sweep)
 
     bench = sub.add_parser("bench", help="benchmarks: sweep speed, load time, image latency, memory, GUI stalls")
@@ -155,7 +157,145 @@ def build_parser() -> argparse.ArgumentParser:
     clear = cache_sub.add_parser("clear", help="delete them all, or the one named")
     clear.add_argument("name", nargs="?", help="a name from hsviewer cache list (all when left out)")
     cache.set_defaults(run=_run_cache)
+    _add_runs_commands(sub)
     return parser
+
+
+def _add_no_save(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "The run is also saved to the runs library (hsviewer runs list), unless --no-save."
+    parser.add_argument("--no-save", action="store_true", help="do not save the run to the runs library")
+
+
+def _add_runs_commands(sub: Any) -> None:
+    from hsviewer.core.compare import METRICS
+
+    runs = sub.add_parser("runs", help="the runs library: every finished reduce and sweep, saved by itself")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="{list,show,export}", required=True)
+    listing = runs_sub.add_parser("list", help="id, kind, model, setting, time and name of each saved run")
+    listing.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    show = runs_sub.add_parser("show", help="a run's provenance and results")
+    show.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
+    export = runs_sub.add_parser(
+        "export",
+        help="write a run's JSON (provenance and results) to a file; a reduction's matrices stay in the library",
+    )
+    export.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
+    export.add_argument("out", metavar="OUT.json", type=_path, help="the file to write")
+    runs.set_defaults(run=_run_runs)
+
+    compare = sub.add_parser("compare", help="overlay two or more runs' per-layer curves on relative depth")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run files (.json) or names or ids in the library")
+    compare.add_argument("--out", required=True, type=_path, help="the figure, .png or .svg")
+    compare.add_argument("--csv", type=_path, help="also write the curves and differences as CSV")
+    compare.add_argument(
+        "--metric", choices=METRICS, default="loss_change", help="what to compare (default loss_change)"
+    )
+    compare.set_defaults(run=_run_compare)
+
+
+def _run_runs(args: argparse.Namespace) -> int:
+    import json
+
+    from hsviewer.core.library import Library
+
+    library = Library()
+    if args.runs_command == "list":
+        listing = library.list()
+        for problem in listing.problems:
+            print(f"note: skipped {problem}", file=sys.stderr)
+        if args.json:
+            say(json.dumps([r.to_dict() for r in listing.runs], indent=2))
+        elif not listing.runs:
+            say(f"No saved runs in {library.folder}")
+        else:
+            say("\n".join(f"{r.id}  {r.kind:<6} {r.model}  {r.setting}  {r.when}  {r.name}" for r in listing.runs))
+        return 0
+    run = library.load(args.ref)
+    if args.runs_command == "export":
+        _check_outputs(("OUT.json", args.out))
+        from hsviewer.export import json_writer
+
+        _write((args.out, json_writer(run.envelope())))
+        say(f"Wrote {args.out}")
+        return 0
+    say(format_run(run))
+    return 0
+
+
+def format_run(run: Any) -> str:
+    """A run's name, provenance and results, as text."""
+    info, prov = run.info, run.provenance
+    model = prov.get("model", {})
+    lines = [
+        f"{info.name}  ({info.kind}, id {info.id}, saved {info.created})",
+        f"model: {model.get('name', info.model)} from {model.get('source', '?')}, {prov.get('dtype', '?')} "
+        f"on {prov.get('device', '?')}",
+    ]
+    lines += [f"  {f['path']}: {f['size']} bytes, sha256 {f['sha256']}" for f in model.get("files", [])]
+    versions = ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items())
+    lines += [f"settings: {prov.get('settings', {})}", f"versions: {versions}", f"file: {info.path}"]
+    if info.kind == "sweep":
+        lines.append(format_sweep_table(run.data))
+    elif info.kind == "reduce":
+        d = run.data
+        lines.append(
+            f"Layer {d['layer']}: {d['components']} components keep {d['variance_kept']:.2f}% of the variance; "
+            f"correlation {d['correlation']:.5f}; loss {d['clean_loss']:.4f} -> {d['loss']:.4f}"
+        )
+    return "\n".join(lines)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from hsviewer.core.compare import compare
+    from hsviewer.core.library import Library
+    from hsviewer.export import csv_writer, export_suffix
+    from hsviewer.render import comparison_writer
+
+    export_suffix(args.out, (".png", ".svg"), "--out: a comparison")
+    if args.csv:
+        export_suffix(args.csv, (".csv",), "--csv: the comparison's table")
+    _check_outputs(("--out", args.out), ("--csv", args.csv))
+    library = Library()
+    runs = [_read_run_arg(library, ref) for ref in args.runs]
+    comparison = compare(runs, args.metric)
+    writes = [(args.out, comparison_writer(args.out, comparison))]
+    if args.csv:
+        writes.append((args.csv, csv_writer(comparison.rows())))
+    _write(*writes)
+    depths = ", ".join(f"{c.label}: {c.n_layers} blocks" for c in comparison.curves)
+    say(
+        f"Compared {len(runs)} runs ({depths}) by {args.metric}. Wrote {args.out}"
+        + (f" and {args.csv}" if args.csv else "")
+    )
+    return 0
+
+
+def _read_run_arg(library: Any, ref: str) -> Any:
+    """A run file, or a run in the library by name or id."""
+    from hsviewer.core.library import read_run
+
+    if Path(ref).is_file():
+        return read_run(ref)
+    if ref.endswith(".json") or os.sep in ref:
+        raise HsviewerError(f"No run file at {ref}.")
+    return library.load(ref)
+
+
+def _save_run(
+    args: argparse.Namespace, kind: str, handle: Any, result: Any, settings: dict[str, Any], text: str
+) -> None:
+    """Keep the finished run in the library; a library that cannot be written is a warning, the outputs stand."""
+    if args.no_save:
+        return
+    from hsviewer.core.library import Library
+    from hsviewer.core.provenance import provenance
+
+    try:
+        info = Library().save(kind, result, provenance(handle, settings=settings, texts=[text]))
+    except OSError as e:
+        print(f"warning: could not save the run to the library: {e.strerror or e}", file=sys.stderr)
+        return
+    print(f"Saved to the runs library as {info.id} ({info.name})", file=sys.stderr)
 
 
 def _run_cache(args: argparse.Namespace) -> int:
@@ -283,6 +423,12 @@ def _reduction(args: argparse.Namespace) -> Any:
     )
 
 
+def _settings(reduction: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(reduction)
+
+
 def _text(args: argparse.Namespace) -> str:
     from hsviewer.core import read_text_file
     from hsviewer.resources import default_text
@@ -359,9 +505,13 @@ class _ProgressPrinter:
             print(f"\r{text:<{self.width}}", end="", file=sys.stderr, flush=True)
             self.width = len(text)
             return
+        self.end()
+        print(text, file=sys.stderr)
+
+    def end(self) -> None:
+        """End the line being rewritten, so that what follows starts a line of its own."""
         if self.width:
             print(file=sys.stderr)
-        print(text, file=sys.stderr)
         self.width = 0
 
 
@@ -448,9 +598,11 @@ def _run_reduce(args: argparse.Namespace) -> int:
     from hsviewer.core import reduce_layer
     from hsviewer.export import json_writer
 
-    result = reduce_layer(_load(args), text, args.layer, reduction)
+    handle = _load(args)
+    result = reduce_layer(handle, text, args.layer, reduction)
     _print_warnings(result.warnings)
     _write((args.out, json_writer(result.to_dict())))
+    _save_run(args, "reduce", handle, result, {"layer": args.layer, "reduction": _settings(reduction)}, text)
     say(
         f"Layer {result.layer}: {result.components} of {len(result.s)} components keep "
         f"{result.variance_kept:.2f}% of the variance; correlation {result.correlation:.5f}; "
@@ -474,13 +626,18 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
     handle = _load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
-    result = run_to_end(events, _ProgressPrinter())
+    printer = _ProgressPrinter()
+    result = run_to_end(events, printer)
+    printer.end()
     _print_warnings(result.warnings)
     data = result.to_dict()
     writes = [(args.out, json_writer(data))]
     if args.csv:
         writes.append((args.csv, csv_writer(sweep_rows(result))))
     _write(*writes)
+    if not result.cancelled:
+        settings = {"reduction": _settings(reduction), "grid": [g.label() for g in grid], "controls": args.controls}
+        _save_run(args, "sweep", handle, result, {**settings, "method": args.method}, text)
     say(format_sweep_table(data))
     say(f"Wrote {args.out}")
     return 0

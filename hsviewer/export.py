@@ -111,7 +111,10 @@ def _umask() -> int:
 
 
 def text_writer(text: str) -> Writer:
-    return lambda path: path.write_text(text, encoding="utf-8")
+    def write(path: Path) -> None:
+        path.write_text(text, encoding="utf-8")
+
+    return write
 
 
 def json_writer(data: dict[str, Any]) -> Writer:

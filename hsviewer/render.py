@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,3 +44,70 @@ def _offscreen_app() -> None:
 
     if QtWidgets.QApplication.instance() is None:
         QtWidgets.QApplication(["hsviewer", "-platform", "offscreen"])
+
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def draw_comparison(curves_plot: Any, difference_plot: Any, comparison: Any) -> None:
+    """The runs' curves (with their 95% bands where they have them) over relative depth, and below
+    them each run's difference from the first; the same drawing in the app and in `hsviewer compare`."""
+    import pyqtgraph as pg
+
+    for plot in (curves_plot, difference_plot):
+        plot.clear()
+        if plot.legend is None:
+            plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        plot.legend.clear()
+        plot.setLabel("bottom", "Relative depth (block / (blocks − 1))")
+    curves_plot.setTitle(comparison.title)
+    curves_plot.setLabel("left", comparison.title)
+    reference = comparison.curves[0].label
+    difference_plot.setTitle(f"Difference from {reference}")
+    difference_plot.setLabel("left", "Difference")
+    difference_plot.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("k", style=pg.QtCore.Qt.PenStyle.DotLine)))
+    for i, curve in enumerate(comparison.curves):
+        color = PALETTE[i % len(PALETTE)]
+        style = {"pen": pg.mkPen(color, width=2), "symbol": "o", "symbolSize": 6, "symbolBrush": color}
+        name = f"{curve.label} ({curve.n_layers} blocks)"
+        points = curve.points
+        if points.low is not None and points.high is not None:
+            low = curves_plot.plot(curve.depth, points.low, pen=pg.mkPen(color, width=0.5))
+            high = curves_plot.plot(curve.depth, points.high, pen=pg.mkPen(color, width=0.5))
+            band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(color + "40"))
+            curves_plot.addItem(band)
+        curves_plot.plot(curve.depth, points.values, name=name, **style)
+        if i > 0:
+            difference_plot.plot(curve.depth, curve.difference, name=name, connect="finite", **style)
+    for plot in (curves_plot, difference_plot):
+        plot.setXRange(0, 1, padding=0.03)
+
+
+def comparison_figure(path: str | Path, comparison: Any) -> Path:
+    """The comparison as .png or .svg (by the path's suffix), written whole or not at all."""
+    return write_atomic(path, comparison_writer(path, comparison))
+
+
+def comparison_writer(path: str | Path, comparison: Any) -> Callable[[Path], None]:
+    """What writes the comparison's figure to a file (for write_all); .png or .svg by path's suffix."""
+    from hsviewer.export import export_suffix
+
+    export_suffix(path, (".png", ".svg"), "A comparison")
+
+    def write(tmp: Path) -> None:
+        import pyqtgraph as pg
+
+        _offscreen_app()
+        from hsviewer.gui.plots import export_figure  # the app's exporter: pyqtgraph's SVG one fails on Qt 6 paths
+
+        pg.setConfigOptions(background="w", foreground="k", antialias=True)
+        layout = pg.GraphicsLayoutWidget(size=(1000, 800))
+        draw_comparison(layout.addPlot(row=0, col=0), layout.addPlot(row=1, col=0), comparison)
+        layout.show()
+        pg.QtWidgets.QApplication.processEvents()
+        try:
+            export_figure(layout.ci, tmp)
+        finally:
+            layout.close()
+
+    return write

@@ -18,10 +18,19 @@ def pytest_configure(config):
     """One model cache for the whole run, outside the user's home: the default model is dequantised once."""
     config._hsviewer_cache = tempfile.mkdtemp(prefix="hsviewer-test-cache-")
     os.environ["HSVIEWER_CACHE_DIR"] = config._hsviewer_cache
+    config._hsviewer_data = tempfile.mkdtemp(prefix="hsviewer-test-data-")  # the runs library, never the user's
+    os.environ["HSVIEWER_DATA_DIR"] = config._hsviewer_data
 
 
 def pytest_unconfigure(config):
     shutil.rmtree(getattr(config, "_hsviewer_cache", ""), ignore_errors=True)
+    shutil.rmtree(getattr(config, "_hsviewer_data", ""), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def own_runs_library(tmp_path_factory, monkeypatch):
+    """Each test saves its runs to a library of its own: a window restores the last runs it finds."""
+    monkeypatch.setenv("HSVIEWER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -29,9 +29,9 @@ def image_file(tmp_path):
     return path
 
 
-def test_window_opens_with_three_tabs_and_menus(window):
+def test_window_opens_with_its_tabs_and_menus(window):
     tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert tabs == ["Image SVD", "Hidden state", "Layer sweep"]
+    assert tabs == ["Image SVD", "Hidden state", "Layer sweep", "Runs"]
     actions = {a.text().replace("&", ""): a for menu in window.menuBar().actions() for a in menu.menu().actions()}
     for name in ("Open image…", "Open image URL…", "Choose model…", "Export figure…", "Export data…", "Quit"):
         assert name in actions

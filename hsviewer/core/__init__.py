@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "DEFAULT_MODEL": "default_model",
-    "HiddenReduction": "hidden",
+    "HiddenReduction": "hidden_results",
     "HsviewerError": "errors",
     "ImageSVD": "image",
     "LayerResult": "sweep_results",
@@ -62,7 +62,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from hsviewer.core.default_model import DEFAULT_MODEL
     from hsviewer.core.errors import HsviewerError
-    from hsviewer.core.hidden import HiddenReduction, reduce_layer
+    from hsviewer.core.hidden import reduce_layer
+    from hsviewer.core.hidden_results import HiddenReduction
     from hsviewer.core.image import ImageSVD, image_svd, load_image
     from hsviewer.core.models import ModelHandle, load_model
     from hsviewer.core.reduction import Reduction

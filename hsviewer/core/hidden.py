@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +11,7 @@ import torch
 from hsviewer.core import lowrank
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
+from hsviewer.core.hidden_results import HiddenReduction
 from hsviewer.core.hooks import distances_from, replace_block_output
 from hsviewer.core.reduction import Reduction, decompose
 from hsviewer.core.runs import CleanReference, clean_forward, first_row, pass_states
@@ -21,59 +21,7 @@ if TYPE_CHECKING:
     from hsviewer.core.models import ModelHandle
 
 
-@dataclass(kw_only=True)
-class HiddenReduction:
-    """One layer's hidden state, its reduction, and what the reduction does downstream."""
-
-    model: str
-    tokens: list[str]
-    layer: int
-    n_layers: int
-    reduction: Reduction
-    original: np.ndarray  # tokens x dims
-    reconstruction: np.ndarray
-    u: np.ndarray
-    s: np.ndarray
-    vh: np.ndarray
-    components: int
-    variance_kept: float
-    diff_norms: np.ndarray  # per block, with the reduction applied at `layer`
-    clean_loss: float
-    loss: float
-    logit_diff_norm: float
-    kl_divergence: float
-    correlation: float  # of original and reconstruction values
-    rank_original: int
-    rank_reconstruction: int
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def difference(self) -> np.ndarray:
-        return self.original - self.reconstruction
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "tokens": self.tokens,
-            "layer": self.layer,
-            "n_layers": self.n_layers,
-            "centering": self.reduction.centering,
-            "threshold": self.reduction.threshold,
-            "components": self.components,
-            "variance_kept": self.variance_kept,
-            "singular_values": self.s.tolist(),
-            "cumulative_percent": lowrank.cumulative_percent(self.s).tolist(),
-            "correlation": self.correlation,
-            "rank_original": self.rank_original,
-            "rank_reconstruction": self.rank_reconstruction,
-            "diff_norms": self.diff_norms.tolist(),
-            "clean_loss": self.clean_loss,
-            "loss": self.loss,
-            "logit_diff_norm": self.logit_diff_norm,
-            "kl_divergence": self.kl_divergence,
-            "warnings": self.warnings,
-        }
-
+__all__ = ["HiddenReduction", "check_layer", "iter_reduce", "reduce_layer"]
 
 HiddenEvent = Progress | Finished[HiddenReduction]
 

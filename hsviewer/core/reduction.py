@@ -7,7 +7,7 @@ only for a tensor: the GUI thread imports it (for Reduction), and it never waits
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Generic
+from typing import Any, Generic
 
 import numpy as np
 
@@ -48,6 +48,23 @@ class Reduction:
 
     def label(self) -> str:
         return f"k = {self.fixed_components}" if self.fixed_components is not None else f"{self.threshold:g}%"
+
+    def options(self) -> dict[str, Any]:
+        """The fields a result's to_dict leaves out of its threshold, k and centering, so that
+        from_dict rebuilds the same reduction."""
+        return {"exclude_first": self.exclude_first, "basis": self.basis, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reduction:
+        """The reduction a result's to_dict describes (a file saved before the options: their defaults)."""
+        return cls(
+            threshold=data.get("threshold"),
+            fixed_components=data.get("fixed_components"),
+            centering=data.get("centering", "double"),
+            exclude_first=bool(data.get("exclude_first", False)),
+            basis=data.get("basis", "top"),
+            seed=int(data.get("seed", 0)),
+        )
 
 
 @dataclass

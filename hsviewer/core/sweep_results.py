@@ -3,7 +3,7 @@ from the other. Free of torch, so the GUI thread can use them without importing 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hsviewer.core.events import Finished, Progress
@@ -40,6 +40,13 @@ class LayerResult:
             "token_diff_norms": self.token_diff_norms,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], grid_components: list[int], grid_loss: list[float]) -> LayerResult:
+        """The layer to_dict describes; its grid values live in the sweep's grid table."""
+        known = {f.name for f in fields(cls)} - {"grid_components", "grid_loss"}
+        values = {name: value for name, value in data.items() if name in known}
+        return cls(**values, grid_components=list(grid_components), grid_loss=list(grid_loss))
+
 
 @dataclass(kw_only=True)
 class SweepResult:
@@ -70,11 +77,54 @@ class SweepResult:
             "method": self.method,
             "cancelled": self.cancelled,
             "warnings": self.warnings,
+            **self.reduction.options(),
         }
         if self.grid:
             out["grid"] = self.grid_dict()
         if self.controls:
             out["controls"] = {name: c.to_dict() for name, c in self.controls.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepResult:
+        """The sweep to_dict describes, controls and grid included."""
+        reduction = Reduction.from_dict(data)
+        grid = data.get("grid") or {}
+        n = len(data["layers"])
+        components = grid.get("components") or [[] for _ in range(n)]
+        losses = grid.get("loss") or [[] for _ in range(n)]
+        settings = zip(grid.get("thresholds", []), grid.get("fixed_components", []), strict=True)
+        return cls(
+            model=data["model"],
+            tokens=list(data["tokens"]),
+            n_layers=int(data["n_layers"]),
+            reduction=reduction,
+            clean_loss=float(data["clean_loss"]),
+            layers=[
+                LayerResult.from_dict(layer, c, loss)
+                for layer, c, loss in zip(data["layers"], components, losses, strict=True)
+            ],
+            grid=[replace(reduction, threshold=t, fixed_components=k) for t, k in settings],
+            controls={name: cls.from_dict(run) for name, run in (data.get("controls") or {}).items()},
+            method=data.get("method", METHODS[0]),
+            warnings=list(data.get("warnings", [])),
+            cancelled=bool(data.get("cancelled", False)),
+        )
+
+    def events(self, hidden_size: int) -> list[RunStarted | LayerDone]:
+        """The events a live sweep gave for this result, so that a saved one redraws the same way."""
+        runs = [("", self), *self.controls.items()]
+        labels = [label for label, _ in runs]
+        total = sum(len(run.layers) for _, run in runs)
+        out: list[RunStarted | LayerDone] = []
+        done = 0
+        for label, run in runs:
+            out.append(
+                RunStarted(label=label, run=replace(run, layers=[], controls={}), runs=labels, hidden_size=hidden_size)
+            )
+            for layer in run.layers:
+                done += 1
+                out.append(LayerDone(label=label, done=done, total=total, result=layer))
         return out
 
     def grid_dict(self) -> dict[str, Any]:

@@ -215,6 +215,11 @@ class HiddenTab(QWidget):
         plots.set_title(self.norms, f"Reduction at layer {r.layer} applied in the forward pass")
         self.summary.setText(self._summary(r))
 
+    def show_run(self, run: Any) -> None:
+        """Redraw a run saved in the library, without computing."""
+        self.show_result(run.result())
+        self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self._summary(self.result)}")
+
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""
         from hsviewer.export import hidden_rows

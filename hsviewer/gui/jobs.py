@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hsviewer.core.library import Library
 from hsviewer.gui.worker import Job, ModelSlot
 
 if TYPE_CHECKING:
@@ -137,19 +138,38 @@ def image_job(source: str, downsample: int, variance: float) -> Job:
 
 
 def hidden_job(text: str, layer: int, reduction: Reduction) -> Job:
+    """Reduce one layer; the finished run is saved to the runs library (hashing there, on the worker)."""
+    library = Library()
+
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.hidden import iter_reduce
+        from hsviewer.core.provenance import reduction_settings, saving
 
-        yield from iter_reduce(slot.get(), text, layer, reduction)
+        handle = slot.get()
+        settings = {"layer": layer, "reduction": reduction_settings(reduction)}
+        events = iter_reduce(handle, text, layer, reduction)
+        yield from saving(events, handle, kind="reduce", settings=settings, texts=[text], library=library)
 
     return Job("hidden", f"Layer {layer} reduction", work)
 
 
 def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str]) -> Job:
+    """Reduce each layer in turn; a sweep that ends is saved to the runs library (a cancelled one is not)."""
+    library = Library()
+
     def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.provenance import reduction_settings, saving
         from hsviewer.core.sweep import iter_sweep
 
-        yield from iter_sweep(slot.get(), text, reduction, grid=list(grid), controls=list(controls))
+        handle = slot.get()
+        settings = {
+            "reduction": reduction_settings(reduction),
+            "grid": [g.label() for g in grid],
+            "controls": list(controls),
+            "method": "prefix",
+        }
+        events = iter_sweep(handle, text, reduction, grid=list(grid), controls=list(controls))
+        yield from saving(events, handle, kind="sweep", settings=settings, texts=[text], library=library)
 
     return Job("sweep", "Layer sweep", work)
 

@@ -1,4 +1,4 @@
-"""The main window: three tabs over two worker threads, menus, drag and drop, status bar.
+"""The main window: four tabs over two worker threads, menus, drag and drop, status bar.
 
 Only PySide6 is imported here: the tabs (pyqtgraph, numpy, hsviewer.core) are imported and
 built by build_tabs(), which app.main calls once the bare window is on screen.
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from hsviewer.gui.hidden_tab import HiddenTab
     from hsviewer.gui.image_tab import ImageTab
     from hsviewer.gui.jobs import ModelInfo
+    from hsviewer.gui.runs_panel import RunsTab
     from hsviewer.gui.sweep_tab import SweepTab
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 ALL_PANELS = "All panels of this tab"
-TAB_NAMES = ("Image SVD", "Hidden state", "Layer sweep")
+TAB_NAMES = ("Image SVD", "Hidden state", "Layer sweep", "Runs")
 DEFAULT_SIZE = QSize(1600, 1000)  # shrunk to the screen's free area
 
 
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.image_tab: ImageTab | None = None
         self.hidden_tab: HiddenTab | None = None
         self.sweep_tab: SweepTab | None = None
+        self.runs_tab: RunsTab | None = None
         self.model_worker = Worker("hsviewer-model")
         self.image_worker = Worker("hsviewer-image")
         self.tabs = QTabWidget()
@@ -113,24 +115,30 @@ class MainWindow(QMainWindow):
         self.move(x, y)
 
     def build_tabs(self) -> None:
-        """Import pyqtgraph and the core, and build the three tabs in place of their placeholders."""
+        """Import pyqtgraph and the core, and build the tabs in place of their placeholders."""
+        from hsviewer.core.library import Library
         from hsviewer.gui.garbage import collect_on_gui_thread
         from hsviewer.gui.hidden_tab import HiddenTab
         from hsviewer.gui.image_tab import ImageTab
+        from hsviewer.gui.runs_panel import RunsTab
         from hsviewer.gui.sweep_tab import SweepTab
 
         collect_on_gui_thread()  # jobs start only from the tabs, so before any worker allocates
         self.image_tab = ImageTab(self.submit)
         self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
         self.sweep_tab = SweepTab(self.submit, self.hidden_tab.text.toPlainText)
+        viewers = {"reduce": self.hidden_tab, "sweep": self.sweep_tab}
+        self.runs_tab = RunsTab(Library(), viewers, self.tabs.setCurrentWidget)
         self.tabs.clear()
-        for tab, name in zip((self.image_tab, self.hidden_tab, self.sweep_tab), TAB_NAMES, strict=True):
+        tabs = (self.image_tab, self.hidden_tab, self.sweep_tab, self.runs_tab)
+        for tab, name in zip(tabs, TAB_NAMES, strict=True):
             self.tabs.addTab(tab, name)
         self._connect_tabs()
         for kind in (QAbstractSpinBox, QLineEdit, QComboBox, QPlainTextEdit):
             for widget in self.findChildren(kind):
                 widget.installEventFilter(self._shortcut_guard)
         self._restore_settings()
+        self.runs_tab.restore_latest()
         self.menuBar().setEnabled(True)
         self.status.setText("Ready")
 
@@ -140,6 +148,8 @@ class MainWindow(QMainWindow):
         self.hidden_tab.picker.load_requested.connect(self.load_model)
         self.hidden_tab.error.connect(self.report_error)
         self.sweep_tab.error.connect(self.report_error)
+        self.runs_tab.error.connect(self.report_error)
+        self.job_submitted.connect(self.runs_tab.watch)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

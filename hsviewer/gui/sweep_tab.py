@@ -185,6 +185,9 @@ class SweepTab(QWidget):
     def _event(self, event: Any) -> None:
         self.collector = self._collectors[self.sender()]
         self.collector.add(event)
+        self._draw_event(event)
+
+    def _draw_event(self, event: Any) -> None:
         if isinstance(event, RunStarted) and event.label == "":
             self.begin(event)
         elif isinstance(event, RunStarted):
@@ -296,6 +299,18 @@ class SweepTab(QWidget):
         self.result = result
         self.summary.setText(self._finished_text(result))
         self.clean_line.setValue(result.clean_loss)
+
+    def show_run(self, run: Any) -> None:
+        """Redraw a sweep saved in the library from its own events, as it was drawn live, without computing."""
+        if self._collectors:
+            raise HsviewerError("A sweep is running: open the saved one when it ends (or cancel it).")
+        result = run.result()
+        self.collector = SweepCollector()
+        for event in result.events(run.hidden_size() or len(result.tokens)):
+            self.collector.add(event)
+            self._draw_event(event)
+        self.finish(result)
+        self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self._finished_text(result)}")
 
     @staticmethod
     def _finished_text(result: SweepResult) -> str:

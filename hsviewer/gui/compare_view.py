@@ -1,0 +1,132 @@
+"""Runs compared: their per-layer curves overlaid on relative depth, and each one's difference
+from the first, with a metric selector and export as figure or CSV."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from hsviewer.core.compare import METRICS, Comparison, compare
+from hsviewer.core.errors import HsviewerError
+from hsviewer.gui import plots
+
+METRIC_TIPS = {
+    "loss_change": "Reduced loss minus the clean loss, per block",
+    "kl": "KL divergence of the reduced run's next-token distribution from the clean one's",
+    "components": "How many SVD components the threshold keeps at each block",
+    "percent_rank": "Components kept as a percent of the hidden state's rank (tokens or dimensions, the fewer)",
+    "hidden_diff": "Norm of the change in the last hidden state",
+    "logit_diff": "Norm of the change in the logits",
+}
+
+
+class CompareView(QWidget):
+    """The comparison of the runs given to show(); redrawn when the metric changes."""
+
+    error = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runs: list[Any] = []
+        self.comparison: Comparison | None = None
+        self.metric = QComboBox()
+        for key, title in METRICS.items():
+            self.metric.addItem(title, key)
+            self.metric.setItemData(self.metric.count() - 1, METRIC_TIPS[key], Qt.ItemDataRole.ToolTipRole)
+        self.metric.setToolTip("What to compare, block by block")
+        self.metric.currentIndexChanged.connect(self._redraw)
+        export_figure = QPushButton("Export figure…")
+        export_figure.setToolTip("Save the two panels as a PNG image or an SVG drawing")
+        export_figure.clicked.connect(self._export_figure_dialog)
+        export_csv = QPushButton("Export CSV…")
+        export_csv.setToolTip(
+            "Save every run's values per block, with relative depth and the difference from the first"
+        )
+        export_csv.clicked.connect(self._export_csv_dialog)
+        self.note = QLabel("Select two runs or more and press Compare selected.")
+        self.note.setWordWrap(True)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Metric"))
+        bar.addWidget(self.metric, 1)
+        bar.addWidget(export_figure)
+        bar.addWidget(export_csv)
+        self.graphics = plots.PlotArea(columns=1, rows=2)
+        self.curves = plots.line_plot(self.graphics, "Comparison", "Relative depth", "", row=0, col=0)
+        self.differences = plots.line_plot(
+            self.graphics, "Difference from the first run", "Relative depth", "", row=1, col=0
+        )
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.note)
+        layout.addWidget(plots.scroll_area(self.graphics), 1)
+
+    def compare_runs(self, runs: list[Any]) -> None:
+        """Compare these runs (library Runs), the first the reference."""
+        self.runs = runs
+        self._redraw()
+
+    def set_metric(self, metric: str) -> None:
+        self.metric.setCurrentIndex(list(METRICS).index(metric))
+
+    def _redraw(self) -> None:
+        if len(self.runs) < 2:
+            return
+        from hsviewer.render import draw_comparison
+
+        try:
+            self.comparison = compare(self.runs, self.metric.currentData())
+        except HsviewerError as e:
+            self.comparison = None
+            self.curves.clear()
+            self.differences.clear()
+            self.note.setText(str(e))
+            self.error.emit(str(e))
+            return
+        draw_comparison(self.curves, self.differences, self.comparison)
+        plots.set_title(self.curves, self.comparison.title)
+        plots.set_title(self.differences, f"Difference from {self.comparison.curves[0].label}")
+        self.note.setText(
+            "Relative depth is block / (blocks − 1). The differences are against the first run, "
+            "interpolated linearly between its blocks."
+        )
+
+    def plots(self) -> dict[str, Any]:
+        return {"Comparison": self.curves, "Differences": self.differences}
+
+    def exportable(self) -> tuple[Any, list[list[Any]]] | None:
+        return None if self.comparison is None else (self.comparison, self.comparison.rows())
+
+    def _export_figure_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", "", "PNG image (*.png);;SVG drawing (*.svg)")
+        if path:
+            self._try(self.export_figure, path)
+
+    def _export_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", "", "CSV table (*.csv)")
+        if path:
+            self._try(self.export_csv, path)
+
+    def export_figure(self, path: str) -> None:
+        self._need_comparison()
+        plots.export_figure(self.graphics.ci, path, 2 if path.lower().endswith(".png") else 1)
+
+    def export_csv(self, path: str) -> None:
+        from hsviewer.export import export_suffix, plain_write_errors, write_csv
+
+        comparison = self._need_comparison()
+        export_suffix(path, (".csv",), "A comparison's table")
+        with plain_write_errors(path):
+            write_csv(path, comparison.rows())
+
+    def _need_comparison(self) -> Comparison:
+        if self.comparison is None:
+            raise HsviewerError("Nothing is compared yet: select two runs or more and press Compare selected.")
+        return self.comparison
+
+    def _try(self, action: Any, *args: Any) -> None:
+        try:
+            action(*args)
+        except HsviewerError as e:
+            self.error.emit(str(e))
