@@ -457,7 +457,18 @@ def _run_reduce(args: argparse.Namespace) -> int:
         f"rank {result.rank_original} -> {result.rank_reconstruction}; loss {result.clean_loss:.4f} -> "
         f"{result.loss:.4f}. Wrote {args.out}"
     )
+    say(format_measures(result.measures))
     return 0
+
+
+def format_measures(measures: Any) -> str:
+    """The threshold-free measures of a reduced hidden state, as one line."""
+    spike = measures.massive_activation
+    where = f"token {spike.token}" + (f" ({spike.token_text!r})" if spike.token_text is not None else "")
+    return (
+        f"Participation ratio {measures.participation_ratio:.2f}, effective rank {measures.effective_rank:.2f}; "
+        f"largest |activation| {spike.ratio:.1f}x the median, at {where}, dimension {spike.dimension}."
+    )
 
 
 def _run_sweep(args: argparse.Namespace) -> int:

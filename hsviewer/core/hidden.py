@@ -13,6 +13,7 @@ from hsviewer.core import lowrank
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.hooks import distances_from, replace_block_output
+from hsviewer.core.measures import SpectrumMeasures, measure
 from hsviewer.core.reduction import Reduction, decompose
 from hsviewer.core.runs import CleanReference, clean_forward, first_row, pass_states
 from hsviewer.core.text import tokenize
@@ -45,6 +46,7 @@ class HiddenReduction:
     correlation: float  # of original and reconstruction values
     rank_original: int
     rank_reconstruction: int
+    measures: SpectrumMeasures  # threshold-free: participation ratio, effective rank, massive activation
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -53,6 +55,7 @@ class HiddenReduction:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": "reduce",
             "model": self.model,
             "tokens": self.tokens,
             "layer": self.layer,
@@ -71,6 +74,7 @@ class HiddenReduction:
             "loss": self.loss,
             "logit_diff_norm": self.logit_diff_norm,
             "kl_divergence": self.kl_divergence,
+            **self.measures.to_dict(),
             "warnings": self.warnings,
         }
 
@@ -105,7 +109,7 @@ def iter_reduce(
     norms = [distances[i] for i in range(handle.n_layers)]
     reference = CleanReference(handle, clean.states, tokens.ids)
     metrics = reference.compare(states)
-    original, reconstructed = _np(hs), _np(reconstruction)
+    original, reconstructed, s = _np(hs), _np(reconstruction), _np(dec.s)
     result = HiddenReduction(
         model=handle.name,
         tokens=tokens.strings,
@@ -115,7 +119,7 @@ def iter_reduce(
         original=original,
         reconstruction=reconstructed,
         u=_np(dec.u),
-        s=_np(dec.s),
+        s=s,
         vh=_np(dec.vh),
         components=k,
         variance_kept=kept,
@@ -127,6 +131,7 @@ def iter_reduce(
         correlation=float(np.corrcoef(original.ravel(), reconstructed.ravel())[0, 1]),
         rank_original=int(np.linalg.matrix_rank(original)),  # an SVD each: here, on the caller's (worker) thread
         rank_reconstruction=int(np.linalg.matrix_rank(reconstructed)),
+        measures=measure(s, original, tokens.strings),
         warnings=tokens.warnings,
     )
     yield Finished(result=result)

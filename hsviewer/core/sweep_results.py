@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hsviewer.core.events import Finished, Progress
+from hsviewer.core.measures import SpectrumMeasures
 from hsviewer.core.reduction import Reduction
 
 METHODS = ("prefix", "hooks")
@@ -27,8 +28,10 @@ class LayerResult:
     token_diff_norms: list[float]
     grid_components: list[int] = field(default_factory=list)  # one per grid setting
     grid_loss: list[float] = field(default_factory=list)
+    measures: SpectrumMeasures | None = None  # of the reduced hidden state's spectrum and raw values
 
     def to_dict(self) -> dict[str, Any]:
+        measures = self.measures.to_dict() if self.measures is not None else {}
         return {
             "layer": self.layer,
             "components": self.components,
@@ -38,6 +41,7 @@ class LayerResult:
             "loss": self.loss,
             "kl_divergence": self.kl_divergence,
             "token_diff_norms": self.token_diff_norms,
+            **measures,
         }
 
 
@@ -59,6 +63,7 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         out = {
+            "kind": "sweep",
             "model": self.model,
             "tokens": self.tokens,
             "n_layers": self.n_layers,
