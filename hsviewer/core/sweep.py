@@ -70,11 +70,7 @@ def iter_sweep(
     one layer at a time keeps cancelling and progress fine-grained.
     """
     reduction = reduction or Reduction()
-    if method not in METHODS:
-        raise HsviewerError(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
-    unknown = set(controls) - set(CONTROLS)
-    if unknown:
-        raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
+    check_options(method, controls)
     tokens = tokenize(handle, text)
     handle.check_memory(len(tokens))
     runs = [("", reduction, tokens), *(_control(name, reduction, tokens) for name in controls)]
@@ -134,6 +130,15 @@ def layer_sweep(
     if result is None:
         raise HsviewerError("The sweep was cancelled before its first layer.")
     return result
+
+
+def check_options(method: str, controls: Sequence[str]) -> None:
+    """The method and controls, before any text is tokenised."""
+    if method not in METHODS:
+        raise HsviewerError(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
+    unknown = set(controls) - set(CONTROLS)
+    if unknown:
+        raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
 
 
 def _suffix(label: str) -> str:
