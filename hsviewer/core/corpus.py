@@ -7,6 +7,7 @@ note; a source that cannot give any text is an HsviewerError naming it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ def _read_jsonl(path: Path, content: str) -> list[tuple[str, str]]:
 
 def _read_csv(path: Path, content: str) -> list[tuple[str, str]]:
     try:
-        reader = csv.DictReader(content.splitlines())
+        reader = csv.DictReader(io.StringIO(content, newline=""))  # keeps newlines inside quoted fields
         columns = reader.fieldnames or []
         if "text" not in columns:
             found = ", ".join(columns) if columns else "none"
