@@ -517,14 +517,21 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         print(f"note: {note}", file=sys.stderr)
     if args.plan:
         return _print_plan(args, max((t.text for t in corpus.texts), key=len))
-    from hsviewer.core.corpus_results import CorpusCollector
+    from hsviewer.core.corpus_results import CorpusCollector, aggregate_rows
     from hsviewer.core.corpus_sweep import iter_corpus_sweep
     from hsviewer.core.events import run_to_end
     from hsviewer.export import csv_writer, json_writer
 
     handle = _load(args)
     events = iter_corpus_sweep(
-        handle, corpus.texts, reduction, source=corpus.source, method=args.method, grid=grid, controls=args.controls
+        handle,
+        corpus.texts,
+        reduction,
+        source=corpus.source,
+        method=args.method,
+        grid=grid,
+        controls=args.controls,
+        notes=corpus.notes,
     )
     printer, collector = _CorpusPrinter(), CorpusCollector()
     try:
@@ -535,7 +542,6 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         if result is None or not result.texts:
             raise
         print(f"\nhsviewer: interrupted; writing the {len(result.texts)} texts done", file=sys.stderr)
-    result.notes[:0] = corpus.notes
     data = result.to_dict()
     writes = [(args.out, json_writer(data))]
     if args.csv:
@@ -564,24 +570,6 @@ class _CorpusPrinter(_ProgressPrinter):
             print(file=sys.stderr)
             self.width = 0
         super().__call__(event)
-
-
-AGGREGATE_COLUMNS = ("components", "components_percent", "variance_kept", "loss_change", "kl")
-
-
-def aggregate_rows(data: dict[str, Any]) -> list[list[Any]]:
-    """The corpus aggregate as CSV rows: run ("main" or a control), layer, n, then mean, low, high of each measure."""
-    header = ["run", "layer", "n"] + [f"{c}_{part}" for c in AGGREGATE_COLUMNS for part in ("mean", "low", "high")]
-    rows: list[list[Any]] = [header]
-    runs = {"main": data["aggregate"], **data["aggregate"].get("controls", {})}
-    for run, agg in runs.items():
-        for layer in agg["layers"]:
-            values = []
-            for c in AGGREGATE_COLUMNS:
-                low, high = layer[f"{c}_ci95"] or (None, None)
-                values += [layer[f"{c}_mean"], low, high]
-            rows.append([run, layer["layer"], layer["n"], *values])
-    return rows
 
 
 def format_aggregate_table(data: dict[str, Any]) -> str:

@@ -160,6 +160,10 @@ class TextStarted:
     def message(self) -> str:
         return f"Text {self.index + 1}/{self.total}: {self.name}"
 
+    @property
+    def done(self) -> int:  # a Step: the texts done before this one
+        return self.index
+
 
 @dataclass(frozen=True, kw_only=True)
 class TextDone:
@@ -198,7 +202,8 @@ class CorpusCollector:
 
     def add(self, event: CorpusEvent) -> None:
         if isinstance(event, CorpusStarted):  # a copy: each collector (the sweep's own, a consumer's) keeps its own
-            self.result = replace(event.run, names=[], texts=[], notes=[], cancelled=False)
+            run = event.run
+            self.result = replace(run, names=list(run.names), texts=list(run.texts), notes=list(run.notes))
         elif self.result is None:
             return
         elif isinstance(event, TextDone):
@@ -212,3 +217,21 @@ class CorpusCollector:
         if self.result is not None:
             self.result.cancelled = True
         return self.result
+
+
+AGGREGATE_COLUMNS = ("components", "components_percent", "variance_kept", "loss_change", "kl")
+
+
+def aggregate_rows(data: dict[str, Any]) -> list[list[Any]]:
+    """The corpus aggregate as CSV rows: run ("main" or a control), layer, n, then mean, low, high of each measure."""
+    header = ["run", "layer", "n"] + [f"{c}_{part}" for c in AGGREGATE_COLUMNS for part in ("mean", "low", "high")]
+    rows: list[list[Any]] = [header]
+    runs = {"main": data["aggregate"], **data["aggregate"].get("controls", {})}
+    for run, agg in runs.items():
+        for layer in agg["layers"]:
+            values = []
+            for c in AGGREGATE_COLUMNS:
+                low, high = layer[f"{c}_ci95"] or (None, None)
+                values += [layer[f"{c}_mean"], low, high]
+            rows.append([run, layer["layer"], layer["n"], *values])
+    return rows

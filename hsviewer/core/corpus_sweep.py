@@ -39,8 +39,12 @@ def iter_corpus_sweep(
     grid: Sequence[Reduction] = (),
     controls: Sequence[str] = (),
     batch: int | None = None,
+    notes: Sequence[str] = (),
 ) -> Generator[CorpusEvent, None, None]:
-    """iter_sweep on each text in turn, then Finished(CorpusResult); a text it refuses is skipped."""
+    """iter_sweep on each text in turn, then Finished(CorpusResult); a text it refuses is skipped.
+
+    notes: what reading the corpus left out, kept at the head of the result's notes.
+    """
     reduction = reduction or Reduction()
     check_options(method, controls)
     if not texts:
@@ -54,6 +58,7 @@ def iter_corpus_sweep(
             reduction=reduction,
             source=source,
             controls=list(controls),
+            notes=list(notes),
         )
     )
     collector.add(started)
@@ -79,5 +84,6 @@ def iter_corpus_sweep(
     result = collector.result
     assert result is not None  # CorpusStarted came first
     if not result.texts:
-        raise HsviewerError(f"No text of the corpus could be swept ({len(result.notes)} skipped): {result.notes[0]}")
+        skipped = result.notes[len(notes) :]
+        raise HsviewerError(f"No text of the corpus could be swept ({len(skipped)} skipped): {skipped[0]}")
     yield Finished(result=result)
