@@ -39,7 +39,8 @@ def test_a_corpus_sweep_draws_bands_lists_texts_and_opens_one(qtbot, loaded, cor
     assert tab.views.currentWidget() is tab.corpus_view
     rows = result.aggregate()
     kl_band = tab.corpus_view.bands[2]
-    low, high, _, mean = kl_band.items[""]
+    low, high, band, mean = kl_band.items[""]
+    assert not band.path().isEmpty()  # the band is drawn, not only its edges known
     np.testing.assert_allclose(mean.getData()[1], [r.values["kl"].mean for r in rows])
     np.testing.assert_allclose(low.getData()[1], [r.values["kl"].ci95[0] for r in rows])
     np.testing.assert_allclose(high.getData()[1], [r.values["kl"].ci95[1] for r in rows])

@@ -117,7 +117,8 @@ class BandPlot:
     def set_run(self, label: str, name: str, rows: Sequence[LayerAggregate]) -> None:
         if label not in self.items:
             colour = RUN_COLOURS.get(label, (0, 0, 0))
-            low, high = pg.PlotDataItem(pen=None), pg.PlotDataItem(pen=None)
+            # curves, not PlotDataItems: a PlotDataItem without a pen keeps no path for the band to fill
+            low, high = pg.PlotCurveItem(pen=pg.mkPen(None)), pg.PlotCurveItem(pen=pg.mkPen(None))
             band = pg.FillBetweenItem(low, high, brush=(*colour, 50))
             mean = self.plot.plot(name=name, **plots.markers(colour, "o", 6, colour))
             self.plot.addItem(band)
@@ -152,8 +153,8 @@ class CorpusView(QWidget):
         self.result: CorpusResult | None = None
         self.graphics = plots.PlotArea(columns=2, rows=2)
         self.bands = [
-            BandPlot(self.graphics, "Components kept (% of rank)", "% of min(T, d)", "components_percent", col=0),
-            BandPlot(self.graphics, "Loss change from each text's clean loss", "Δ loss", "loss_change", col=1),
+            BandPlot(self.graphics, "Components kept", "% of rank min(T, d)", "components_percent", col=0),
+            BandPlot(self.graphics, "Loss change", "loss − the text's clean loss", "loss_change", col=1),
             BandPlot(self.graphics, "KL divergence", "KL (nats)", "kl", row=1, col=0),
             BandPlot(self.graphics, "Effective rank", "exp(entropy of s / Σs)", "effective_rank", row=1, col=1),
         ]
@@ -177,7 +178,7 @@ class CorpusView(QWidget):
         splitter.addWidget(plots.scroll_area(self.graphics))
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([900, 260])
+        splitter.setSizes([1000, 180])
         QVBoxLayout(self).addWidget(splitter)
 
     def begin(self, result: CorpusResult) -> None:
