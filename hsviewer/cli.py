@@ -541,7 +541,8 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         result = collector.cancelled()
         if result is None or not result.texts:
             raise
-        print(f"\nhsviewer: interrupted; writing the {len(result.texts)} texts done", file=sys.stderr)
+        n = len(result.texts)
+        print(f"\nhsviewer: interrupted; writing the {n} text{'s' * (n != 1)} done", file=sys.stderr)
     data = result.to_dict()
     writes = [(args.out, json_writer(data))]
     if args.csv:

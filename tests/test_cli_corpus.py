@@ -73,3 +73,24 @@ def test_reduce_prints_the_threshold_free_measures(tiny_model_dir, text, tmp_pat
     assert f"Participation ratio {data['participation_ratio']:.2f}" in printed
     assert f"effective rank {data['effective_rank']:.2f}" in printed
     assert f"dimension {data['massive_activation']['dimension']}" in printed
+
+
+def test_ctrl_c_writes_the_texts_done(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from hsviewer import cli
+    from hsviewer.core.corpus_results import TextStarted
+
+    corpus = tmp_path / "t.txt"
+    corpus.write_text("the museum of modern art\n\nvan gogh designed the building\n\nthe city square")
+    printer = cli._CorpusPrinter.__call__
+
+    def interrupt_at_the_second_text(self, event):
+        if isinstance(event, TextStarted) and event.index == 1:
+            raise KeyboardInterrupt
+        printer(self, event)
+
+    monkeypatch.setattr(cli._CorpusPrinter, "__call__", interrupt_at_the_second_text)
+    out = tmp_path / "c.json"
+    assert main(["sweep", "--model", str(tiny_model_dir), "--texts", str(corpus), "--out", str(out)]) == 130
+    data = json.loads(out.read_text())
+    assert data["cancelled"] and data["names"] == ["t:1"] and data["aggregate"]["layers"][0]["components_ci95"] is None
+    assert "writing the 1 text done" in capsys.readouterr().err
