@@ -138,7 +138,7 @@ def test_the_aggregate_of_three_texts_matches_a_hand_computation(tiny_handle):
         assert [row["loss_change_mean"], row["loss_change_ci95"]] == list(by_hand(change))
     means = [row["components_mean"] for row in data["aggregate"]["layers"]]
     first = np.mean([abs(r.components - m) for r, m in zip(own[0].layers, means, strict=True)])
-    assert data["aggregate"]["departures"]["one"] == pytest.approx(first)
+    assert data["aggregate"]["departures"][0] == pytest.approx(first)
 
 
 def test_a_one_token_text_is_skipped_with_a_note_and_the_rest_run(tiny_handle):

@@ -131,7 +131,7 @@ class CorpusResult:
         agg: dict[str, Any] = {"layers": [a.to_dict() for a in self.aggregate()]}
         if self.controls:
             agg["controls"] = {c: {"layers": [a.to_dict() for a in self.aggregate(c)]} for c in self.controls}
-        agg["departures"] = dict(zip(self.names, self.departures(), strict=True))
+        agg["departures"] = self.departures()  # one per text, in the order of names (names may repeat)
         return {
             "kind": "corpus",
             "model": self.model,
