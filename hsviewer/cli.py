@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", help="more thresholds (or k with --components) for a layer x setting grid: 80,90,99")
     sweep.add_argument("--controls", type=_controls, default=[], help=f"comma-separated: {', '.join(CONTROLS)}")
     sweep.add_argument("--method", choices=METHODS, default=METHODS[0], help=argparse.SUPPRESS)
+    sweep.add_argument(
+        "--texts",
+        metavar="PATH",
+        help="a corpus: a folder of .txt files, a .txt file (blank-line separated), .jsonl or .csv with a text "
+        "column, or 'bundled'; each text swept, the layers aggregated (mean, 95%% interval)",
+    )
     sweep.add_argument("--csv", type=_path, help="also write the per-layer table as CSV")
     sweep.add_argument("--out", required=True, type=_path, help="JSON file")
     _add_no_save(sweep)
@@ -609,15 +615,29 @@ def _run_reduce(args: argparse.Namespace) -> int:
         f"rank {result.rank_original} -> {result.rank_reconstruction}; loss {result.clean_loss:.4f} -> "
         f"{result.loss:.4f}. Wrote {args.out}"
     )
+    say(format_measures(result.measures))
     return 0
+
+
+def format_measures(measures: Any) -> str:
+    """The threshold-free measures of a reduced hidden state, as one line."""
+    spike = measures.massive_activation
+    where = f"token {spike.token}" + (f" ({spike.token_text!r})" if spike.token_text is not None else "")
+    return (
+        f"Participation ratio {measures.participation_ratio:.2f}, effective rank {measures.effective_rank:.2f}; "
+        f"largest |activation| {spike.ratio:.1f}x the median, at {where}, dimension {spike.dimension}."
+    )
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
     from hsviewer.core.grid import parse_grid
 
     _check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
-    reduction, text = _reduction(args), _text(args)
+    reduction = _reduction(args)
     grid = parse_grid(args.grid or "", reduction) if args.grid is not None else []
+    if args.texts is not None:
+        return _run_corpus_sweep(args, reduction, grid)
+    text = _text(args)
     if args.plan:
         return _print_plan(args, text)
     from hsviewer.core import iter_sweep
@@ -641,6 +661,100 @@ def _run_sweep(args: argparse.Namespace) -> int:
     say(format_sweep_table(data))
     say(f"Wrote {args.out}")
     return 0
+
+
+def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
+    """sweep --texts: every text of the corpus swept, then the per-layer aggregate."""
+    from hsviewer.core.corpus import read_corpus
+
+    if args.text is not None or args.text_file is not None:
+        raise HsviewerError("--texts gives the texts: leave out --text and --text-file.")
+    corpus = read_corpus(args.texts)
+    for note in corpus.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.plan:
+        return _print_plan(args, max((t.text for t in corpus.texts), key=len))
+    from hsviewer.core.corpus_results import CorpusCollector, aggregate_rows
+    from hsviewer.core.corpus_sweep import iter_corpus_sweep
+    from hsviewer.core.events import run_to_end
+    from hsviewer.export import csv_writer, json_writer
+
+    handle = _load(args)
+    events = iter_corpus_sweep(
+        handle,
+        corpus.texts,
+        reduction,
+        source=corpus.source,
+        method=args.method,
+        grid=grid,
+        controls=args.controls,
+        notes=corpus.notes,
+    )
+    printer, collector = _CorpusPrinter(), CorpusCollector()
+    try:
+        result = run_to_end(events, lambda event: (printer(event), collector.add(event)))
+    except KeyboardInterrupt:  # Ctrl+C keeps the texts done
+        events.close()
+        result = collector.cancelled()
+        if result is None or not result.texts:
+            raise
+        n = len(result.texts)
+        print(f"\nhsviewer: interrupted; writing the {n} text{'s' * (n != 1)} done", file=sys.stderr)
+    data = result.to_dict()
+    writes = [(args.out, json_writer(data))]
+    if args.csv:
+        writes.append((args.csv, csv_writer(aggregate_rows(data))))
+    _write(*writes)
+    say(format_aggregate_table(data))
+    say(f"Wrote {args.out}")
+    return 130 if result.cancelled else 0
+
+
+class _CorpusPrinter(_ProgressPrinter):
+    """The sweep's progress, a line per text, and each skipped text's note."""
+
+    def __call__(self, event: Any) -> None:
+        from hsviewer.core.corpus_results import TextSkipped, TextStarted
+        from hsviewer.core.events import Finished
+
+        if isinstance(event, (TextStarted, TextSkipped)):
+            if self.width:
+                print(file=sys.stderr)
+            self.width = 0
+            line = event.message if isinstance(event, TextStarted) else f"note: {event.note}"
+            print(line, file=sys.stderr)
+            return
+        if isinstance(event, Finished) and self.width:  # the table follows on stdout: end the progress line
+            print(file=sys.stderr)
+            self.width = 0
+        super().__call__(event)
+
+
+def format_aggregate_table(data: dict[str, Any]) -> str:
+    """Per layer: the mean and 95% interval over the texts of components, loss change and KL."""
+    n = len(data["texts"])
+    lines = [f"{data['model']}: {n} texts swept, mean [95% interval] over texts"]
+    for note in data["notes"]:
+        lines.append(f"  {note}")
+    runs = {"": data["aggregate"], **data["aggregate"].get("controls", {})}
+    for run, agg in runs.items():
+        if run:
+            lines.append(f"control {run}:")
+        lines.append(f"{'layer':>5} {'components':>22} {'% of rank':>20} {'loss change':>26} {'KL':>26}")
+        for r in agg["layers"]:
+            lines.append(
+                f"{r['layer']:>5} {_interval(r, 'components', '.1f'):>22} "
+                f"{_interval(r, 'components_percent', '.1f'):>20} "
+                f"{_interval(r, 'loss_change', '.4f'):>26} {_interval(r, 'kl', '.4f'):>26}"
+            )
+    if data.get("cancelled"):
+        lines.append("(cancelled: the texts above are all that ran)")
+    return "\n".join(lines)
+
+
+def _interval(row: dict[str, Any], name: str, spec: str) -> str:
+    mean, ci = row[f"{name}_mean"], row[f"{name}_ci95"]
+    return f"{mean:{spec}}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci is not None else "")
 
 
 def format_sweep_table(data: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "CorpusResult": "corpus_results",
     "DEFAULT_MODEL": "default_model",
     "HiddenReduction": "hidden_results",
     "HsviewerError": "errors",
@@ -19,16 +20,19 @@ _EXPORTS = {
     "Reduction": "reduction",
     "SweepResult": "sweep_results",
     "image_svd": "image",
+    "iter_corpus_sweep": "corpus_sweep",
     "iter_sweep": "sweep",
     "layer_sweep": "sweep",
     "load_image": "image",
     "load_model": "models",
+    "read_corpus": "corpus",
     "read_text_file": "text",
     "reduce_layer": "hidden",
 }
 
 __all__ = [
     "DEFAULT_MODEL",
+    "CorpusResult",
     "HiddenReduction",
     "HsviewerError",
     "ImageSVD",
@@ -37,10 +41,12 @@ __all__ = [
     "Reduction",
     "SweepResult",
     "image_svd",
+    "iter_corpus_sweep",
     "iter_sweep",
     "layer_sweep",
     "load_image",
     "load_model",
+    "read_corpus",
     "read_text_file",
     "reduce_layer",
 ]
@@ -60,6 +66,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from hsviewer.core.corpus import read_corpus
+    from hsviewer.core.corpus_results import CorpusResult
+    from hsviewer.core.corpus_sweep import iter_corpus_sweep
     from hsviewer.core.default_model import DEFAULT_MODEL
     from hsviewer.core.errors import HsviewerError
     from hsviewer.core.hidden import reduce_layer

@@ -13,6 +13,7 @@ from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.hidden_results import HiddenReduction
 from hsviewer.core.hooks import distances_from, replace_block_output
+from hsviewer.core.measures import measure
 from hsviewer.core.reduction import Reduction, decompose
 from hsviewer.core.runs import CleanReference, clean_forward, first_row, pass_states
 from hsviewer.core.text import tokenize
@@ -53,7 +54,7 @@ def iter_reduce(
     norms = [distances[i] for i in range(handle.n_layers)]
     reference = CleanReference(handle, clean.states, tokens.ids)
     metrics = reference.compare(states)
-    original, reconstructed = _np(hs), _np(reconstruction)
+    original, reconstructed, s = _np(hs), _np(reconstruction), _np(dec.s)
     result = HiddenReduction(
         model=handle.name,
         tokens=tokens.strings,
@@ -63,7 +64,7 @@ def iter_reduce(
         original=original,
         reconstruction=reconstructed,
         u=_np(dec.u),
-        s=_np(dec.s),
+        s=s,
         vh=_np(dec.vh),
         components=k,
         variance_kept=kept,
@@ -75,6 +76,7 @@ def iter_reduce(
         correlation=float(np.corrcoef(original.ravel(), reconstructed.ravel())[0, 1]),
         rank_original=int(np.linalg.matrix_rank(original)),  # an SVD each: here, on the caller's (worker) thread
         rank_reconstruction=int(np.linalg.matrix_rank(reconstructed)),
+        measures=measure(s, original, tokens.strings),
         warnings=tokens.warnings,
     )
     yield Finished(result=result)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from hsviewer.core import lowrank
+from hsviewer.core.measures import SpectrumMeasures
 from hsviewer.core.reduction import Reduction
 
 ARRAYS = ("original", "reconstruction", "u", "s", "vh", "diff_norms")  # kept beside the JSON, as .npz
@@ -37,6 +38,7 @@ class HiddenReduction:
     correlation: float  # of original and reconstruction values
     rank_original: int
     rank_reconstruction: int
+    measures: SpectrumMeasures  # threshold-free: participation ratio, effective rank, massive activation
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -45,6 +47,7 @@ class HiddenReduction:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": "reduce",
             "model": self.model,
             "tokens": self.tokens,
             "layer": self.layer,
@@ -63,6 +66,7 @@ class HiddenReduction:
             "loss": self.loss,
             "logit_diff_norm": self.logit_diff_norm,
             "kl_divergence": self.kl_divergence,
+            **self.measures.to_dict(),
             "warnings": self.warnings,
             "fixed_components": self.reduction.fixed_components,
             **self.reduction.options(),
@@ -90,6 +94,7 @@ class HiddenReduction:
             correlation=float(data["correlation"]),
             rank_original=int(data["rank_original"]),
             rank_reconstruction=int(data["rank_reconstruction"]),
+            measures=SpectrumMeasures.from_dict(data),
             warnings=list(data.get("warnings", [])),
             **{name: np.asarray(arrays[name]) for name in ARRAYS},
         )

@@ -18,6 +18,7 @@ from hsviewer.core.blocks import block_hidden
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
+from hsviewer.core.measures import measure
 from hsviewer.core.reduction import Decomposition, Reduction, decompose, reduce_matrix
 from hsviewer.core.runs import CleanReference, LogitMetrics, Run, clean_forward, first_row, pass_states
 from hsviewer.core.sweep_results import (
@@ -69,11 +70,7 @@ def iter_sweep(
     one layer at a time keeps cancelling and progress fine-grained.
     """
     reduction = reduction or Reduction()
-    if method not in METHODS:
-        raise HsviewerError(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
-    unknown = set(controls) - set(CONTROLS)
-    if unknown:
-        raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
+    check_options(method, controls)
     tokens = tokenize(handle, text)
     handle.check_memory(len(tokens))
     runs = [("", reduction, tokens), *(_control(name, reduction, tokens) for name in controls)]
@@ -98,7 +95,7 @@ def iter_sweep(
         event: SweepEvent = RunStarted(label=label, run=run, runs=labels, hidden_size=handle.hidden_size)
         collector.add(event)
         yield event
-        for layer_result in _layers(handle, run_tokens.ids, run_reduction, method, run.grid, clean, reference, batch):
+        for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, batch):
             done += 1
             event = LayerDone(label=label, done=done, total=total, result=layer_result)
             collector.add(event)
@@ -135,6 +132,15 @@ def layer_sweep(
     return result
 
 
+def check_options(method: str, controls: Sequence[str]) -> None:
+    """The method and controls, before any text is tokenised."""
+    if method not in METHODS:
+        raise HsviewerError(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
+    unknown = set(controls) - set(CONTROLS)
+    if unknown:
+        raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
+
+
 def _suffix(label: str) -> str:
     return f" ({label})" if label else ""
 
@@ -152,7 +158,7 @@ def _control(name: str, reduction: Reduction, tokens: Tokens) -> tuple[str, Redu
 
 def _layers(
     handle: ModelHandle,
-    ids: torch.Tensor,
+    tokens: Tokens,
     reduction: Reduction,
     method: str,
     grid: Sequence[Reduction],
@@ -161,19 +167,18 @@ def _layers(
     batch: int,
 ) -> Iterator[LayerResult]:
     """Each block reduced in turn, `batch` blocks' tails per forward pass."""
-    layers = list(range(handle.n_layers))
+    ids, layers = tokens.ids, list(range(handle.n_layers))
     for chunk in (layers[i : i + batch] for i in range(0, len(layers), batch)):
         hidden = [first_row(block_hidden(clean.hidden[layer])) for layer in chunk]
-        decs: list[Decomposition | None] = [
-            decompose(hs, reduction) if method == "prefix" or grid else None for hs in hidden
-        ]
+        # The hooks method reduces inside its hook; its own SVD here serves the measures only.
+        decs = [decompose(hs, reduction) for hs in hidden]
         if method == "prefix":
-            runs = _prefix(handle, ids, clean, chunk, [d for d in decs if d is not None], reduction)
+            runs = _prefix(handle, ids, clean, chunk, decs, reduction)
         else:
             runs = [_hooked(handle, ids, layer, reduction) for layer in chunk]
         for layer, hs, dec, run in zip(chunk, hidden, decs, runs, strict=True):
-            layer_result = _measure(layer, hs, run, reference.compare(run.states))
-            if dec is not None and grid:
+            layer_result = _measure(layer, hs, run, reference.compare(run.states), dec, tokens.strings)
+            if grid:
                 _grid(handle, ids, clean, reference, layer, dec, reduction, grid, layer_result)
             yield layer_result
 
@@ -187,8 +192,11 @@ class _ReducedRun(NamedTuple):
     states: torch.Tensor
 
 
-def _measure(layer: int, hs: torch.Tensor, run: _ReducedRun, metrics: LogitMetrics) -> LayerResult:
+def _measure(
+    layer: int, hs: torch.Tensor, run: _ReducedRun, metrics: LogitMetrics, dec: Decomposition, tokens: list[str]
+) -> LayerResult:
     diff = run.hidden - hs
+    s, raw = (x.detach().to("cpu").double().numpy() for x in (dec.s, hs))
     return LayerResult(
         layer=layer,
         components=run.components,
@@ -198,6 +206,7 @@ def _measure(layer: int, hs: torch.Tensor, run: _ReducedRun, metrics: LogitMetri
         loss=metrics.loss,
         kl_divergence=metrics.kl_divergence,
         token_diff_norms=torch.linalg.norm(diff, dim=-1).tolist(),
+        measures=measure(s, raw, tokens),
     )
 
 

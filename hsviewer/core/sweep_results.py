@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hsviewer.core.events import Finished, Progress
+from hsviewer.core.measures import SpectrumMeasures
 from hsviewer.core.reduction import Reduction
 
 METHODS = ("prefix", "hooks")
@@ -27,8 +28,10 @@ class LayerResult:
     token_diff_norms: list[float]
     grid_components: list[int] = field(default_factory=list)  # one per grid setting
     grid_loss: list[float] = field(default_factory=list)
+    measures: SpectrumMeasures | None = None  # of the reduced hidden state's spectrum and raw values
 
     def to_dict(self) -> dict[str, Any]:
+        measures = self.measures.to_dict() if self.measures is not None else {}
         return {
             "layer": self.layer,
             "components": self.components,
@@ -38,14 +41,16 @@ class LayerResult:
             "loss": self.loss,
             "kl_divergence": self.kl_divergence,
             "token_diff_norms": self.token_diff_norms,
+            **measures,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], grid_components: list[int], grid_loss: list[float]) -> LayerResult:
         """The layer to_dict describes; its grid values live in the sweep's grid table."""
-        known = {f.name for f in fields(cls)} - {"grid_components", "grid_loss"}
+        known = {f.name for f in fields(cls)} - {"grid_components", "grid_loss", "measures"}
         values = {name: value for name, value in data.items() if name in known}
-        return cls(**values, grid_components=list(grid_components), grid_loss=list(grid_loss))
+        measures = SpectrumMeasures.from_dict(data) if "participation_ratio" in data else None
+        return cls(**values, measures=measures, grid_components=list(grid_components), grid_loss=list(grid_loss))
 
 
 @dataclass(kw_only=True)
@@ -66,6 +71,7 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         out = {
+            "kind": "sweep",
             "model": self.model,
             "tokens": self.tokens,
             "n_layers": self.n_layers,

@@ -241,6 +241,7 @@ class HiddenTab(QWidget):
             f"Rank: original {r.rank_original}, reconstruction {r.rank_reconstruction} (k, plus the means added back)",
             f"Correlation r = {r.correlation:.5f}",
             f"Loss: clean {r.clean_loss:.4f}, reduced {r.loss:.4f}; KL {r.kl_divergence:.4g} nats",
+            _measures_line(r.measures),
         ]
         return "<br>".join(lines + [f"<i>{w}</i>" for w in r.warnings])
 
@@ -270,3 +271,12 @@ class HiddenTab(QWidget):
         self.layer.setMaximum(1000)
         self.layer.setValue(settings.get("hidden/layer", 4, int))
         self.form.restore(settings, "hidden")
+
+
+def _measures_line(m: Any) -> str:
+    """The threshold-free measures: how spread the spectrum is, and the largest activation."""
+    spike = m.massive_activation
+    return (
+        f"Participation ratio {m.participation_ratio:.2f}, effective rank {m.effective_rank:.2f}; "
+        f"largest |activation| {spike.ratio:.0f}× the median (token {spike.token}, dimension {spike.dimension})"
+    )

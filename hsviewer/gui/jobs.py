@@ -174,6 +174,21 @@ def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], contro
     return Job("sweep", "Layer sweep", work)
 
 
+def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str]) -> Job:
+    """Read the corpus at `source` ("bundled", a file or folder) and sweep each text; returns a CorpusResult."""
+
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.corpus import read_corpus
+        from hsviewer.core.corpus_sweep import iter_corpus_sweep
+
+        corpus = read_corpus(source)
+        yield from iter_corpus_sweep(
+            slot.get(), corpus.texts, reduction, source=corpus.source, grid=grid, controls=controls, notes=corpus.notes
+        )
+
+    return Job("sweep", "Corpus sweep", work)
+
+
 def licence(source: str) -> str:
     """The model's licence as its files state it, or a pointer to where to look."""
     from hsviewer.core.default_model import DEFAULT_DESCRIPTION, DEFAULT_MODEL

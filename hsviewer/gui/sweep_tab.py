@@ -16,16 +16,26 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QTabWidget,
     QWidget,
 )
 
 from hsviewer.core import grid as core_grid
+from hsviewer.core.corpus_results import (
+    CorpusCollector,
+    CorpusResult,
+    CorpusStarted,
+    TextDone,
+    TextSkipped,
+    aggregate_rows,
+)
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.reduction import Reduction
 from hsviewer.core.sweep_results import LayerDone, LayerResult, RunStarted, SweepCollector, SweepResult
 from hsviewer.gui import plots
+from hsviewer.gui.corpus_view import CorpusView, MeasuresView, TextsSource
 from hsviewer.gui.forms import ReductionForm, inputs_beside_plots
-from hsviewer.gui.jobs import sweep_job
+from hsviewer.gui.jobs import corpus_job, sweep_job
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
@@ -63,9 +73,11 @@ class SweepTab(QWidget):
         self._collectors: dict[Job, SweepCollector] = {}  # one per sweep submitted and not finished
         self.layer_names: list[str] = []
         self.grid_labels: list[str] = []
+        self._corpus_jobs: dict[Job, CorpusCollector] = {}  # corpus sweeps submitted and not finished
+        self.corpus_result: CorpusResult | None = None  # the last corpus sweep, finished or cancelled
         self._build_inputs()
         self._build_plots()
-        inputs_beside_plots(self, self.inputs, plots.scroll_area(self.graphics), 300)
+        inputs_beside_plots(self, self.inputs, self._build_views(), 300)
 
     def _build_inputs(self) -> None:
         self.inputs = QWidget()
@@ -90,6 +102,8 @@ class SweepTab(QWidget):
         self.hover = QLabel("Hover a heatmap to read its values")
         self.hover.setWordWrap(True)
         form = QFormLayout(self.inputs)
+        self.texts_source = TextsSource()
+        form.addRow("Texts", self.texts_source)
         form.addRow(QLabel("<b>Reduction at each layer</b>"))
         form.addRow(self.form)
         form.addRow("Grid thresholds", self.grid_field)
@@ -147,6 +161,19 @@ class SweepTab(QWidget):
         middle.layout.setColumnStretchFactor(0, 3)
         middle.layout.setColumnStretchFactor(2, 2)
 
+    def _build_views(self) -> QTabWidget:
+        """The one-text panels, the corpus bands and the threshold-free measures, a page each."""
+        self.views = QTabWidget()
+        self.corpus_view = CorpusView()
+        self.corpus_view.open_text.connect(self.open_corpus_text)
+        self.measures_view = MeasuresView()
+        self.views.addTab(plots.scroll_area(self.graphics), "One text")
+        self.views.addTab(self.corpus_view, "Corpus")
+        self.views.addTab(self.measures_view, "Measures")
+        self.views.setTabToolTip(1, "A corpus sweep: mean and 95% interval over the texts, and the texts")
+        self.views.setTabToolTip(2, "Participation ratio, effective rank and massive activation per layer")
+        return self.views
+
     def plots(self) -> dict[str, Any]:
         return {
             "A) Components": self.components,
@@ -167,6 +194,9 @@ class SweepTab(QWidget):
             self.error.emit(str(e))
             return
         controls = [name for name, box in self.control_boxes.items() if box.isChecked()]
+        if self.texts_source.corpus() is not None:
+            self._run_corpus(reduction, grid, controls)
+            return
         self.summary.setText("Sweep queued…")
         job = sweep_job(self._text(), reduction, grid, controls)
         self._collectors[job] = SweepCollector()
@@ -179,7 +209,7 @@ class SweepTab(QWidget):
 
     def cancel(self) -> None:
         """Stop this tab's sweeps (the running one after its current layer), keeping the layers done."""
-        for job in self._collectors:
+        for job in [*self._collectors, *self._corpus_jobs]:
             job.cancel()
 
     def _event(self, event: Any) -> None:
@@ -261,6 +291,7 @@ class SweepTab(QWidget):
         self._curve(step.label, "kl", layers, [r.kl_divergence for r in results])
         if step.label == "":
             self._draw_main(results, layers)
+            self.measures_view.set_layers(results, self.start.run.tokens)
         self.summary.setText(f"{step.done} of {step.total} layer runs done")
         self.layer_shown.emit(step.label, step.result.layer)
 
@@ -294,6 +325,67 @@ class SweepTab(QWidget):
             grid[latest.layer] = np.asarray(latest.grid_loss) - run.clean_loss
             self.grid_map.set_data(grid, plots.span_levels(grid), self.layer_names, self.grid_labels)
 
+    def _run_corpus(self, reduction: Reduction, grid: list[Reduction], controls: list[str]) -> None:
+        source = self.texts_source.corpus()
+        if source is None:
+            self.error.emit("Choose a corpus file or folder first.")
+            return
+        self.summary.setText("Corpus sweep queued…")
+        job = corpus_job(source, reduction, grid, controls)
+        self._corpus_jobs[job] = CorpusCollector()
+        job.yielded.connect(self._corpus_event)
+        job.returned.connect(self._corpus_ended)
+        job.cancelled.connect(self._corpus_ended)
+        job.finished.connect(self._forget_corpus)
+        self._submit(job)
+
+    def _corpus_event(self, event: Any) -> None:
+        collector = self._corpus_jobs[self.sender()]
+        collector.add(event)
+        if isinstance(event, CorpusStarted) and collector.result is not None:
+            self.corpus_view.begin(collector.result)
+            self.views.setCurrentWidget(self.corpus_view)
+        elif isinstance(event, (TextDone, TextSkipped)) and collector.result is not None:
+            self.corpus_view.update_result(collector.result)
+            self.summary.setText(f"Corpus sweep: {len(collector.result.texts)} texts done")
+
+    def _corpus_ended(self, *result: Any) -> None:
+        collector = self._corpus_jobs[self.sender()]
+        final = result[0] if result else collector.cancelled()
+        if final is not None:
+            self.corpus_view.update_result(final)
+            self.corpus_result = final
+            self.summary.setText(self.corpus_view.describe(final))
+
+    def _forget_corpus(self) -> None:
+        self._corpus_jobs.pop(self.sender(), None)
+
+    def open_corpus_text(self, index: int) -> None:
+        """Show one text of the corpus sweep in the one-text panels, as if it had just run."""
+        corpus = self.corpus_view.result
+        if corpus is None or not 0 <= index < len(corpus.texts):
+            return
+        result = corpus.texts[index]
+        self.collector = SweepCollector()
+        runs = [("", result), *result.controls.items()]
+        total = sum(len(run.layers) for _, run in runs)
+        done = 0
+        for label, run in runs:
+            start = RunStarted(label=label, run=run, runs=[r for r, _ in runs], hidden_size=corpus.hidden_size)
+            self.collector.add(start)
+            if label == "":
+                self.begin(start)
+            else:
+                self._control_clean_loss(start)
+            for layer in run.layers:
+                done += 1
+                step = LayerDone(label=label, done=done, total=total, result=layer)
+                self.collector.add(step)
+                self.add_layer(step)
+        self.finish(result)
+        self.summary.setText(f"{corpus.names[index]}: {self._finished_text(result)}")
+        self.views.setCurrentIndex(0)
+
     def finish(self, result: SweepResult) -> None:
         """The sweep ended (or was cancelled): keep the result for export."""
         self.result = result
@@ -322,6 +414,8 @@ class SweepTab(QWidget):
         """The result and its CSV rows, for File > Export data."""
         from hsviewer.export import sweep_rows
 
+        if self.views.currentWidget() is self.corpus_view and self.corpus_result is not None:
+            return self.corpus_result, aggregate_rows(self.corpus_result.to_dict())
         return None if self.result is None else (self.result, sweep_rows(self.result))
 
     def _describe_token(self, row: int, col: int, value: float) -> None:
@@ -335,12 +429,14 @@ class SweepTab(QWidget):
 
     def save_settings(self, settings: Settings) -> None:
         self.form.save(settings, "sweep")
+        self.texts_source.save(settings)
         settings.set("sweep/grid", self.grid_field.text())
         for name, box in self.control_boxes.items():
             settings.set(f"sweep/control_{name}", box.isChecked())
 
     def restore_settings(self, settings: Settings) -> None:
         self.form.restore(settings, "sweep")
+        self.texts_source.restore(settings)
         self.grid_field.setText(settings.get("sweep/grid", "", str))
         for name, box in self.control_boxes.items():
             box.setChecked(settings.get(f"sweep/control_{name}", False, bool))

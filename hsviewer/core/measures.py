@@ -1,0 +1,107 @@
+"""Measures of a hidden state that do not hinge on a variance threshold.
+
+The participation ratio and the effective rank (Roy and Vetterli 2007) read the whole
+spectrum of the centred matrix, so they need no SVD of their own; the massive-activation
+ratio reads the raw (uncentred) hidden state, where a few huge entries, mostly on the
+first token, dominate any decomposition (Sun et al. 2024). numpy only, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def participation_ratio(s: np.ndarray) -> float:
+    """(sum s_i^2)^2 / sum s_i^4: 1 for a rank-1 matrix, n for n equal singular values; 0 with no variance."""
+    s2 = np.asarray(s, dtype=np.float64) ** 2
+    denominator = float((s2**2).sum())
+    return float(s2.sum() ** 2 / denominator) if denominator > 0 else 0.0
+
+
+def effective_rank(s: np.ndarray) -> float:
+    """exp of the entropy of p_i = s_i / sum s_j (0 log 0 = 0): 1 for rank 1, n for n equal values; 0 with none."""
+    values = np.asarray(s, dtype=np.float64)
+    total = float(values.sum())
+    if total <= 0:
+        return 0.0
+    p = values[values > 0] / total
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MassiveActivation:
+    """The largest |activation| of a hidden state against its median |activation|, and where it sits."""
+
+    ratio: float  # inf (null in JSON) when the median is 0 and the largest is not; 0 for an all-zero state
+    token: int  # row (token position)
+    dimension: int  # column
+    value: float  # the activation itself, signed
+    token_text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        ratio = self.ratio if math.isfinite(self.ratio) else None  # JSON has no infinity
+        out: dict[str, Any] = {"ratio": ratio, "token": self.token, "dimension": self.dimension, "value": self.value}
+        if self.token_text is not None:
+            out["token_text"] = self.token_text
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MassiveActivation:
+        ratio = data["ratio"]
+        return cls(
+            ratio=float("inf") if ratio is None else float(ratio),
+            token=int(data["token"]),
+            dimension=int(data["dimension"]),
+            value=float(data["value"]),
+            token_text=data.get("token_text"),
+        )
+
+
+def massive_activation(hidden: np.ndarray, tokens: list[str] | None = None) -> MassiveActivation:
+    """The hidden state's (tokens x dims) largest |entry| over the median |entry|."""
+    magnitude = np.abs(np.asarray(hidden, dtype=np.float64))
+    token, dimension = np.unravel_index(int(magnitude.argmax()), magnitude.shape)
+    largest, median = float(magnitude[token, dimension]), float(np.median(magnitude))
+    ratio = largest / median if median > 0 else (float("inf") if largest > 0 else 0.0)
+    text = tokens[token] if tokens is not None and token < len(tokens) else None
+    return MassiveActivation(
+        ratio=ratio, token=int(token), dimension=int(dimension), value=float(hidden[token, dimension]), token_text=text
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpectrumMeasures:
+    """The threshold-free measures of one reduced hidden state."""
+
+    participation_ratio: float
+    effective_rank: float
+    massive_activation: MassiveActivation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "participation_ratio": self.participation_ratio,
+            "effective_rank": self.effective_rank,
+            "massive_activation": self.massive_activation.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpectrumMeasures:
+        """The measures to_dict wrote among a result's keys."""
+        return cls(
+            participation_ratio=float(data["participation_ratio"]),
+            effective_rank=float(data["effective_rank"]),
+            massive_activation=MassiveActivation.from_dict(data["massive_activation"]),
+        )
+
+
+def measure(s: np.ndarray, hidden: np.ndarray, tokens: list[str] | None = None) -> SpectrumMeasures:
+    """All three from the singular values already computed and the raw hidden state."""
+    return SpectrumMeasures(
+        participation_ratio=participation_ratio(s),
+        effective_rank=effective_rank(s),
+        massive_activation=massive_activation(hidden, tokens),
+    )

@@ -1,0 +1,253 @@
+"""The sweep tab's corpus pages: where the texts come from, the bands over texts that tighten as
+texts finish, the texts by how far each departs from the mean, and the threshold-free measures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hsviewer.core.corpus import BUNDLED
+from hsviewer.core.corpus_results import CorpusResult, LayerAggregate
+from hsviewer.core.sweep_results import LayerResult
+from hsviewer.gui import plots
+from hsviewer.gui.settings import Settings
+
+ONE_TEXT, BUNDLED_CHOICE, CHOSEN = "The Hidden state tab's text", "Bundled corpus", "Corpus file or folder"
+RUN_COLOURS = {
+    "": (214, 39, 40),
+    "exclude_first": (31, 119, 180),
+    "random": (255, 127, 14),
+    "shuffled": (148, 103, 189),
+}
+
+
+class TextsSource(QWidget):
+    """Single text or a corpus: the bundled one, or a file or folder chosen here."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.choice = QComboBox()
+        self.choice.addItems([ONE_TEXT, BUNDLED_CHOICE, CHOSEN])
+        self.choice.setToolTip(
+            "What the sweep runs on: the one text of the Hidden state tab, or a corpus whose texts are each "
+            "swept and then aggregated per layer (mean and 95% interval over the texts)"
+        )
+        self.path = ""
+        self.browse = QPushButton("Choose…")
+        self.browse.setToolTip(
+            "A folder of .txt files (one text each), a .txt file whose texts are separated by blank lines, "
+            "or a .jsonl or .csv file with a text column"
+        )
+        self.browse.clicked.connect(self._choose)
+        self.label = QLabel("")
+        self.label.setWordWrap(True)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.choice, 1)
+        row.addWidget(self.browse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.label)
+        self.choice.currentIndexChanged.connect(self._changed)
+        self._changed()
+
+    def corpus(self) -> str | None:
+        """The corpus to read ("bundled", a path), or None for the single text."""
+        text = self.choice.currentText()
+        if text == BUNDLED_CHOICE:
+            return BUNDLED
+        if text == CHOSEN:
+            return self.path or None
+        return None
+
+    def set_path(self, path: str) -> None:
+        self.path = path
+        self.choice.setCurrentText(CHOSEN)
+        self._changed()
+
+    def _choose(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Corpus file", "", "Corpora (*.txt *.jsonl *.csv)")
+        if not path:
+            path = QFileDialog.getExistingDirectory(self, "Or a folder of .txt files")
+        if path:
+            self.set_path(path)
+
+    def _changed(self) -> None:
+        chosen = self.choice.currentText() == CHOSEN
+        self.browse.setVisible(chosen)
+        self.label.setText((self.path or "No corpus chosen yet") if chosen else "")
+        self.label.setVisible(chosen)
+
+    def save(self, settings: Settings) -> None:
+        settings.set("sweep/texts", self.choice.currentText())
+        settings.set("sweep/corpus_path", self.path)
+
+    def restore(self, settings: Settings) -> None:
+        self.path = settings.get("sweep/corpus_path", "", str)
+        self.choice.setCurrentText(settings.get("sweep/texts", ONE_TEXT, str))
+        self._changed()
+
+
+class BandPlot:
+    """One measure per layer: each run's mean over texts as a line, its 95% interval as a band."""
+
+    def __init__(self, layout: pg.GraphicsLayout, title: str, y_label: str, key: str, **position: int) -> None:
+        self.plot = plots.line_plot(layout, title, "Layer", y_label, **position)
+        self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.key = key
+        self.items: dict[str, tuple[Any, ...]] = {}
+
+    def set_run(self, label: str, name: str, rows: Sequence[LayerAggregate]) -> None:
+        if label not in self.items:
+            colour = RUN_COLOURS.get(label, (0, 0, 0))
+            # curves, not PlotDataItems: a PlotDataItem without a pen keeps no path for the band to fill
+            low, high = pg.PlotCurveItem(pen=pg.mkPen(None)), pg.PlotCurveItem(pen=pg.mkPen(None))
+            band = pg.FillBetweenItem(low, high, brush=(*colour, 50))
+            mean = self.plot.plot(name=name, **plots.markers(colour, "o", 6, colour))
+            self.plot.addItem(band)
+            self.items[label] = (low, high, band, mean)
+        low, high, _, mean = self.items[label]
+        layers = np.array([row.layer for row in rows], dtype=float)
+        values = [row.values[self.key] for row in rows]
+        means = np.array([v.mean for v in values])
+        mean.setData(layers, means)
+        lows = np.array([v.ci95[0] if v.ci95 else v.mean for v in values])  # one text: no band
+        highs = np.array([v.ci95[1] if v.ci95 else v.mean for v in values])
+        low.setData(layers, lows)
+        high.setData(layers, highs)
+
+    def clear(self) -> None:
+        for low, high, band, mean in self.items.values():
+            for item in (band, mean):
+                self.plot.removeItem(item)
+            self.plot.legend.removeItem(mean)
+            low.clear()
+            high.clear()
+        self.items = {}
+
+
+class CorpusView(QWidget):
+    """Mean and 95% interval over texts per layer, redrawn as each text finishes, and the texts."""
+
+    open_text = Signal(int)  # the index of a text in the result, to show its own sweep
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.result: CorpusResult | None = None
+        self.graphics = plots.PlotArea(columns=2, rows=2)
+        self.bands = [
+            BandPlot(self.graphics, "Components kept", "% of rank min(T, d)", "components_percent", col=0),
+            BandPlot(self.graphics, "Loss change", "loss − the text's clean loss", "loss_change", col=1),
+            BandPlot(self.graphics, "KL divergence", "KL (nats)", "kl", row=1, col=0),
+            BandPlot(self.graphics, "Effective rank", "exp(entropy of s / Σs)", "effective_rank", row=1, col=1),
+        ]
+        self.graphics.setToolTip(
+            "Each line is the mean over the texts done so far; the band its 95% confidence interval "
+            "(Student t). Bands tighten as texts finish"
+        )
+        self.texts = QListWidget()
+        self.texts.setToolTip(
+            "The texts swept, each with how far it departs from the corpus: its mean |components − mean| over "
+            "layers. Double-click a text to show its own sweep"
+        )
+        self.texts.itemDoubleClicked.connect(lambda item: self.open_text.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.summary = QLabel("Choose a corpus under Texts and run the sweep.")
+        self.summary.setWordWrap(True)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.addWidget(self.summary)
+        side_layout.addWidget(self.texts, 1)
+        splitter = QSplitter()
+        splitter.addWidget(plots.scroll_area(self.graphics))
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 1)
+        splitter.setSizes([1000, 180])
+        QVBoxLayout(self).addWidget(splitter)
+
+    def begin(self, result: CorpusResult) -> None:
+        self.result = result
+        for band in self.bands:
+            band.clear()
+        self.texts.clear()
+        self.summary.setText(f"Sweeping the texts of {result.source or 'the corpus'}…")
+
+    def update_result(self, result: CorpusResult) -> None:
+        """Redraw from the texts done so far."""
+        self.result = result
+        runs = [("", "reduced"), *((c, c.replace("_", " ")) for c in result.controls)]
+        for label, name in runs:
+            rows = result.aggregate(label)
+            for band in self.bands:
+                band.set_run(label, name, rows)
+        self.texts.clear()
+        for index, (name, departure) in enumerate(zip(result.names, result.departures(), strict=True)):
+            item = QListWidgetItem(f"{name}   {departure:.2f}")
+            item.setData(Qt.ItemDataRole.UserRole, index)
+            item.setToolTip(f"{name}: {len(result.texts[index].tokens)} tokens; double-click for its sweep")
+            self.texts.addItem(item)
+        self.summary.setText(self.describe(result))
+
+    @staticmethod
+    def describe(result: CorpusResult) -> str:
+        state = " (cancelled)" if result.cancelled else ""
+        lines = [f"{len(result.texts)} texts swept{state}; departure = mean |components − mean| over layers."]
+        return "<br>".join(lines + [f"<i>{note}</i>" for note in result.notes])
+
+
+class MeasuresView(QWidget):
+    """The sweep's threshold-free measures per layer: participation ratio, effective rank, massive activation."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.graphics = plots.PlotArea(columns=2, rows=1)
+        self.spread = plots.line_plot(self.graphics, "Dimensionality without a threshold", "Layer", "Count", col=0)
+        self.spread.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.participation = self.spread.plot(name="participation ratio", **plots.markers(plots.PINK, "o", 8, "r"))
+        self.effective = self.spread.plot(name="effective rank", **plots.markers(plots.BLUE, "s", 8, "b"))
+        self.spread.setToolTip(
+            "From the centred hidden state's singular values s: participation ratio (Σs²)²/Σs⁴ and effective "
+            "rank exp(−Σ p log p), p = s/Σs; both 1 for a rank-1 matrix, n for n equal values"
+        )
+        self.massive = plots.line_plot(self.graphics, "Massive activation", "Layer", "max |a| / median |a|", col=1)
+        self.massive.setLogMode(y=True)
+        self.massive_curve = self.massive.plot(**plots.markers(plots.PINK, "h", 9, "k"))
+        self.massive.setToolTip("The largest |activation| of the raw hidden state over its median |activation|")
+        self.label = QLabel("")
+        self.label.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(plots.scroll_area(self.graphics), 1)
+        layout.addWidget(self.label)
+
+    def set_layers(self, results: Sequence[LayerResult], tokens: Sequence[str]) -> None:
+        shown = [r for r in results if r.measures is not None]
+        layers = np.array([r.layer for r in shown], dtype=float)
+        measures = [r.measures for r in shown if r.measures is not None]
+        self.participation.setData(layers, [m.participation_ratio for m in measures])
+        self.effective.setData(layers, [m.effective_rank for m in measures])
+        ratios = np.array([m.massive_activation.ratio for m in measures], dtype=float)
+        self.massive_curve.setData(layers[np.isfinite(ratios)], ratios[np.isfinite(ratios)])
+        if measures:
+            spike = measures[-1].massive_activation
+            token = repr(tokens[spike.token]) if spike.token < len(tokens) else str(spike.token)
+            self.label.setText(
+                f"Layer {shown[-1].layer}: participation ratio {measures[-1].participation_ratio:.2f}, effective "
+                f"rank {measures[-1].effective_rank:.2f}; largest |activation| {spike.ratio:.0f}× the median, "
+                f"token {spike.token} {token}, dimension {spike.dimension}"
+            )
