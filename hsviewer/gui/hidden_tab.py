@@ -151,6 +151,9 @@ class HiddenTab(QWidget):
         self.norms.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("k", style=Qt.PenStyle.DotLine)))
         self.layer_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("k", style=Qt.PenStyle.DashLine))
         self.norms.addItem(self.layer_line)
+        self.graphics.set_stretch([h.plot for h in self.heatmaps.values()], 4)
+        self.graphics.set_stretch([self.scatter, self.u.plot, self.sigma.plot, self.vh.plot], 3)
+        self.graphics.set_stretch([self.spectrum.plot, self.norms], 3)
         plots.set_tooltips(self.plots(), PANEL_TIPS)
 
     def plots(self) -> dict[str, Any]:

@@ -123,6 +123,8 @@ class ImageTab(QWidget):
         self.graphics.make_wide(self.spectrum.plot)
         # A bound method, not a lambda: PySide6 6.12 crashes collecting a lambda that holds self.
         self.spectrum.k_line.sigPositionChanged.connect(self._k_line_moved)
+        self.graphics.set_stretch([self.original.plot, self.reconstruction.plot, self.residual.plot], 5)
+        self.graphics.set_stretch([self.u.plot, self.sigma.plot, self.vh.plot, self.spectrum.plot], 3)
         plots.set_tooltips(self.plots(), PANEL_TIPS)
 
     def plots(self) -> dict[str, Any]:

@@ -23,8 +23,8 @@ MAX_TOKEN_CHARS = 14
 
 PANEL_MIN_WIDTH = 300  # pixels a column keeps however small the window: below that, fewer columns
 PANEL_MIN_HEIGHT = 190
-ROW_HEIGHT_CAP = 330  # a row's minimum height grows with its column's width up to this
-ROW_ASPECT = 0.55  # ... as this fraction of that width: panels stay wider than tall
+ROW_HEIGHT_CAP = 260  # the tallest rows' minimum height grows with the column's width up to this
+ROW_ASPECT = 0.4  # ... as this fraction of that width: panels stay wider than tall
 
 
 class PlotArea(pg.GraphicsLayoutWidget):
@@ -41,6 +41,7 @@ class PlotArea(pg.GraphicsLayoutWidget):
         self.max_columns = max_columns
         self.panels: list[Any] = []
         self.wide: list[Any] = []
+        self.stretch: dict[Any, int] = {}  # a panel's share of the height; a row takes its largest
         self.columns = 0
         self.offered = 0  # the width the scroll area offers; 0 before it does
         self._fit_soon = QtCore.QTimer(self)  # a child: it dies with the widget, never calling fit() after
@@ -71,6 +72,13 @@ class PlotArea(pg.GraphicsLayoutWidget):
         self.columns = 0
         self.arrange()
 
+    def set_stretch(self, items: Sequence[Any], stretch: int) -> None:
+        """Give these panels' rows this share of the height (1 by default)."""
+        for item in items:
+            self.stretch[item] = stretch
+        self.columns = 0
+        self.arrange()
+
     def offer_width(self, width: int) -> None:
         """The width the panels may use (the scroll area's, less its vertical scroll bar)."""
         self.offered = width
@@ -96,6 +104,7 @@ class PlotArea(pg.GraphicsLayoutWidget):
             layout.removeAt(layout.count() - 1)
         self.ci.rows, self.ci.items = {}, {}
         row = col = 0
+        stretch: dict[int, int] = {}
         for index, item in enumerate(self.panels):
             wide = item in self.wide
             if col and (wide or col == columns):
@@ -107,12 +116,13 @@ class PlotArea(pg.GraphicsLayoutWidget):
             self.ci.items[item] = [(row, c) for c in range(col, col + span)]
             self.ci.rows.setdefault(row, {}).update({c: item for c in range(col, col + span)})
             col += span
+            stretch[row] = max(stretch.get(row, 1), self.stretch.get(item, 1))
         rows = row + 1
         width = (self.offered or self.width()) / columns
         height = int(min(max(ROW_ASPECT * width, PANEL_MIN_HEIGHT), ROW_HEIGHT_CAP))
         for r in range(max(rows, layout.rowCount())):
-            layout.setRowStretchFactor(r, 1 if r < rows else 0)
-            layout.setRowMinimumHeight(r, height if r < rows else 0)
+            layout.setRowStretchFactor(r, stretch.get(r, 0))
+            layout.setRowMinimumHeight(r, int(height * stretch.get(r, 0) / max(stretch.values())))
         for c in range(max(columns, layout.columnCount())):
             layout.setColumnStretchFactor(c, 1 if c < columns else 0)
         self.ci.currentRow, self.ci.currentCol = rows, 0
@@ -313,6 +323,9 @@ def share_range(heatmaps: Sequence[Heatmap]) -> None:
     boxes = [h.plot.getViewBox() for h in heatmaps]
     for heatmap in heatmaps:  # the same size, so the same range shows square pixels in each
         free_title_width(heatmap.plot)
+    titles = [h.plot.titleLabel for h in heatmaps]
+    for title in titles:  # one wrapped title must not make its panel shorter than the others
+        title.peers = [t for t in titles if t is not title]
     copying = [False]
 
     def follow(source: pg.ViewBox, ranges: list, changed: Any) -> None:
@@ -364,7 +377,12 @@ class FreeWidthLabel(pg.LabelItem):
         super().resizeEvent(event)
 
     def updateMin(self) -> None:
-        height = self.itemRect().height()
+        peers = getattr(self, "peers", [])  # titles kept at one height: panels showing one range side by side
+        height = max([self.itemRect().height(), *(peer.itemRect().height() for peer in peers)])
+        for label in (self, *peers):
+            label.set_height(height)
+
+    def set_height(self, height: float) -> None:
         self.setMinimumWidth(0)
         self.setMinimumHeight(height)
         self._sizeHint = {

@@ -159,6 +159,9 @@ class SweepTab(QWidget):
         self.tokens_map.describe = self._describe_token
         self.graphics.make_wide(self.tokens_map.plot)
         self.layer_bar.setToolTip("The colour of each point in D: the layer it was reduced at")
+        self.graphics.set_stretch([self.components, self.norms, self.loss, self.kl], 4)
+        self.graphics.set_stretch([self.dimensionality, self.grid_map.plot], 4)
+        self.graphics.set_stretch([self.tokens_map.plot], 3)
         plots.set_tooltips(self.plots(), PANEL_TIPS)
 
     def plots(self) -> dict[str, Any]:
