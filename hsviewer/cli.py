@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     screenshots.add_argument("screenshots", metavar="DIR", help="folder for the PNGs")
     screenshots.add_argument("--model", help="the model to show (default: the default model)")
     screenshots.add_argument(
-        "--size", type=_size, metavar="WxH", help="window size in pixels, e.g. 1280x800 (default 1600x1000)"
+        "--size", type=_window_size, metavar="WxH", help="window size in pixels, e.g. 1280x800 (default 1600x1000)"
     )
     screenshots.set_defaults(run=_run_gui)
 
@@ -219,7 +219,7 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-def _size(text: str) -> tuple[int, int]:
+def _window_size(text: str) -> tuple[int, int]:
     width, _, height = text.lower().partition("x")
     if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
         raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT in pixels, e.g. 1280x800; got {text!r}")
