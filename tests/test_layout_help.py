@@ -70,3 +70,80 @@ def test_every_input_and_every_panel_of_every_tab_has_a_tooltip(window):
         assert missing == [], name
         panels = [*tab.graphics.panels, *tab.plots().values()]
         assert all(panel.toolTip().strip() for panel in panels), name
+
+
+def _names_shown(window):
+    """What the tabs call things: panel titles, form labels, reduction choices, controls, legends, colour bar."""
+    from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel
+
+    names = set()
+    for index in range(window.tabs.count()):
+        tab = window.tabs.widget(index)
+        names |= {panel.titleLabel.text for panel in tab.graphics.panels}
+        for form in tab.findChildren(QFormLayout):
+            for row in range(form.rowCount()):
+                item = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+                if item is not None and isinstance(item.widget(), QLabel):
+                    names.add(item.widget().text())
+        names |= {box.text() for box in tab.findChildren(QCheckBox)}
+    for combo in (window.hidden_tab.form.mode, window.hidden_tab.form.centering):
+        names |= {combo.itemText(i) for i in range(combo.count())}
+    sweep = window.sweep_tab
+    for plot in (sweep.norms, sweep.loss):
+        names |= {label.text for _, label in plot.legend.items}
+    names.add(sweep.layer_bar.axis.labelText)
+    return names
+
+
+def _guide_images(text):
+    import re
+
+    return re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+
+
+def test_the_guide_opens_from_the_help_menu_and_from_f1_once(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    guide_action = next(a for a in help_menu.actions() if a.text() == "&Guide")
+    assert guide_action.shortcut().toString() == "F1"
+    guide_action.trigger()
+    guide = window.guide
+    assert guide is not None and guide.isVisible()
+    guide.close()
+    window.activateWindow()
+    qtbot.keyClick(window.tabs, Qt.Key.Key_F1)
+    qtbot.waitUntil(guide.isVisible)
+    assert window.guide is guide  # the same window again, not a second one
+    window.close()
+    assert not guide.isVisible()  # closing the app closes its guide
+
+
+def test_the_guide_names_every_panel_control_and_choice_the_tabs_show(window):
+    window.show_guide()
+    text = window.guide.browser.toPlainText().lower()
+    names = _names_shown(window)
+    assert len(names) > 30
+    missing = sorted(name for name in names if name.lower() not in text)
+    assert missing == []
+    window.guide.close()
+
+
+def test_every_picture_the_guide_shows_exists_and_loads(window):
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QImage, QTextDocument
+
+    from hsviewer.resources import guide_path
+
+    pictures = _guide_images(guide_path().read_text(encoding="utf-8"))
+    assert len(pictures) >= 8
+    window.show_guide()
+    browser = window.guide.browser
+    for name in pictures:
+        path = guide_path().parent / name
+        assert path.is_file(), name
+        assert not QImage(str(path)).isNull(), name
+        assert path.stat().st_size < 120_000, name  # small pictures: they ship in the wheel
+        loaded = browser.loadResource(QTextDocument.ResourceType.ImageResource, QUrl(name))
+        assert loaded is not None and not QImage(loaded).isNull(), name  # found through the search path
+    window.guide.close()
