@@ -147,3 +147,29 @@ def test_every_picture_the_guide_shows_exists_and_loads(window):
         loaded = browser.loadResource(QTextDocument.ResourceType.ImageResource, QUrl(name))
         assert loaded is not None and not QImage(loaded).isNull(), name  # found through the search path
     window.guide.close()
+
+
+def test_screenshots_take_the_window_size_asked_for(tmp_path, tiny_model_dir, monkeypatch):
+    from PIL import Image
+
+    import hsviewer.gui.app
+    from hsviewer.cli import main as cli_main
+
+    asked = []
+    monkeypatch.setattr(hsviewer.gui.app, "main", lambda **kwargs: asked.append(kwargs) or 0)
+    assert cli_main(["screenshots", "D", "--size", "1024x700"]) == 0
+    assert asked == [{"screenshots": "D", "model": None, "size": (1024, 700)}]
+    monkeypatch.undo()
+    out = tmp_path / "shots"
+    assert hsviewer.gui.app.main(screenshots=str(out), model=str(tiny_model_dir), size=(1024, 700)) == 0
+    for name in ("image_svd.png", "hidden_state.png", "layer_sweep.png"):
+        assert Image.open(out / name).size == (1024, 700)
+
+
+@pytest.mark.parametrize("size", ["1024", "1024x", "x700", "0x700", "1024x-7", "big"])
+def test_a_screenshot_size_that_is_not_width_x_height_is_one_clear_error(size, capsys):
+    from hsviewer.cli import main as cli_main
+
+    assert cli_main(["screenshots", "D", "--size", size]) == 2
+    err = capsys.readouterr().err
+    assert "a size is WIDTHxHEIGHT in pixels" in err and "Traceback" not in err
