@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -134,9 +137,17 @@ class ModelPicker(QWidget):
 
 
 def inputs_beside_plots(owner: QWidget, inputs: QWidget, plots: QWidget, inputs_width: int) -> None:
-    """Lay out a tab: its inputs on the left, its plots taking the rest, with a movable divider."""
+    """Lay out a tab: its inputs on the left (scrolling down in a short window, so that the window, status
+    bar included, still fits the screen), its plots taking the rest, with a movable divider."""
+    side = QScrollArea()
+    side.setWidget(inputs)
+    side.setWidgetResizable(True)
+    side.setFrameShape(QFrame.Shape.NoFrame)
+    side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    bar = side.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    side.setMinimumWidth(inputs.minimumSizeHint().width() + bar)  # never cut sideways
     splitter = QSplitter()
-    splitter.addWidget(inputs)
+    splitter.addWidget(side)
     splitter.addWidget(plots)
     splitter.setStretchFactor(1, 1)
     splitter.setSizes([inputs_width, 1600 - inputs_width])
