@@ -173,3 +173,13 @@ def test_a_screenshot_size_that_is_not_width_x_height_is_one_clear_error(size, c
     assert cli_main(["screenshots", "D", "--size", size]) == 2
     err = capsys.readouterr().err
     assert "a size is WIDTHxHEIGHT in pixels" in err and "Traceback" not in err
+
+
+def test_a_long_summary_scrolls_the_inputs_and_leaves_the_window_1024_by_700(window):
+    for tab in (window.hidden_tab, window.sweep_tab):
+        tab.summary.setText("<br>".join(f"line {i} of a long summary" for i in range(40)))
+        window.tabs.setCurrentWidget(tab)
+        window.resize(1024, 700)
+        hint = window.minimumSizeHint()
+        assert hint.width() <= 1024 and hint.height() <= 700
+        assert window.height() == 700  # not grown past a small screen: the status bar stays on it
