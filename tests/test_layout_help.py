@@ -19,7 +19,8 @@ INPUTS = (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QPlainTextEdi
 def _inputs(tab):
     """The tab's input widgets, less the line edits inside spin boxes and combo boxes."""
     found = [w for kind in INPUTS for w in tab.findChildren(kind)]
-    return [w for w in found if not (isinstance(w, QLineEdit) and isinstance(w.parent(), (QAbstractSpinBox, QComboBox)))]
+    inner = (QAbstractSpinBox, QComboBox)
+    return [w for w in found if not (isinstance(w, QLineEdit) and isinstance(w.parent(), inner))]
 
 
 def _settle(qtbot, window, width, height, index):

@@ -44,10 +44,11 @@ class PlotArea(pg.GraphicsLayoutWidget):
         self.stretch: dict[Any, int] = {}  # a panel's share of the height; a row takes its largest
         self.columns = 0
         self.offered = 0  # the width the scroll area offers; 0 before it does
-        self._fit_soon = QtCore.QTimer(self)  # a child: it dies with the widget, never calling fit() after
-        self._fit_soon.setSingleShot(True)
-        self._fit_soon.setInterval(0)
-        self._fit_soon.timeout.connect(self.arrange)
+        self.row_stretch: dict[int, int] = {}  # per row of the current placement
+        self._arrange_soon = QtCore.QTimer(self)  # a child: it dies with the widget, never calling arrange() after
+        self._arrange_soon.setSingleShot(True)
+        self._arrange_soon.setInterval(0)
+        self._arrange_soon.timeout.connect(self.arrange)
         self.ci.installEventFilter(self)  # a title or axis that grows asks for a new layout: follow it
         self.addPlot = self.add_plot  # Heatmap and line_plot call addPlot (pyqtgraph sets it on the instance)
 
@@ -91,11 +92,13 @@ class PlotArea(pg.GraphicsLayoutWidget):
         return max(1, min(self.max_columns, int((width + spacing) // (needed + spacing))))
 
     def arrange(self) -> None:
-        """Place the panels for the width offered (when the column count changes), then fit()."""
-        columns = self.column_count(self.offered or self.width())
+        """Place the panels for the width offered (when the column count changes), size the rows, fit()."""
+        width = self.offered or self.width()
+        columns = self.column_count(width)
         if columns != self.columns:
             self.columns = columns
             self._place(columns)
+        self._size_rows(width / columns)
         self.fit()
 
     def _place(self, columns: int) -> None:
@@ -117,19 +120,29 @@ class PlotArea(pg.GraphicsLayoutWidget):
             self.ci.rows.setdefault(row, {}).update({c: item for c in range(col, col + span)})
             col += span
             stretch[row] = max(stretch.get(row, 1), self.stretch.get(item, 1))
-        rows = row + 1
-        width = (self.offered or self.width()) / columns
-        height = int(min(max(ROW_ASPECT * width, PANEL_MIN_HEIGHT), ROW_HEIGHT_CAP))
-        for r in range(max(rows, layout.rowCount())):
+        for r in range(max(row + 1, layout.rowCount())):
             layout.setRowStretchFactor(r, stretch.get(r, 0))
-            layout.setRowMinimumHeight(r, int(height * stretch.get(r, 0) / max(stretch.values())))
+            layout.setRowMinimumHeight(r, 0)
         for c in range(max(columns, layout.columnCount())):
             layout.setColumnStretchFactor(c, 1 if c < columns else 0)
-        self.ci.currentRow, self.ci.currentCol = rows, 0
+        self.ci.currentRow, self.ci.currentCol = row + 1, 0
+        self.row_stretch = stretch
+
+    def _size_rows(self, column_width: float) -> None:
+        """Rows at least ROW_ASPECT of a column's width tall (in their height shares), within the bounds."""
+        if not self.row_stretch:
+            return
+        height = min(max(ROW_ASPECT * column_width, PANEL_MIN_HEIGHT), ROW_HEIGHT_CAP)
+        top = max(self.row_stretch.values())
+        layout = self.ci.layout
+        for r, stretch in self.row_stretch.items():
+            minimum = float(int(height * stretch / top))
+            if layout.rowMinimumHeight(r) != minimum:  # setting it, even unchanged, asks for a new layout
+                layout.setRowMinimumHeight(r, minimum)
 
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
         if event.type() == QtCore.QEvent.Type.LayoutRequest:
-            self._fit_soon.start()
+            self._arrange_soon.start()
         return False
 
     def fit(self) -> None:
