@@ -18,6 +18,7 @@ pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", 
 PINK = (230, 180, 180)  # the notebook's marker face colours
 BLUE = (180, 180, 230)
 TITLE_SIZE = "11pt"
+TITLE_COLUMNS = 6  # a PlotItem's columns: left axis, view box, right axis, a colour bar's gap and bar
 MAX_TOKEN_CHARS = 14
 
 
@@ -324,6 +325,16 @@ def link_views(heatmaps: Sequence[Heatmap]) -> None:
     for heatmap in heatmaps[1:]:
         heatmap.plot.setXLink(first)
         heatmap.plot.setYLink(first)
+    same_title_height([h.plot for h in heatmaps])
+
+
+def same_title_height(panels: Sequence[pg.PlotItem]) -> None:
+    """One wrapped title must not make its panel's view shorter than the others' (see FreeWidthLabel)."""
+    for plot in panels:
+        free_title_width(plot)
+    titles = [plot.titleLabel for plot in panels]
+    for title in titles:
+        title.peers = [t for t in titles if t is not title]
 
 
 def share_range(heatmaps: Sequence[Heatmap]) -> None:
@@ -334,11 +345,7 @@ def share_range(heatmaps: Sequence[Heatmap]) -> None:
     aspect lock (one panel ends up squashed, showing other columns); here each change is copied.
     """
     boxes = [h.plot.getViewBox() for h in heatmaps]
-    for heatmap in heatmaps:  # the same size, so the same range shows square pixels in each
-        free_title_width(heatmap.plot)
-    titles = [h.plot.titleLabel for h in heatmaps]
-    for title in titles:  # one wrapped title must not make its panel shorter than the others
-        title.peers = [t for t in titles if t is not title]
+    same_title_height([h.plot for h in heatmaps])  # the same size, so the same range shows square pixels in each
     copying = [False]
 
     def follow(source: pg.ViewBox, ranges: list, changed: Any) -> None:
@@ -421,7 +428,7 @@ def free_title_width(plot: pg.PlotItem) -> None:
     old.setParentItem(None)
     if old.scene() is not None:
         old.scene().removeItem(old)
-    plot.layout.addItem(label, 0, 1)
+    plot.layout.addItem(label, 0, 0, 1, TITLE_COLUMNS)  # over the whole panel, not the view box's column only
     plot.titleLabel = label
     if old.text:
         set_title(plot, old.text)
