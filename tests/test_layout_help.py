@@ -146,7 +146,7 @@ def test_every_picture_the_guide_shows_exists_and_loads(window):
         assert not QImage(str(path)).isNull(), name
         assert path.stat().st_size < 120_000, name  # small pictures: they ship in the wheel
         loaded = browser.loadResource(QTextDocument.ResourceType.ImageResource, QUrl(name))
-        assert loaded is not None and not QImage(loaded).isNull(), name  # found through the search path
+        assert loaded is not None and not QImage.fromData(loaded).isNull(), name  # found through the search path
     window.guide.close()
 
 
