@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     screenshots = sub.add_parser("screenshots", help="run the default analyses, save one PNG per tab, exit")
     screenshots.add_argument("screenshots", metavar="DIR", help="folder for the PNGs")
     screenshots.add_argument("--model", help="the model to show (default: the default model)")
+    screenshots.add_argument(
+        "--size", type=_window_size, metavar="WxH", help="window size in pixels, e.g. 1280x800 (default 1600x1000)"
+    )
     screenshots.set_defaults(run=_run_gui)
 
     models = sub.add_parser("models", help="list the causal LMs on this machine (offline, headers only)")
@@ -362,6 +365,13 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _window_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT in pixels, e.g. 1280x800; got {text!r}")
+    return int(width), int(height)
+
+
 def _controls(text: str) -> list[str]:
     names = [c.strip() for c in text.split(",") if c.strip()]
     unknown = [c for c in names if c not in CONTROLS]
@@ -562,7 +572,8 @@ def say(text: str) -> None:
 def _run_gui(args: argparse.Namespace) -> int:
     from hsviewer.gui.app import main as gui_main
 
-    return gui_main(screenshots=args.screenshots, model=args.model)
+    size = getattr(args, "size", None)  # only `screenshots` has --size
+    return gui_main(screenshots=args.screenshots, model=args.model, **({"size": size} if size else {}))
 
 
 def _run_selftest(args: argparse.Namespace) -> int:

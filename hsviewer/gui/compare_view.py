@@ -52,7 +52,7 @@ class CompareView(QWidget):
         bar.addWidget(self.metric, 1)
         bar.addWidget(export_figure)
         bar.addWidget(export_csv)
-        self.graphics = plots.PlotArea(columns=1, rows=2)
+        self.graphics = plots.PlotArea(max_columns=1)
         self.curves = plots.line_plot(self.graphics, "Comparison", "Relative depth", "", row=0, col=0)
         self.differences = plots.line_plot(
             self.graphics, "Difference from the first run", "Relative depth", "", row=1, col=0

@@ -48,6 +48,22 @@ CONTROL_TIPS = {
     "shuffled": "A second sweep on the same tokens in a random order, with its own clean loss: how much of the "
     "structure comes from word order?",
 }
+PANEL_TIPS = {
+    "A) Components": "How many components each layer's reduction kept (from the threshold, or the fixed k); one "
+    "curve per run.",
+    "B) Difference norms": "For each layer reduced: the norm of the change to that layer's hidden state (blue "
+    "squares) and to the final logits (pink circles), each divided by its largest value so both share one axis.",
+    "C) Loss": "Next-token loss (cross-entropy, nats) with that layer reduced; the green dashed line is the clean "
+    "loss. Higher means the model predicts the text worse.",
+    "KL divergence": "KL(clean ‖ reduced) between the next-token distributions, mean over tokens, in nats: how far "
+    "the predictions moved. 0 means unchanged.",
+    "D) Dimensionality vs loss": "One point per layer: the percent of dimensions kept (k over the smaller of tokens "
+    "and dimensions) against the loss; its colour is the layer (colour bar).",
+    "Loss change grid": "Loss minus clean loss for each layer (rows) and each grid threshold (columns): fill in "
+    "Grid thresholds to see it. Brighter means a bigger loss increase.",
+    "Per-token difference": "The norm of each token's hidden-state change at the layer reduced: rows are layers, "
+    "columns tokens. Bright cells are tokens the reduction changes most.",
+}
 RUN_PENS = {"": "k", "exclude_first": "#1f77b4", "random": "#ff7f0e", "shuffled": "#9467bd"}
 LAYER_MAP = "viridis"  # dark to light like the notebook's CMRmap, but no white marker on a white plot
 
@@ -94,6 +110,7 @@ class SweepTab(QWidget):
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setToolTip("Stop this tab's sweep after its current layer, keeping the layers done")
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -115,9 +132,8 @@ class SweepTab(QWidget):
         form.addRow(self.hover)
 
     def _build_plots(self) -> None:
-        self.graphics = plots.PlotArea(columns=4, rows=3)
-        top = self.graphics.addLayout(row=0, col=0)
-        middle = self.graphics.addLayout(row=1, col=0)
+        self.graphics = plots.PlotArea(max_columns=3)
+        top = middle = self.graphics  # the panels flow in reading order
         self.components = plots.line_plot(top, "A) Components kept", "Layer", "Count", col=0)
         self.norms = plots.line_plot(
             top, "B) Impact on logits and hidden states", "Layer", "Diff norm (max-scaled)", col=1
@@ -144,7 +160,7 @@ class SweepTab(QWidget):
         self.dimensionality.addItem(self.dim_points)
         self.layer_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(LAYER_MAP), interactive=False)
         self.layer_bar.axis.setLabel("Hidden layer")
-        middle.addItem(self.layer_bar, col=1)
+        self.dimensionality.layout.addItem(self.layer_bar, 2, 5)  # beside D's plot, inside its panel
         self.grid_map = plots.Heatmap(
             middle, "F) Loss change by threshold", "CET-L4", "Threshold", "Layer",
             labelled_rows=True, labelled_cols=True, rows_down=False, col=2,
@@ -155,11 +171,12 @@ class SweepTab(QWidget):
             "Token", "Layer", labelled_rows=True, labelled_cols=True, rows_down=False, row=2, col=0,
         )  # fmt: skip
         self.tokens_map.describe = self._describe_token
-        for row, stretch in enumerate((4, 4, 3)):
-            self.graphics.ci.layout.setRowStretchFactor(row, stretch)
-        middle.layout.setHorizontalSpacing(25)  # room for the colour bar's label
-        middle.layout.setColumnStretchFactor(0, 3)
-        middle.layout.setColumnStretchFactor(2, 2)
+        self.graphics.make_wide(self.tokens_map.plot)
+        self.layer_bar.setToolTip("The colour of each point in D: the layer it was reduced at")
+        self.graphics.set_stretch([self.components, self.norms, self.loss, self.kl], 4)
+        self.graphics.set_stretch([self.dimensionality, self.grid_map.plot], 4)
+        self.graphics.set_stretch([self.tokens_map.plot], 3)
+        plots.set_tooltips(self.plots(), PANEL_TIPS)
 
     def _build_views(self) -> QTabWidget:
         """The one-text panels, the corpus bands and the threshold-free measures, a page each."""
