@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QAbstractItemView,
     QAbstractSpinBox,
     QComboBox,
     QLineEdit,
@@ -19,13 +20,14 @@ INPUTS = (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QPlainTextEdi
 
 def _inputs(tab):
     """The tab's input widgets, less the parts of others: line edits inside spin boxes and combo boxes,
-    a page bar's scroll arrows."""
+    a page bar's scroll arrows, a table's corner button, a line edit's clear button."""
     found = [w for kind in INPUTS for w in tab.findChildren(kind)]
     inner = (QAbstractSpinBox, QComboBox)
+    parts_of = (QTabBar, QAbstractItemView, QLineEdit)
     return [
         w
         for w in found
-        if not (isinstance(w, QLineEdit) and isinstance(w.parent(), inner)) and not isinstance(w.parent(), QTabBar)
+        if not (isinstance(w, QLineEdit) and isinstance(w.parent(), inner)) and not isinstance(w.parent(), parts_of)
     ]
 
 
