@@ -87,6 +87,39 @@ def token_label(token: str) -> str:
     return text if len(text) <= MAX_TOKEN_CHARS else text[: MAX_TOKEN_CHARS - 1] + "…"
 
 
+class ReadoutLabel(QtWidgets.QLabel):
+    """A hover read-out of a fixed height (two lines), elided to fit: however long a token or value
+    the text, the controls around it never move under the mouse."""
+
+    LINES = 2
+
+    def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * self.LINES + 2 * self.margin() + 2)
+        self.setMinimumWidth(1)  # the text never asks for width either
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(self.contentsRect().width(), 1)
+        room = width * self.LINES - 2 * self.fontMetrics().averageCharWidth() * self.LINES  # wrap loses some
+        elided = self.fontMetrics().elidedText(self._full, QtCore.Qt.TextElideMode.ElideRight, room)
+        super().setText(elided)
+
+
 class LabelAxis(pg.AxisItem):
     """An axis labelling the cells 0..n-1 (centred at i + 0.5) with strings (tokens, thresholds), as many as fit."""
 
@@ -193,6 +226,35 @@ class Heatmap:
             self.describe(row, col, self.value(row, col))
 
 
+SIGMA_FLOOR = 1e-6  # singular values below this fraction of σ1 are rounding noise (a centred matrix's last)
+
+
+def sigma_map(layout: pg.GraphicsLayout, **position: int) -> Heatmap:
+    """Σ as a heatmap whose colour bar reads σ on a log axis: see show_sigma."""
+    heatmap = Heatmap(layout, "Σ", "viridis", "component", "component", **position)
+    assert heatmap.bar is not None
+    heatmap.bar.axis.setLogMode(True)
+    heatmap.bar.axis.setLabel("σ (log)")
+    return heatmap
+
+
+def show_sigma(heatmap: Heatmap, s: np.ndarray) -> None:
+    """Σ coloured by log10 σ, from the smallest σ that is not noise up to σ1.
+
+    σ1 is often 10^4 times the last σ: a linear bar either shows σ1 alone or cuts it off. Off the
+    diagonal Σ is zero, which has no logarithm: drawn as blank (NaN), so the diagonal stands out.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    top = float(s.max()) if s.size and s.max() > 0 else 1.0
+    floor = top * SIGMA_FLOOR
+    shown = s[s >= floor]
+    low = np.log10(float(shown.min())) if shown.size else np.log10(floor)
+    high = np.log10(top)
+    data = np.full((len(s), len(s)), np.nan)
+    np.fill_diagonal(data, np.log10(np.maximum(s, floor)))
+    heatmap.set_data(data, (low, high if high > low else low + 1.0))
+
+
 def link_views(heatmaps: Sequence[Heatmap]) -> None:
     """Zooming or panning one map moves the others, so the same cells stay side by side."""
     first = heatmaps[0].plot
@@ -282,6 +344,25 @@ def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str,
     plot.setLabel("left", y_label)
     plot.showGrid(x=True, y=True, alpha=0.2)
     return plot
+
+
+class BelowLegend(pg.LegendItem):
+    """A legend in its plot's layout, under the x axis: it never covers the data, however many runs it
+    lists (pyqtgraph's own legend floats over the view box)."""
+
+    def updateSize(self) -> None:
+        self.updateGeometry()  # the plot's layout places and sizes it, from its own layout's hint
+
+    def mouseDragEvent(self, ev: Any) -> None:
+        ev.ignore()  # dragging would unhook it from the layout
+
+
+def legend_below(plot: pg.PlotItem, columns: int = 2, text_size: str = "8pt") -> BelowLegend:
+    """Give the plot a legend under its x axis; curves added with a name join it (plot.legend)."""
+    legend = BelowLegend(colCount=columns, labelTextSize=text_size, horSpacing=12)
+    plot.layout.addItem(legend, 4, 1)
+    plot.legend = legend
+    return legend
 
 
 def markers(brush: tuple, symbol: str = "h", size: int = 10, pen: Any = "k") -> dict[str, Any]:
