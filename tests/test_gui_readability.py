@@ -90,12 +90,6 @@ def test_the_image_tab_says_when_colour_is_dropped(qtbot, window, tmp_path):
     assert window.image_tab.result.to_dict()["colour"] == "RGB"
 
 
-def _sigma_levels(bar) -> tuple[float, float]:
-    """The sigma values at the ends of the colour bar, whether it is on a log scale or not."""
-    low, high = bar.levels()
-    return (10.0**low, 10.0**high) if bar.axis.logMode else (low, high)
-
-
 def test_the_sigma_colour_bar_covers_every_singular_value(qtbot, window, tmp_path):
     from PIL import Image
 
@@ -106,21 +100,26 @@ def test_the_sigma_colour_bar_covers_every_singular_value(qtbot, window, tmp_pat
         window.open_image(str(tmp_path / "noise.png"))
     s = np.linalg.svd(pixels.astype(np.float64), compute_uv=False)  # by hand: sigma_1 is about 10^4
     assert s[0] > 1e4
-    bar = window.image_tab.sigma.bar
-    low, high = _sigma_levels(bar)
-    assert high >= s[0] * (1 - 1e-6) and low <= s[-1] * (1 + 1e-6)
-    assert bar.axis.logMode and 10 ** bar.axis.range[1] == pytest.approx(high)  # the axis reads sigma
     diagonal = np.diag(window.image_tab.sigma.image.image)
-    np.testing.assert_allclose(10.0**diagonal, s, rtol=1e-4)
+    np.testing.assert_allclose(diagonal, np.log10(s), atol=1e-4)  # coloured by log10 sigma
+    bar = window.image_tab.sigma.bar
+    low, high = (10.0**v for v in bar.levels())
+    assert high >= s[0] * (1 - 1e-6) and low <= s[-1] * (1 + 1e-6)
+    ticks = bar.axis._tickLevels[0]  # the axis reads sigma itself, at its log10 position
+    assert len(ticks) >= 2
+    for position, label in ticks:
+        assert float(label.replace(",", "")) == pytest.approx(10**position, rel=0.05)
 
 
 def test_the_hidden_state_sigma_bar_reaches_sigma_1(qtbot, loaded):
     tab = loaded.hidden_tab
     with wait_job(qtbot, loaded, "hidden"):
         tab.run()
-    s = np.linalg.svd(tab.result.original - tab.result.original.mean(0) - tab.result.original.mean(1)[:, None]
-                      + tab.result.original.mean(), compute_uv=False)  # fmt: skip
-    assert _sigma_levels(tab.sigma.bar)[1] >= s[0] * (1 - 1e-4)
+    x = tab.result.original
+    s = np.linalg.svd(x - x.mean(0) - x.mean(1)[:, None] + x.mean(), compute_uv=False)  # double centring
+    np.testing.assert_allclose(np.diag(tab.sigma.image.image)[:3], np.log10(s[:3]), atol=1e-3)
+    assert 10 ** tab.sigma.bar.levels()[1] >= s[0] * (1 - 1e-4)
+    assert len(tab.sigma.bar.axis._tickLevels[0]) >= 2  # less than a decade: its two ends are labelled
 
 
 def _intersect(a, b) -> bool:
@@ -244,3 +243,35 @@ def test_the_sweep_csv_gives_each_run_its_own_clean_loss(qtbot, loaded, tmp_path
     assert clean["main"] == pytest.approx(result.clean_loss, abs=1e-6)
     assert clean["shuffled"] == pytest.approx(result.controls["shuffled"].clean_loss, abs=1e-6)
     assert abs(clean["shuffled"] - clean["main"]) > 1e-6
+
+
+def _widest_stroke(svg: str) -> float:
+    """The widest line an SVG reader that ignores vector-effect (librsvg, cairosvg) would draw, in pixels:
+    each stroked shape's width scaled by the largest stretch of its group's transform."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    widest = 0.0
+    for group in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}g"):
+        shapes = [c for c in group if c.tag.rpartition("}")[2] in ("path", "polyline", "rect")]
+        if not shapes or group.get("stroke", "none") == "none":
+            continue
+        numbers = re.findall(r"[-+]?[\d.]+(?:e[-+]?\d+)?", group.get("transform", "matrix(1,0,0,1,0,0)"))
+        a, b, c, d = (float(v) for v in numbers[:4])
+        stretch = float(np.linalg.svd(np.array([[a, c], [b, d]]), compute_uv=False)[0])
+        widest = max(widest, stretch * float(group.get("stroke-width", "1")))
+    return widest
+
+
+def test_exported_svg_lines_stay_thin_in_every_reader(qtbot, loaded, tmp_path):
+    tab = loaded.sweep_tab
+    tab.control_boxes["shuffled"].setChecked(True)  # a dashed clean-loss line across the loss panel
+    with wait_job(qtbot, loaded, "sweep"):
+        tab.run()
+    loaded.tabs.setCurrentWidget(tab)
+    for name in ("C) Impact of reduction on loss", "B) Impact on logits and hidden states", None):
+        path = tmp_path / "panel.svg"
+        loaded.export_figure(str(path), *([name] if name else []))
+        svg = path.read_text()
+        assert svg.count("<polyline") + svg.count("<path") > 20  # curves, markers, axes: still vectors
+        assert _widest_stroke(svg) <= 3.0, name  # pens are at most 2 pixels wide on screen

@@ -230,12 +230,20 @@ SIGMA_FLOOR = 1e-6  # singular values below this fraction of σ1 are rounding no
 
 
 def sigma_map(layout: pg.GraphicsLayout, **position: int) -> Heatmap:
-    """Σ as a heatmap whose colour bar reads σ on a log axis: see show_sigma."""
+    """Σ as a heatmap whose colour bar reads σ on a log scale: see show_sigma."""
     heatmap = Heatmap(layout, "Σ", "viridis", "component", "component", **position)
     assert heatmap.bar is not None
-    heatmap.bar.axis.setLogMode(True)
-    heatmap.bar.axis.setLabel("σ (log)")
+    heatmap.bar.axis.enableAutoSIPrefix(False)
+    heatmap.bar.axis.setLabel("σ (log scale)")
     return heatmap
+
+
+def sigma_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """Ticks at log10 positions labelled with σ itself: the powers of ten in range, or both ends when
+    fewer than two are (pyqtgraph's own log axis labels every 2..9 within a decade, one over another)."""
+    decades = range(int(np.ceil(low)), int(np.floor(high)) + 1)
+    values = [float(v) for v in decades] if len(decades) >= 2 else [low, high]
+    return [(v, f"{10**v:,.0f}" if 10**v >= 10 else f"{10**v:.2g}") for v in values]
 
 
 def show_sigma(heatmap: Heatmap, s: np.ndarray) -> None:
@@ -252,7 +260,10 @@ def show_sigma(heatmap: Heatmap, s: np.ndarray) -> None:
     high = np.log10(top)
     data = np.full((len(s), len(s)), np.nan)
     np.fill_diagonal(data, np.log10(np.maximum(s, floor)))
-    heatmap.set_data(data, (low, high if high > low else low + 1.0))
+    levels = (low, high if high > low else low + 1.0)
+    heatmap.set_data(data, levels)
+    assert heatmap.bar is not None
+    heatmap.bar.axis.setTicks([sigma_ticks(*levels)])
 
 
 def link_views(heatmaps: Sequence[Heatmap]) -> None:
@@ -415,10 +426,12 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
     """Write a plot, a layout or a whole scene to .png (at `scale` times its size on screen) or .svg.
 
     The SVG is vector: axes, curves and markers are paths (pyqtgraph's export mode draws markers one
-    by one instead of from its bitmap atlas, and no item is drawn from a cache); each heatmap is one
-    embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
+    by one instead of from its bitmap atlas, and no item is drawn from a cache), in page coordinates
+    so that readers ignoring SVG 1.2's non-scaling strokes draw them thin (svg_strokes); each heatmap
+    is one embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
     """
     from hsviewer.export import export_suffix, plain_write_errors, write_atomic
+    from hsviewer.svg_strokes import flatten_strokes
 
     suffix = export_suffix(path, (".png", ".svg"), "A figure")
     if scale not in PNG_SCALES:
@@ -432,6 +445,7 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
         _render_svg(item, str(tmp))
         if not tmp.read_bytes().rstrip().endswith(b"</svg>"):  # Qt's SVG generator reports no write errors
             raise OSError(f"Qt could not save {path}")
+        flatten_strokes(tmp)
 
     with plain_write_errors(path):
         write_atomic(path, write)
