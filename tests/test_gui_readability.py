@@ -157,6 +157,8 @@ def test_sweep_panels_are_lettered_in_reading_order(loaded):
 def test_the_empty_grid_panel_says_how_to_fill_it(qtbot, loaded):
     tab = loaded.sweep_tab
     assert tab.grid_note.isVisible() and "Grid thresholds" in tab.grid_note.textItem.toPlainText()
+    (x0, x1), (y0, y1) = tab.grid_map.plot.viewRange()
+    assert x0 <= tab.grid_note.pos().x() <= x1 and y0 <= tab.grid_note.pos().y() <= y1  # in view
     with wait_job(qtbot, loaded, "sweep"):
         tab.run()
     assert tab.grid_note.isVisible()  # a sweep without thresholds leaves the panel empty

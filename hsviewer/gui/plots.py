@@ -359,10 +359,25 @@ def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str,
 
 class BelowLegend(pg.LegendItem):
     """A legend in its plot's layout, under the x axis: it never covers the data, however many runs it
-    lists (pyqtgraph's own legend floats over the view box)."""
+    lists (pyqtgraph's own legend floats over the view box). It asks for no width: it takes as many
+    columns as the panel's width holds, and grows downwards instead."""
 
     def updateSize(self) -> None:
         self.updateGeometry()  # the plot's layout places and sizes it, from its own layout's hint
+
+    def sizeHint(self, which: QtCore.Qt.SizeHint, constraint: QtCore.QSizeF | None = None) -> QtCore.QSizeF:
+        hint = super().sizeHint(which, QtCore.QSizeF() if constraint is None else constraint)
+        return QtCore.QSizeF(0, hint.height()) if which != QtCore.Qt.SizeHint.MaximumSize else hint
+
+    def setGeometry(self, *rect: Any) -> None:
+        super().setGeometry(*rect)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        widths = [s.boundingRect().width() + label.boundingRect().width() + 12 for s, label in self.items]
+        columns = max(1, min(len(widths), int(self.geometry().width() // max(widths, default=1))))
+        if columns != self.columnCount:
+            self.setColumnCount(columns)
 
     def mouseDragEvent(self, ev: Any) -> None:
         ev.ignore()  # dragging would unhook it from the layout

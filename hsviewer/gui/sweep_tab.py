@@ -139,6 +139,7 @@ class SweepTab(QWidget):
         self.grid_note = pg.TextItem(EMPTY_GRID_NOTE, color="#555555", anchor=(0.5, 0.5))
         self.grid_map.plot.addItem(self.grid_note, ignoreBounds=True)
         self.grid_note.setPos(0.5, 0.5)
+        self.grid_map.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # the note in view before a sweep
         self.tokens_map = plots.Heatmap(
             self.graphics, "G) Impact of reduction on hidden states (per-token difference norm)", "magma",
             "Token", "Layer", labelled_rows=True, labelled_cols=True, rows_down=False, row=2, col=0,
