@@ -277,3 +277,13 @@ def test_exported_svg_lines_stay_thin_in_every_reader(qtbot, loaded, tmp_path):
         svg = path.read_text()
         assert svg.count("<polyline") + svg.count("<path") > 20  # curves, markers, axes: still vectors
         assert _widest_stroke(svg) <= 3.0, name  # pens are at most 2 pixels wide on screen
+
+
+def test_a_legend_takes_two_columns_when_its_panel_is_wide_enough(qtbot, loaded):
+    tab = loaded.sweep_tab
+    loaded.resize(1280, 800)
+    loaded.tabs.setCurrentWidget(tab)
+    qtbot.wait(100)
+    legend = tab.norms.legend  # "Hidden states" and "Logits" fit side by side in a panel 300 pixels wide
+    assert tab.norms.getViewBox().width() > 250
+    qtbot.waitUntil(lambda: legend.columnCount == 2)

@@ -374,7 +374,8 @@ class BelowLegend(pg.LegendItem):
         self._fit_columns()
 
     def _fit_columns(self) -> None:
-        widths = [s.boundingRect().width() + label.boundingRect().width() + 12 for s, label in self.items]
+        # the text's own width: a label's item is as wide as its column once laid out
+        widths = [s.boundingRect().width() + label.item.boundingRect().width() + 16 for s, label in self.items]
         columns = max(1, min(len(widths), int(self.geometry().width() // max(widths, default=1))))
         if columns != self.columnCount:
             self.setColumnCount(columns)
