@@ -369,9 +369,15 @@ class BelowLegend(pg.LegendItem):
         hint = super().sizeHint(which, QtCore.QSizeF() if constraint is None else constraint)
         return QtCore.QSizeF(0, hint.height()) if which != QtCore.Qt.SizeHint.MaximumSize else hint
 
-    def setGeometry(self, *rect: Any) -> None:
-        super().setGeometry(*rect)
-        self._fit_columns()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Re-laid out from the event loop, not inside setGeometry: Qt calls that while tearing the scene
+        # down too, and a layout changed then crashes the interpreter at exit.
+        self._refit = QtCore.QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._fit_columns)
+        self.geometryChanged.connect(self._refit.start)
 
     def _fit_columns(self) -> None:
         # the text's own width: a label's item is as wide as its column once laid out
