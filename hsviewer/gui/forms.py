@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from hsviewer.core.reduction import Reduction
 from hsviewer.gui.settings import Settings
 
+LONG_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"  # a hub id the model box shows whole
 CENTERINGS = {"double": "Double (rows and columns)", "column": "Columns (PCA)", "none": "None"}
 
 
@@ -105,12 +106,16 @@ class ModelPicker(QWidget):
         self.load = QPushButton("Load")
         self.load.setToolTip("Load the model named on the left")
         self.load.clicked.connect(self._load_clicked)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.combo, 1)
-        row.addWidget(folder)
-        row.addWidget(gguf)
-        row.addWidget(self.load)
+        self.combo.setMinimumContentsLength(len(LONG_MODEL_NAME))
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        buttons = QHBoxLayout()
+        buttons.addWidget(folder)
+        buttons.addWidget(gguf)
+        buttons.addWidget(self.load)
+        column = QVBoxLayout(self)  # the buttons under the box, which gets the whole width for a name
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.combo)
+        column.addLayout(buttons)
 
     def set_recent(self, recent: list[str]) -> None:
         current = self.combo.currentText()

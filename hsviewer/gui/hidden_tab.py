@@ -106,8 +106,7 @@ class HiddenTab(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hover = QLabel("Hover a heatmap to read its values")
-        self.hover.setWordWrap(True)
+        self.hover = plots.ReadoutLabel("Hover a heatmap to read its values")
         form = QFormLayout(self.inputs)
         form.addRow(QLabel("<b>Model</b>"))
         form.addRow(self.picker)
@@ -140,7 +139,7 @@ class HiddenTab(QWidget):
         self.scatter_points = pg.ScatterPlotItem(size=5, pen=pg.mkPen("k", width=0.5), brush=(180, 230, 180, 80))
         self.scatter.addItem(self.scatter_points)
         self.u = plots.Heatmap(middle, "U", SIGNED, "component", "Token", labelled_rows=True, col=1)
-        self.sigma = plots.Heatmap(middle, "Σ", "viridis", "component", "component", col=2)
+        self.sigma = plots.sigma_map(middle, col=2)
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "Embedding dimension", "component", col=3)
         self.spectrum = plots.SpectrumPlot(bottom, "Singular-value spectrum (centred hidden state)", col=0)
         self.spectrum.k_line.setMovable(False)
@@ -157,16 +156,17 @@ class HiddenTab(QWidget):
         plots.set_tooltips(self.plots(), PANEL_TIPS)
 
     def plots(self) -> dict[str, Any]:
+        """The exportable panels by their titles (a title that changes with the result goes on from these)."""
         return {
             "Original HS": self.original.plot,
             "Reconstruction": self.reconstructed.plot,
             "Difference": self.difference.plot,
-            "Scatter": self.scatter,
+            "Original vs reconstruction": self.scatter,
             "U": self.u.plot,
-            "Sigma": self.sigma.plot,
-            "V^T": self.vh.plot,
-            "Spectrum": self.spectrum.plot,
-            "Forward-pass difference norms": self.norms,
+            "Σ": self.sigma.plot,
+            "Vᵀ": self.vh.plot,
+            "Singular-value spectrum": self.spectrum.plot,
+            "Reduction applied in the forward pass": self.norms,
         }
 
     def set_default_text(self) -> None:
@@ -226,7 +226,7 @@ class HiddenTab(QWidget):
         plots.set_title(self.reconstructed.plot, f"Reconstruction (k = {r.components}, {r.variance_kept:.2f}% var.)")
         self._draw_scatter(r.original, r.reconstruction, r.correlation)
         self.u.set_data(r.u, plots.symmetric_levels(r.u, percentile=95), r.tokens)
-        self.sigma.set_data(np.diag(r.s), (0.0, float(np.percentile(r.s, 90)) or 1.0))
+        plots.show_sigma(self.sigma, r.s)
         self.vh.set_data(r.vh, plots.symmetric_levels(r.vh, percentile=95))
         from hsviewer.core.lowrank import cumulative_percent
 
@@ -235,7 +235,7 @@ class HiddenTab(QWidget):
         plots.set_title(self.spectrum.plot, f"Singular-value spectrum ({centred})")
         self.norm_curve.setData(np.arange(r.n_layers), r.diff_norms)
         self.layer_line.setValue(r.layer)
-        plots.set_title(self.norms, f"Reduction at layer {r.layer} applied in the forward pass")
+        plots.set_title(self.norms, f"Reduction applied in the forward pass (at layer {r.layer})")
         self.summary.setText(self._summary(r))
 
     def show_run(self, run: Any) -> None:
@@ -253,7 +253,7 @@ class HiddenTab(QWidget):
         x = original.ravel()[::SCATTER_STEP]
         y = reconstruction.ravel()[::SCATTER_STEP]
         self.scatter_points.setData(x, y)
-        plots.set_title(self.scatter, f"r = {correlation:.5f}")
+        plots.set_title(self.scatter, f"Original vs reconstruction, r = {correlation:.5f}")
 
     @staticmethod
     def _summary(r: Any) -> str:

@@ -117,7 +117,7 @@ class ImageTab(QWidget):
         plots.link_levels([self.original, self.reconstruction])
         plots.share_range([self.original, self.reconstruction, self.residual])
         self.u = plots.Heatmap(middle, "U", SIGNED, "component", "row", col=0)
-        self.sigma = plots.Heatmap(middle, "Σ", "viridis", "component", "component", col=1)
+        self.sigma = plots.sigma_map(middle, col=1)
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "column", "component", col=2)
         self.spectrum = plots.SpectrumPlot(self.graphics, "Singular-value spectrum")
         self.graphics.make_wide(self.spectrum.plot)
@@ -131,12 +131,12 @@ class ImageTab(QWidget):
         """The exportable panels by name."""
         return {
             "Original image": self.original.plot,
-            "Reconstruction": self.reconstruction.plot,
-            "Residual": self.residual.plot,
+            "Reconstruction": self.reconstruction.plot,  # its title goes on with k
+            "Residual (original − reconstruction)": self.residual.plot,
             "U": self.u.plot,
-            "Sigma": self.sigma.plot,
-            "V^T": self.vh.plot,
-            "Spectrum": self.spectrum.plot,
+            "Σ": self.sigma.plot,
+            "Vᵀ": self.vh.plot,
+            "Singular-value spectrum": self.spectrum.plot,
         }
 
     def open(self, source: str) -> None:
@@ -178,7 +178,7 @@ class ImageTab(QWidget):
         self.original.set_data(svd.image, levels)
         self.reconstruction.set_data(svd.image, levels)
         self.u.set_data(svd.u, plots.symmetric_levels(svd.u, percentile=90))
-        self.sigma.set_data(np.diag(svd.s), (0.0, float(np.percentile(svd.s, 90)) or 1.0))
+        plots.show_sigma(self.sigma, svd.s)
         self.vh.set_data(svd.vh, plots.symmetric_levels(svd.vh, percentile=90))
         self.spectrum.set_spectrum(svd.s, svd.cumulative_percent, svd.components)
         for widget in (self.slider, self.k_spin):
@@ -218,6 +218,7 @@ class ImageTab(QWidget):
             f"{self.source}  ·  {svd.image.shape[1]} × {svd.image.shape[0]} pixels  ·  k = {k} of {len(svd.s)}  ·  "
             f"{kept:.2f}% of variance kept  ·  rank of original {svd.rank}, of reconstruction "
             f"{svd.reconstruction_rank(k)}  ·  Frobenius error {svd.frobenius_error(k):.4g}"
+            + (f"  ·  colour image ({svd.colour}) shown in greyscale (luma)" if svd.colour else "")
             + "".join(f"  ·  {w}" for w in svd.warnings)
         )
 

@@ -213,6 +213,39 @@ def token_label(token: str) -> str:
     return text if len(text) <= MAX_TOKEN_CHARS else text[: MAX_TOKEN_CHARS - 1] + "…"
 
 
+class ReadoutLabel(QtWidgets.QLabel):
+    """A hover read-out of a fixed height (two lines), elided to fit: however long a token or value
+    the text, the controls around it never move under the mouse."""
+
+    LINES = 2
+
+    def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * self.LINES + 2 * self.margin() + 2)
+        self.setMinimumWidth(1)  # the text never asks for width either
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(self.contentsRect().width(), 1)
+        room = width * self.LINES - 2 * self.fontMetrics().averageCharWidth() * self.LINES  # wrap loses some
+        elided = self.fontMetrics().elidedText(self._full, QtCore.Qt.TextElideMode.ElideRight, room)
+        super().setText(elided)
+
+
 class LabelAxis(pg.AxisItem):
     """An axis labelling the cells 0..n-1 (centred at i + 0.5) with strings (tokens, thresholds), as many as fit."""
 
@@ -317,6 +350,46 @@ class Heatmap:
     def _hovered(self, row: int, col: int) -> None:
         if self.describe is not None:
             self.describe(row, col, self.value(row, col))
+
+
+SIGMA_FLOOR = 1e-6  # singular values below this fraction of σ1 are rounding noise (a centred matrix's last)
+
+
+def sigma_map(layout: pg.GraphicsLayout, **position: int) -> Heatmap:
+    """Σ as a heatmap whose colour bar reads σ on a log scale: see show_sigma."""
+    heatmap = Heatmap(layout, "Σ", "viridis", "component", "component", **position)
+    assert heatmap.bar is not None
+    heatmap.bar.axis.enableAutoSIPrefix(False)
+    heatmap.bar.axis.setLabel("σ (log scale)")
+    return heatmap
+
+
+def sigma_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """Ticks at log10 positions labelled with σ itself: the powers of ten in range, or both ends when
+    fewer than two are (pyqtgraph's own log axis labels every 2..9 within a decade, one over another)."""
+    decades = range(int(np.ceil(low)), int(np.floor(high)) + 1)
+    values = [float(v) for v in decades] if len(decades) >= 2 else [low, high]
+    return [(v, f"{10**v:,.0f}" if 10**v >= 10 else f"{10**v:.2g}") for v in values]
+
+
+def show_sigma(heatmap: Heatmap, s: np.ndarray) -> None:
+    """Σ coloured by log10 σ, from the smallest σ that is not noise up to σ1.
+
+    σ1 is often 10^4 times the last σ: a linear bar either shows σ1 alone or cuts it off. Off the
+    diagonal Σ is zero, which has no logarithm: drawn as blank (NaN), so the diagonal stands out.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    top = float(s.max()) if s.size and s.max() > 0 else 1.0
+    floor = top * SIGMA_FLOOR
+    shown = s[s >= floor]
+    low = np.log10(float(shown.min())) if shown.size else np.log10(floor)
+    high = np.log10(top)
+    data = np.full((len(s), len(s)), np.nan)
+    np.fill_diagonal(data, np.log10(np.maximum(s, floor)))
+    levels = (low, high if high > low else low + 1.0)
+    heatmap.set_data(data, levels)
+    assert heatmap.bar is not None
+    heatmap.bar.axis.setTicks([sigma_ticks(*levels)])
 
 
 def link_views(heatmaps: Sequence[Heatmap]) -> None:
@@ -443,6 +516,47 @@ def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str,
     return plot
 
 
+class BelowLegend(pg.LegendItem):
+    """A legend in its plot's layout, under the x axis: it never covers the data, however many runs it
+    lists (pyqtgraph's own legend floats over the view box). It asks for no width: it takes as many
+    columns as the panel's width holds, and grows downwards instead."""
+
+    def updateSize(self) -> None:
+        self.updateGeometry()  # the plot's layout places and sizes it, from its own layout's hint
+
+    def sizeHint(self, which: QtCore.Qt.SizeHint, constraint: QtCore.QSizeF | None = None) -> QtCore.QSizeF:
+        hint = super().sizeHint(which, QtCore.QSizeF() if constraint is None else constraint)
+        return QtCore.QSizeF(0, hint.height()) if which != QtCore.Qt.SizeHint.MaximumSize else hint
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Re-laid out from the event loop, not inside setGeometry: Qt calls that while tearing the scene
+        # down too, and a layout changed then crashes the interpreter at exit.
+        self._refit = QtCore.QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._fit_columns)
+        self.geometryChanged.connect(self._refit.start)
+
+    def _fit_columns(self) -> None:
+        # the text's own width: a label's item is as wide as its column once laid out
+        widths = [s.boundingRect().width() + label.item.boundingRect().width() + 16 for s, label in self.items]
+        columns = max(1, min(len(widths), int(self.geometry().width() // max(widths, default=1))))
+        if columns != self.columnCount:
+            self.setColumnCount(columns)
+
+    def mouseDragEvent(self, ev: Any) -> None:
+        ev.ignore()  # dragging would unhook it from the layout
+
+
+def legend_below(plot: pg.PlotItem, columns: int = 2, text_size: str = "8pt") -> BelowLegend:
+    """Give the plot a legend under its x axis; curves added with a name join it (plot.legend)."""
+    legend = BelowLegend(colCount=columns, labelTextSize=text_size, horSpacing=12)
+    plot.layout.addItem(legend, 4, 1)
+    plot.legend = legend
+    return legend
+
+
 def markers(brush: tuple, symbol: str = "h", size: int = 10, pen: Any = "k") -> dict[str, Any]:
     """Keyword arguments for a PlotDataItem drawn as the notebook's outlined markers."""
     return {"pen": pg.mkPen(pen, width=0.5), "symbol": symbol, "symbolSize": size, "symbolBrush": brush}
@@ -493,10 +607,12 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
     """Write a plot, a layout or a whole scene to .png (at `scale` times its size on screen) or .svg.
 
     The SVG is vector: axes, curves and markers are paths (pyqtgraph's export mode draws markers one
-    by one instead of from its bitmap atlas, and no item is drawn from a cache); each heatmap is one
-    embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
+    by one instead of from its bitmap atlas, and no item is drawn from a cache), in page coordinates
+    so that readers ignoring SVG 1.2's non-scaling strokes draw them thin (svg_strokes); each heatmap
+    is one embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
     """
     from hsviewer.export import export_suffix, plain_write_errors, write_atomic
+    from hsviewer.svg_strokes import flatten_strokes
 
     suffix = export_suffix(path, (".png", ".svg"), "A figure")
     if scale not in PNG_SCALES:
@@ -510,6 +626,7 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
         _render_svg(item, str(tmp))
         if not tmp.read_bytes().rstrip().endswith(b"</svg>"):  # Qt's SVG generator reports no write errors
             raise OSError(f"Qt could not save {path}")
+        flatten_strokes(tmp)
 
     with plain_write_errors(path):
         write_atomic(path, write)

@@ -65,6 +65,7 @@ PANEL_TIPS = {
     "columns tokens. Bright cells are tokens the reduction changes most.",
 }
 RUN_PENS = {"": "k", "exclude_first": "#1f77b4", "random": "#ff7f0e", "shuffled": "#9467bd"}
+EMPTY_GRID_NOTE = "Type thresholds in Grid thresholds\n(e.g. 80,90,95,99) and run\nthe sweep to fill this"
 LAYER_MAP = "viridis"  # dark to light like the notebook's CMRmap, but no white marker on a white plot
 
 
@@ -116,8 +117,7 @@ class SweepTab(QWidget):
         buttons.addWidget(self.cancel_button)
         self.summary = QLabel("Runs on the text of the Hidden state tab.")
         self.summary.setWordWrap(True)
-        self.hover = QLabel("Hover a heatmap to read its values")
-        self.hover.setWordWrap(True)
+        self.hover = plots.ReadoutLabel("Hover a heatmap to read its values")
         form = QFormLayout(self.inputs)
         self.texts_source = TextsSource()
         form.addRow("Texts", self.texts_source)
@@ -139,9 +139,9 @@ class SweepTab(QWidget):
             top, "B) Impact on logits and hidden states", "Layer", "Diff norm (max-scaled)", col=1
         )
         self.loss = plots.line_plot(top, "C) Impact of reduction on loss", "Layer", "Loss", col=2)
-        self.kl = plots.line_plot(top, "E) KL divergence", "Layer", "KL (nats)", col=3)
+        self.kl = plots.line_plot(top, "D) KL divergence", "Layer", "KL (nats)", col=3)
         for plot in (self.norms, self.loss, self.kl, self.components):
-            plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+            plots.legend_below(plot)
         self.hidden_curve = self.norms.plot(name="Hidden states", **plots.markers(plots.BLUE, "s", 9, "b"))
         self.logit_curve = self.norms.plot(name="Logits", **plots.markers(plots.PINK, "o", 9, "r"))
         self.clean_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("g", width=1.5, style=Qt.PenStyle.DashLine))
@@ -154,7 +154,7 @@ class SweepTab(QWidget):
             name: {plot_name: None for plot_name in ("components", "loss", "kl")} for name in ("", *CONTROLS)
         }
         self.dimensionality = plots.line_plot(
-            middle, "D) Reduction vs. loss", "Hidden-state dimensionality (% of total)", "Loss", col=0
+            middle, "E) Reduction vs. loss", "Hidden-state dimensionality (% of total)", "Loss", col=0
         )
         self.dim_points = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k"))
         self.dimensionality.addItem(self.dim_points)
@@ -166,6 +166,10 @@ class SweepTab(QWidget):
             labelled_rows=True, labelled_cols=True, rows_down=False, col=2,
         )  # fmt: skip
         self.grid_map.describe = self._describe_grid
+        self.grid_note = pg.TextItem(EMPTY_GRID_NOTE, color="#555555", anchor=(0.5, 0.5))
+        self.grid_map.plot.addItem(self.grid_note, ignoreBounds=True)
+        self.grid_note.setPos(0.5, 0.5)
+        self.grid_map.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # the note in view before a sweep
         self.tokens_map = plots.Heatmap(
             self.graphics, "G) Impact of reduction on hidden states (per-token difference norm)", "magma",
             "Token", "Layer", labelled_rows=True, labelled_cols=True, rows_down=False, row=2, col=0,
@@ -192,15 +196,9 @@ class SweepTab(QWidget):
         return self.views
 
     def plots(self) -> dict[str, Any]:
-        return {
-            "A) Components": self.components,
-            "B) Difference norms": self.norms,
-            "C) Loss": self.loss,
-            "KL divergence": self.kl,
-            "D) Dimensionality vs loss": self.dimensionality,
-            "Loss change grid": self.grid_map.plot,
-            "Per-token difference": self.tokens_map.plot,
-        }
+        """The exportable panels by their titles (which never change here)."""
+        panels = (self.components, self.norms, self.loss, self.kl, self.dimensionality)
+        return {p.titleLabel.text: p for p in (*panels, self.grid_map.plot, self.tokens_map.plot)}
 
     def run(self) -> None:
         """Queue a sweep with the chosen reduction, grid and controls."""
@@ -295,6 +293,8 @@ class SweepTab(QWidget):
         self.tokens_map.set_data(nan, (0.0, 1.0), self.layer_names, run.tokens)
         grid = np.full((run.n_layers, max(len(self.grid_labels), 1)), np.nan, dtype=np.float32)
         self.grid_map.set_data(grid, (0.0, 1.0), self.layer_names, self.grid_labels)
+        self.grid_note.setVisible(not self.grid_labels)
+        self.grid_note.setPos(grid.shape[1] / 2, run.n_layers / 2)
         self.summary.setText(f"Clean loss {run.clean_loss:.4f}; sweeping {run.n_layers} layers…")
 
     def add_layer(self, step: LayerDone) -> None:
