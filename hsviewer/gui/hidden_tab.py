@@ -34,22 +34,32 @@ DIFFERENCE_MAP = "CET-D1"  # blue-white-red as the image tab's residual: zero is
 SCATTER_STEP = 10  # every 10th value, as in the notebook
 HEATMAP_PERCENTILE = 95  # a few massive activations would otherwise wash out the rest
 PANEL_TIPS = {
-    "Original HS": "The hidden state the chosen layer outputs: one row per token, one column per embedding "
-    "dimension. Colours stop at the 95th percentile of |value| so a few huge activations do not wash out the rest.",
-    "Reconstruction": "The same matrix rebuilt from its k strongest components (the means added back), on the "
-    "original's colour scale.",
-    "Difference": "Original minus reconstruction, on the same scale: what the reduction threw away. White is zero.",
-    "Scatter": "Every 10th value: original (x) against reconstructed (y). Points on the diagonal survive the "
-    "reduction; the title's r is the correlation of all values.",
-    "U": "Left singular vectors of the (centred) hidden state: one row per token, one column per component.",
-    "Sigma": "Σ, the singular values on the diagonal, largest first: how strong each component is.",
-    "V^T": "Right singular vectors: each row is one component's direction in embedding space.",
-    "Spectrum": "Singular values of the centred hidden state, log scale (pink, left), and the cumulative percent "
-    "of variance kept (blue, right). A steep drop means few directions carry most of the variance; the red line is "
-    "the k kept.",
-    "Forward-pass difference norms": "The reduction put into the forward pass at the chosen layer (dashed line): "
-    "at every layer, the norm of the hidden state's difference from the clean run. Zero before the layer; after "
-    "it, see whether the later layers damp the change or amplify it.",
+    "Original HS": (
+        "The hidden state the chosen layer outputs: one row per token, one column per embedding dimension. "
+        "Colours stop at the 95th percentile of |value| so a few huge activations do not wash out the rest."
+    ),
+    "Reconstruction": (
+        "The same matrix rebuilt from its k strongest components (the means added back), on the original's "
+        "colour scale."
+    ),
+    "Difference": ("Original minus reconstruction, on the same scale: what the reduction threw away. White is zero."),
+    "Original vs reconstruction": (
+        "Every 10th value: original (x) against reconstructed (y). Points on the diagonal survive the "
+        "reduction; the title's r is the correlation of all values."
+    ),
+    "U": ("Left singular vectors of the (centred) hidden state: one row per token, one column per component."),
+    "Σ": ("Σ, the singular values on the diagonal, largest first: how strong each component is."),
+    "Vᵀ": ("Right singular vectors: each row is one component's direction in embedding space."),
+    "Singular-value spectrum": (
+        "Singular values of the centred hidden state, log scale (pink, left), and the cumulative percent of "
+        "variance kept (blue, right). A steep drop means few directions carry most of the variance; the red "
+        "line is the k kept."
+    ),
+    "Reduction applied in the forward pass": (
+        "The reduction put into the forward pass at the chosen layer (dashed line): at every layer, the norm "
+        "of the hidden state's difference from the clean run. Zero before the layer; after it, see whether "
+        "the later layers damp the change or amplify it."
+    ),
 }
 
 

@@ -30,18 +30,29 @@ if TYPE_CHECKING:
 GRAY = "CET-L1"
 SIGNED = "plasma"
 PANEL_TIPS = {
-    "Original image": "The picture as a matrix of grey values (rows × columns): the matrix the SVD takes apart.",
-    "Reconstruction": "The rank-k approximation U_k Σ_k V_kᵀ, built from the k strongest components only, on the "
-    "original's grey scale. Its title says how much of the variance those k components keep.",
-    "Residual": "Original minus reconstruction: what the k components miss. White is zero, red where the original "
-    "is brighter, blue where it is darker. Fewer edges left here means a better reconstruction.",
-    "U": "Left singular vectors: one column per component, one row per image row. Column i says how much each "
-    "row of the picture uses component i.",
-    "Sigma": "Σ, the singular values on the diagonal, largest first: how strong each component is.",
-    "V^T": "Right singular vectors: one row per component, one column per image column. Row i is the pattern "
-    "across the columns that component i adds.",
-    "Spectrum": "Singular values σ (pink, log scale, left axis) and the cumulative percent of variance the first k "
-    "keep (blue, right axis). A steep drop means few components carry the picture. Drag the red line to set k.",
+    "Original image": ("The picture as a matrix of grey values (rows × columns): the matrix the SVD takes apart."),
+    "Reconstruction": (
+        "The rank-k approximation U_k Σ_k V_kᵀ, built from the k strongest components only, on the original's"
+        " grey scale. Its title says how much of the variance those k components keep."
+    ),
+    "Residual (original − reconstruction)": (
+        "Original minus reconstruction: what the k components miss. White is zero, red where the original is "
+        "brighter, blue where it is darker. Fewer edges left here means a better reconstruction."
+    ),
+    "U": (
+        "Left singular vectors: one column per component, one row per image row. Column i says how much each "
+        "row of the picture uses component i."
+    ),
+    "Σ": ("Σ, the singular values on the diagonal, largest first: how strong each component is."),
+    "Vᵀ": (
+        "Right singular vectors: one row per component, one column per image column. Row i is the pattern "
+        "across the columns that component i adds."
+    ),
+    "Singular-value spectrum": (
+        "Singular values σ (pink, log scale, left axis) and the cumulative percent of variance the first k "
+        "keep (blue, right axis). A steep drop means few components carry the picture. Drag the red line to "
+        "set k."
+    ),
 }
 
 

@@ -49,20 +49,33 @@ CONTROL_TIPS = {
     "structure comes from word order?",
 }
 PANEL_TIPS = {
-    "A) Components": "How many components each layer's reduction kept (from the threshold, or the fixed k); one "
-    "curve per run.",
-    "B) Difference norms": "For each layer reduced: the norm of the change to that layer's hidden state (blue "
-    "squares) and to the final logits (pink circles), each divided by its largest value so both share one axis.",
-    "C) Loss": "Next-token loss (cross-entropy, nats) with that layer reduced; the green dashed line is the clean "
-    "loss. Higher means the model predicts the text worse.",
-    "KL divergence": "KL(clean ‖ reduced) between the next-token distributions, mean over tokens, in nats: how far "
-    "the predictions moved. 0 means unchanged.",
-    "D) Dimensionality vs loss": "One point per layer: the percent of dimensions kept (k over the smaller of tokens "
-    "and dimensions) against the loss; its colour is the layer (colour bar).",
-    "Loss change grid": "Loss minus clean loss for each layer (rows) and each grid threshold (columns): fill in "
-    "Grid thresholds to see it. Brighter means a bigger loss increase.",
-    "Per-token difference": "The norm of each token's hidden-state change at the layer reduced: rows are layers, "
-    "columns tokens. Bright cells are tokens the reduction changes most.",
+    "A) Components kept": (
+        "How many components each layer's reduction kept (from the threshold, or the fixed k); one curve per run."
+    ),
+    "B) Impact on logits and hidden states": (
+        "For each layer reduced: the norm of the change to that layer's hidden state (blue squares) and to "
+        "the final logits (pink circles), each divided by its largest value so both share one axis."
+    ),
+    "C) Impact of reduction on loss": (
+        "Next-token loss (cross-entropy, nats) with that layer reduced; the green dashed line is the clean "
+        "loss. Higher means the model predicts the text worse."
+    ),
+    "D) KL divergence": (
+        "KL(clean ‖ reduced) between the next-token distributions, mean over tokens, in nats: how far the "
+        "predictions moved. 0 means unchanged."
+    ),
+    "E) Reduction vs. loss": (
+        "One point per layer: the percent of dimensions kept (k over the smaller of tokens and dimensions) "
+        "against the loss; its colour is the layer (colour bar)."
+    ),
+    "F) Loss change by threshold": (
+        "Loss minus clean loss for each layer (rows) and each grid threshold (columns): fill in Grid "
+        "thresholds to see it. Brighter means a bigger loss increase."
+    ),
+    "G) Impact of reduction on hidden states (per-token difference norm)": (
+        "The norm of each token's hidden-state change at the layer reduced: rows are layers, columns tokens. "
+        "Bright cells are tokens the reduction changes most."
+    ),
 }
 RUN_PENS = {"": "k", "exclude_first": "#1f77b4", "random": "#ff7f0e", "shuffled": "#9467bd"}
 EMPTY_GRID_NOTE = "Type thresholds in Grid thresholds\n(e.g. 80,90,95,99) and run\nthe sweep to fill this"
