@@ -79,9 +79,9 @@ def iter_sweep(
     batch = batch or (8 if handle.device.type == "cuda" else 1)
     collector, done = SweepCollector(), 0
     for label, run_reduction, run_tokens in runs:
-        yield Progress(message=f"Clean forward pass{_suffix(label)}", done=done, total=total)
+        yield Progress(message=f"Clean pass over {len(run_tokens)} tokens{_suffix(label)}…", done=done, total=total)
         clean = clean_forward(handle, run_tokens.ids, raw=True)
-        reference = CleanReference(handle, clean.states, run_tokens.ids)
+        reference = yield from CleanReference.build(handle, clean.states, run_tokens.ids, done=done, total=total)
         run = SweepResult(
             model=handle.name,
             tokens=run_tokens.strings,
