@@ -82,3 +82,27 @@ def test_batched_sweep_still_reports_every_layer(tiny_model, text):
     events = iter_sweep(tiny_model, text, batch=2)
     seen = [(e.done, e.total, e.result.layer) for e in events if isinstance(e, LayerDone)]
     assert seen == [(1, 3, 0), (2, 3, 1), (3, 3, 2)]
+
+
+def test_on_the_cpu_a_sweep_runs_one_layer_a_pass(tiny_model, text, monkeypatch):
+    from hsviewer.core import sweep
+
+    def fail(*args, **kwargs):
+        raise AssertionError("batched on the CPU")
+
+    monkeypatch.setattr(sweep, "batched_tails", fail)
+    assert len(layer_sweep(tiny_model, text).layers) == 3
+
+
+def test_on_cuda_the_batch_is_what_free_memory_holds(monkeypatch):
+    from types import SimpleNamespace
+
+    from hsviewer.core import sweep
+    from hsviewer.core.memory import GB, sweep_batch
+    from tests.test_core_memory import SMALL
+
+    asked = []
+    monkeypatch.setattr(sweep, "free_bytes", lambda device: asked.append(device) or int(2 * GB))
+    handle = SimpleNamespace(device=torch.device("cuda", 1), facts=lambda: SMALL, dtype="float32")
+    assert sweep._default_batch(handle, 8192) == sweep_batch(SMALL, 8192, "float32", int(2 * GB)) == 3
+    assert asked == ["cuda:1"]

@@ -19,6 +19,7 @@ from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
 from hsviewer.core.measures import measure
+from hsviewer.core.memory import free_bytes, sweep_batch
 from hsviewer.core.reduction import Decomposition, Reduction, decompose, reduce_matrix
 from hsviewer.core.runs import CleanReference, LogitMetrics, Run, clean_forward, first_row, pass_states
 from hsviewer.core.sweep_results import (
@@ -66,8 +67,9 @@ def iter_sweep(
     layer from the same SVD. controls: any of CONTROLS, each a full sweep of its own,
     after the plain one. Stop iterating to cancel: a consumer that does keeps the layers
     done so far (SweepCollector). batch: how many layers' tails run as one batched pass
-    (method "prefix"); default 8 on CUDA, 1 on the CPU, where batching saves nothing and
-    one layer at a time keeps cancelling and progress fine-grained.
+    (method "prefix"); by default on CUDA as many as its free memory holds (memory.sweep_batch),
+    1 on the CPU, where batching saves nothing and one layer at a time keeps cancelling and
+    progress fine-grained.
     """
     reduction = reduction or Reduction()
     check_options(method, controls)
@@ -76,7 +78,6 @@ def iter_sweep(
     runs = [("", reduction, tokens), *(_control(name, reduction, tokens) for name in controls)]
     labels = [label for label, _, _ in runs]
     total = handle.n_layers * len(runs)
-    batch = batch or (8 if handle.device.type == "cuda" else 1)
     collector, done = SweepCollector(), 0
     for label, run_reduction, run_tokens in runs:
         yield Progress(message=f"Clean pass over {len(run_tokens)} tokens{_suffix(label)}…", done=done, total=total)
@@ -95,7 +96,8 @@ def iter_sweep(
         event: SweepEvent = RunStarted(label=label, run=run, runs=labels, hidden_size=handle.hidden_size)
         collector.add(event)
         yield event
-        for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, batch):
+        rows = batch or _default_batch(handle, len(run_tokens))
+        for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, rows):
             done += 1
             event = LayerDone(label=label, done=done, total=total, result=layer_result)
             collector.add(event)
@@ -139,6 +141,13 @@ def check_options(method: str, controls: Sequence[str]) -> None:
     unknown = set(controls) - set(CONTROLS)
     if unknown:
         raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
+
+
+def _default_batch(handle: ModelHandle, tokens: int) -> int:
+    """On CUDA as many rows as the free memory holds beside the clean run; 1 elsewhere."""
+    if handle.device.type != "cuda":
+        return 1
+    return sweep_batch(handle.facts(), tokens, handle.dtype, free_bytes(str(handle.device)))
 
 
 def _suffix(label: str) -> str:
