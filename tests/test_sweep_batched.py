@@ -106,3 +106,23 @@ def test_on_cuda_the_batch_is_what_free_memory_holds(monkeypatch):
     handle = SimpleNamespace(device=torch.device("cuda", 1), facts=lambda: SMALL, dtype="float32")
     assert sweep._default_batch(handle, 8192) == sweep_batch(SMALL, 8192, "float32", int(2 * GB)) == 3
     assert asked == ["cuda:1"]
+
+
+def test_a_model_whose_blocks_take_batch_x_heads_rows_sweeps_one_layer_a_pass(tmp_path, text):
+    """Bloom's ALiBi bias has batch x heads rows, which the batch's cut cannot see: same result, one layer a pass."""
+    import transformers
+
+    from tests.tiny_models import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    config = transformers.BloomConfig(
+        vocab_size=len(tokenizer), hidden_size=32, n_layer=4, n_head=4, bos_token_id=1, eos_token_id=1, pad_token_id=1
+    )
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    handle = load_model(str(tmp_path), device="cpu")
+    single = layer_sweep(handle, text, Reduction(90.0), batch=1)
+    batched = layer_sweep(handle, text, Reduction(90.0), batch=4)
+    assert [r.components for r in batched.layers] == [r.components for r in single.layers]
+    assert [r.loss for r in batched.layers] == pytest.approx([r.loss for r in single.layers], rel=1e-6)

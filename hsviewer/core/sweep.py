@@ -7,6 +7,7 @@ pass per layer with a hook, kept as the reference the fast path is tested agains
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -230,11 +231,19 @@ def _prefix(
     """Each layer's reduction from its SVD, then the blocks after it: one batched pass for several layers."""
     ks = [dec.choose_components(reduction) for dec in decs]
     reduced = [dec.reconstruct(k, reduction) for dec, k in zip(decs, ks, strict=True)]
-    if len(layers) == 1:
-        states = [tail_states(handle, ids, clean, layers[0], reduced[0][0])]
-    else:
-        states = batched_tails(handle, ids, clean.hidden, layers, [hidden for hidden, _ in reduced])
+    states = _tails(handle, ids, clean, layers, [hidden for hidden, _ in reduced])
     return [_ReducedRun(hidden, k, kept, z) for (hidden, kept), k, z in zip(reduced, ks, states, strict=True)]
+
+
+def _tails(
+    handle: ModelHandle, ids: torch.Tensor, clean: Run, layers: list[int], reduced: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """The layers' tails in one batched pass; one layer a pass when that fails: out of GPU memory,
+    or blocks taking batch-shaped arguments the batch's cut cannot see (ALiBi's batch x heads rows in Bloom)."""
+    if len(layers) > 1:
+        with contextlib.suppress(RuntimeError, ValueError, IndexError):
+            return batched_tails(handle, ids, clean.hidden, layers, reduced)
+    return [tail_states(handle, ids, clean, layer, hidden) for layer, hidden in zip(layers, reduced, strict=True)]
 
 
 def _grid(
