@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_text(bench, loading=False)
     bench.add_argument("--skip-gui", action="store_true", help="leave out the GUI event-loop probe")
     bench.add_argument(
+        "--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where sweeps are timed (auto: cuda if any)"
+    )
+    bench.add_argument("--dtype", choices=DTYPES, default="auto", help="the timed sweeps' precision")
+    bench.add_argument(
         "--large-gguf",
         metavar="PATH",
         help="instead: peak memory of a ~1.1B Q8_0 GGUF (written at PATH if missing) against the plan",
@@ -791,7 +795,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         from hsviewer.bench_large import run_large_bench
 
         return run_large_bench(args.large_gguf, _text(args))
-    return run_bench(args.model, _text(args), with_gui=not args.skip_gui)
+    return run_bench(args.model, _text(args), with_gui=not args.skip_gui, device=args.device, dtype=args.dtype)
 
 
 def _print_warnings(warnings: list[str]) -> None:
