@@ -30,14 +30,14 @@ from tests.support import TEXT
 
 OLD = b"the previous file, kept whole\n"
 # hsviewer's progress printer, silenced here so that stderr holds only what went wrong
-SILENT_PROGRESS = "import hsviewer.cli as cli; cli._ProgressPrinter = lambda: (lambda event: None)"
+SILENT_PROGRESS = "import hsviewer.cli as cli; cli._ProgressPrinter.__call__ = lambda self, event: None"
 
 
 @pytest.fixture(autouse=True)
 def silent_progress(monkeypatch):
     import hsviewer.cli
 
-    monkeypatch.setattr(hsviewer.cli, "_ProgressPrinter", lambda: lambda event: None, raising=False)
+    monkeypatch.setattr(hsviewer.cli._ProgressPrinter, "__call__", lambda self, event: None)
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
