@@ -287,3 +287,12 @@ def test_a_legend_takes_two_columns_when_its_panel_is_wide_enough(qtbot, loaded)
     legend = tab.norms.legend  # "Hidden states" and "Logits" fit side by side in a panel 300 pixels wide
     assert tab.norms.getViewBox().width() > 250
     qtbot.waitUntil(lambda: legend.columnCount == 2)
+
+
+def test_line_panels_label_their_axes_in_their_own_units(window):
+    # pyqtgraph's SI prefix turned "KL (nats)" into "KL (nats) (x0.001)" for small values
+    sweep = window.sweep_tab
+    sweep.kl.setYRange(0.0002, 0.0004, padding=0)
+    axis = sweep.kl.getAxis("left")
+    axis.setRange(0.0002, 0.0004)
+    assert axis.labelString().count("(") == 1, axis.labelString()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -55,6 +55,7 @@ IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + 
 ALL_PANELS = "All panels of this tab"
 TAB_NAMES = ("Image SVD", "Hidden state", "Layer sweep", "Runs")
 DEFAULT_SIZE = QSize(1600, 1000)  # shrunk to the screen's free area
+FRAME_WAIT_MS = 300  # long enough for a window manager to frame a new window
 
 
 class MainWindow(QMainWindow):
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model_info: ModelInfo | None = None
         self.ready_announced = False
+        self.framed = False  # fitted again once the window manager has framed it
         self.jobs: list[Job] = []  # submitted and not yet finished
         self._closed = False
         self.close_wait_ms: int | None = None  # None: closing waits for the workers however long
@@ -316,6 +318,11 @@ class MainWindow(QMainWindow):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self._announce_ready()
+        if not self.framed:
+            # The window manager adds its frame (title bar) only after the first show: fit again then,
+            # or a window as tall as the screen loses its status bar below the bottom edge.
+            self.framed = True
+            QTimer.singleShot(FRAME_WAIT_MS, self.fit_to_screen)
 
     # Errors -------------------------------------------------------------------------------
 

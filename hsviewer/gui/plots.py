@@ -512,6 +512,8 @@ def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str,
     set_title(plot, title)
     plot.setLabel("bottom", x_label)
     plot.setLabel("left", y_label)
+    for side in ("left", "bottom"):  # ticks in the unit the label names, never "KL (nats) (x0.001)"
+        plot.getAxis(side).enableAutoSIPrefix(False)
     plot.showGrid(x=True, y=True, alpha=0.2)
     return plot
 
