@@ -54,6 +54,7 @@ def legend_below(layout: Any, row: int) -> Any:
     import pyqtgraph as pg
 
     holder = layout.addLayout(row=row, col=0)
+    holder.setFixedHeight(0)  # until draw_comparison fills it
     legend = pg.LegendItem(offset=(60, 2), labelTextSize="8pt")
     legend.setParentItem(holder)
     return legend

@@ -43,6 +43,7 @@ def test_a_corpus_sweep_is_saved_reopened_and_restored(qtbot, loaded, corpus, ma
     tab.form.threshold.setValue(90.0)
     with wait_job(qtbot, loaded, "sweep"):
         tab.run()
+    qtbot.waitUntil(lambda: not loaded.jobs)
     swept = tab.corpus_result
     drawn, texts = band_data(tab), tab.corpus_view.texts.count()
     assert [(r.kind, r.setting) for r in runs.infos()] == [("corpus", "90%, 3 texts")]
@@ -52,6 +53,7 @@ def test_a_corpus_sweep_is_saved_reopened_and_restored(qtbot, loaded, corpus, ma
     tab.form.threshold.setValue(50.0)
     with wait_job(qtbot, loaded, "sweep"):
         tab.run()
+    qtbot.waitUntil(lambda: not loaded.jobs)  # finished too: a saved sweep opens only when none runs
     assert tab.views.currentIndex() == 0
     submitted = []
     loaded.job_submitted.connect(submitted.append)
@@ -124,6 +126,9 @@ def test_opening_a_reduction_sets_its_inputs_and_out_of_date_follows_them(qtbot,
     loaded.close()
     again = make_window(settings)  # restored with no model; then the same model loads
     assert again.hidden_tab.result is not None and "Out of date" not in again.hidden_tab.summary.text()
+    again.tabs.setCurrentWidget(again.hidden_tab)
+    rows = [0.0, float(len(again.hidden_tab.result.tokens))]
+    qtbot.waitUntil(lambda: again.hidden_tab.original.plot.viewRange()[1] == rows)  # every token shown
     with qtbot.waitSignal(again.model_loaded, timeout=120_000):
         again.load_model(loaded.model_info.source)
     assert "Out of date" not in again.hidden_tab.summary.text()
@@ -158,9 +163,10 @@ def test_the_comparison_legend_is_below_the_plots(qtbot, window, tiny_handle):
         library.save("sweep", layer_sweep(tiny_handle(arch), TEXT, Reduction(threshold=90.0)), {}, name=arch)
     runs = window.runs_tab
     runs.refresh()
+    view = runs.compare_view
+    assert view.legend.parentItem().maximumHeight() == 0  # no room kept for a legend before a comparison
     runs.select([r.id for r in runs.infos()])
     runs.compare_selected()
-    view = runs.compare_view
     window.tabs.setCurrentWidget(runs)
     qtbot.waitUntil(lambda: view.legend.parentItem().sceneBoundingRect().top() > 0)  # laid out
     legend = view.legend.sceneBoundingRect()

@@ -82,6 +82,7 @@ class CompareView(QWidget):
             self.curves.clear()
             self.differences.clear()
             self.legend.clear()
+            self.legend.parentItem().setFixedHeight(0)
             self.note.setText(str(e))
             self.error.emit(str(e))
             return

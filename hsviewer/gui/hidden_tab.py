@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -48,6 +48,11 @@ class HiddenTab(QWidget):
         self.result: Any = None  # the last HiddenReduction
         self.result_text: str | None = None  # the text it ran on (None: not known)
         self.result_header = ""  # the saved run's name, when the result is one
+        self._refit = False  # the heatmaps were drawn while the tab was hidden
+        self._fit_soon = QTimer(self)  # a child: it dies with the tab, never firing after it
+        self._fit_soon.setSingleShot(True)
+        self._fit_soon.setInterval(0)
+        self._fit_soon.timeout.connect(self._fit_heatmaps)
         self.model: ModelInfo | None = None
         self.picker = ModelPicker(recent_models)
         self._build_inputs()
@@ -244,6 +249,20 @@ class HiddenTab(QWidget):
         self.layer_line.setValue(r.layer)
         plots.set_title(self.norms, f"Reduction at layer {r.layer} applied in the forward pass")
         self.mark_out_of_date()
+        self._refit = not self.isVisible()
+        self._fit_soon.start()  # once laid out, as the window may not be yet
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._refit:
+            self._refit = False
+            self._fit_soon.start()
+
+    def _fit_heatmaps(self) -> None:
+        """Show all of each matrix: linked views drawn before their final size (a run restored at
+        start) keep only part of the rows."""
+        for heatmap in (*self.heatmaps.values(), self.u, self.sigma, self.vh):
+            heatmap.plot.autoRange(padding=0)
 
     def show_run(self, run: Any, set_inputs: bool = True) -> None:
         """Redraw a run saved in the library, without computing; set_inputs: put its text, layer and

@@ -49,7 +49,7 @@ class MeasureLines:
     """Dashed lines at the participation ratio and the effective rank on a spectrum, labelled."""
 
     def __init__(self, spectrum: plots.SpectrumPlot) -> None:
-        self.participation = self._line(spectrum, PARTICIPATION_PEN, 0.75)
+        self.participation = self._line(spectrum, PARTICIPATION_PEN, 0.12)  # small: below the curves' start
         self.effective = self._line(spectrum, EFFECTIVE_PEN, 0.55)
 
     @staticmethod
