@@ -35,8 +35,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/hsviewer bench
 
+# The window at SHOT_SIZE, on a virtual screen of that size: make screenshots SHOT_SIZE=1920x1080
+SHOT_SIZE ?= 1280x800
 screenshots: $(STAMP)
-	xvfb-run -a -s "-screen 0 1920x1080x24" $(BIN)/hsviewer screenshots docs/screenshots
+	xvfb-run -a -s "-screen 0 $(SHOT_SIZE)x24" $(BIN)/hsviewer screenshots docs/screenshots --size $(SHOT_SIZE)
 
 # The double-click bundle (dist/hsviewer/), then its checks: frozen selftest and the GUI under Xvfb.
 bundle: $(STAMP)

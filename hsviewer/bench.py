@@ -40,11 +40,12 @@ print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_ma
 """
 
 
-def run_bench(model: str, text: str, with_gui: bool = True) -> int:
-    """Print one table of every figure; return 0."""
+def run_bench(model: str, text: str, with_gui: bool = True, device: str = "cpu", dtype: str = "auto") -> int:
+    """Print one table of every figure; return 0. device ("cpu", "cuda", "auto") and dtype are
+    the sweep timings'; load times, memory and the GUI probe are the CPU's."""
     rows: list[tuple[str, str]] = [("machine", _machine())]
     rows += _load_times(model)
-    rows += _sweep_times(model, text)
+    rows += _sweep_times(model, text, device, dtype)
     rows += _image_latency()
     rows.append(
         (
@@ -84,23 +85,62 @@ def _load_times(model: str) -> list[tuple[str, str]]:
     ]
 
 
-def _sweep_times(model: str, text: str) -> list[tuple[str, str]]:
+def _sweep_times(model: str, text: str, device: str = "cpu", dtype: str = "auto") -> list[tuple[str, str]]:
+    """Notebook-style against prefix-sharing sweeps on the device; on a GPU also the batched
+    sweep, checked against a CPU run of the same model and precision."""
     from hsviewer.core import layer_sweep, load_model
 
-    handle = load_model(model, device="cpu")
+    handle = load_model(model, device=None if device == "auto" else device, dtype=dtype)
+    where = f"{handle.device}, {handle.dtype}"
     layer_sweep(handle, text)  # warm-up: allocator and kernels
     hooks = _best_of(2, lambda: layer_sweep(handle, text, method="hooks"))
-    prefix = _best_of(2, lambda: layer_sweep(handle, text))
+    prefix = _best_of(2, lambda: layer_sweep(handle, text, batch=1))
+    rows = [
+        (f"sweep, notebook-style (hook, full pass per layer; {where})", f"{hooks:.2f} s"),
+        (f"sweep, prefix-sharing ({where})", f"{prefix:.2f} s"),
+        ("speed-up", f"{hooks / prefix:.2f}x"),
+    ]
+    if handle.device.type != "cpu":
+        rows += _batched_times(handle, text, hooks, prefix)
+        cpu = layer_sweep(load_model(model, device="cpu", dtype=handle.dtype), text)
+        rows += sweep_agreement(layer_sweep(handle, text), cpu)
     block, head = _pass_costs(handle, text)
     n = handle.n_layers
     # Per layer, a full pass costs n blocks + the head; a tail (n - 1 - L) blocks + the head.
     bound = (n * block + head) / ((n - 1) / 2 * block + head)
     return [
-        ("sweep, notebook-style (hook, full pass per layer)", f"{hooks:.2f} s"),
-        ("sweep, prefix-sharing", f"{prefix:.2f} s"),
-        ("speed-up", f"{hooks / prefix:.2f}x"),
+        *rows,
         ("one decoder block / LM head and embeddings", f"{block * 1000:.1f} ms / {head * 1000:.1f} ms"),
         ("speed-up bound from those costs", f"{bound:.2f}x"),
+    ]
+
+
+def _batched_times(handle: Any, text: str, hooks: float, prefix: float) -> list[tuple[str, str]]:
+    """The default sweep on a GPU: several layers' tails a pass, as many as its free memory holds."""
+    import torch
+
+    from hsviewer.core import layer_sweep
+    from hsviewer.core.sweep import _default_batch
+    from hsviewer.core.text import tokenize
+
+    batch = _default_batch(handle, len(tokenize(handle, text)))
+    torch.cuda.reset_peak_memory_stats(handle.device)
+    batched = _best_of(2, lambda: layer_sweep(handle, text))
+    peak = torch.cuda.max_memory_allocated(handle.device)
+    return [
+        (f"sweep, batched (up to {batch} layers a pass)", f"{batched:.2f} s"),
+        ("speed-up over notebook-style / one layer a pass", f"{hooks / batched:.2f}x / {prefix / batched:.2f}x"),
+        ("batched sweep peak GPU memory allocated", f"{peak / 2**20:.0f} MB"),
+    ]
+
+
+def sweep_agreement(sweep: Any, cpu: Any) -> list[tuple[str, str]]:
+    """Whether a sweep chose the CPU run's components at every layer, and how far its losses are."""
+    differ = [a.layer for a, b in zip(sweep.layers, cpu.layers, strict=True) if a.components != b.components]
+    worst = max(abs(a.loss - b.loss) / abs(b.loss) for a, b in zip(sweep.layers, cpu.layers, strict=True))
+    return [
+        ("components equal to the CPU run's", "yes" if not differ else f"no, at layers {differ}"),
+        ("largest relative loss difference from the CPU run", f"{worst:.1e}"),
     ]
 
 

@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_text(bench, loading=False)
     bench.add_argument("--skip-gui", action="store_true", help="leave out the GUI event-loop probe")
     bench.add_argument(
+        "--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where sweeps are timed (auto: cuda if any)"
+    )
+    bench.add_argument("--dtype", choices=DTYPES, default="auto", help="the timed sweeps' precision")
+    bench.add_argument(
         "--large-gguf",
         metavar="PATH",
         help="instead: peak memory of a ~1.1B Q8_0 GGUF (written at PATH if missing) against the plan",
@@ -147,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     screenshots = sub.add_parser("screenshots", help="run the default analyses, save one PNG per tab, exit")
     screenshots.add_argument("screenshots", metavar="DIR", help="folder for the PNGs")
     screenshots.add_argument("--model", help="the model to show (default: the default model)")
+    screenshots.add_argument(
+        "--size", type=_window_size, metavar="WxH", help="window size in pixels, e.g. 1280x800 (default 1600x1000)"
+    )
     screenshots.set_defaults(run=_run_gui)
 
     models = sub.add_parser("models", help="list the causal LMs on this machine (offline, headers only)")
@@ -366,6 +373,13 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _window_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT in pixels, e.g. 1280x800; got {text!r}")
+    return int(width), int(height)
+
+
 def _controls(text: str) -> list[str]:
     names = [c.strip() for c in text.split(",") if c.strip()]
     unknown = [c for c in names if c not in CONTROLS]
@@ -566,7 +580,8 @@ def say(text: str) -> None:
 def _run_gui(args: argparse.Namespace) -> int:
     from hsviewer.gui.app import main as gui_main
 
-    return gui_main(screenshots=args.screenshots, model=args.model)
+    size = getattr(args, "size", None)  # only `screenshots` has --size
+    return gui_main(screenshots=args.screenshots, model=args.model, **({"size": size} if size else {}))
 
 
 def _run_selftest(args: argparse.Namespace) -> int:
@@ -789,7 +804,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         from hsviewer.bench_large import run_large_bench
 
         return run_large_bench(args.large_gguf, _text(args))
-    return run_bench(args.model, _text(args), with_gui=not args.skip_gui)
+    return run_bench(args.model, _text(args), with_gui=not args.skip_gui, device=args.device, dtype=args.dtype)
 
 
 def _print_warnings(warnings: list[str]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 DEFAULT_TEXT = "default_text.txt"
 DEFAULT_IMAGE = "hubble_deep_field.jpg"
+GUIDE = "guide/guide.md"  # Help > Guide; its pictures sit beside it
 
 
 def resource_dir() -> Path:
@@ -28,3 +29,7 @@ def default_text() -> str:
 
 def default_image() -> Path:
     return resource_path(DEFAULT_IMAGE)
+
+
+def guide_path() -> Path:
+    return resource_path(GUIDE)

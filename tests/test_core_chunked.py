@@ -105,3 +105,48 @@ def test_a_run_compared_with_itself_moved_nothing(arch, tiny_handle, text):
     metrics = CleanReference(handle, states, ids).compare(states.clone())
     assert metrics.logit_diff_norm == 0.0
     assert metrics.kl_divergence == pytest.approx(0.0, abs=1e-6) and metrics.kl_divergence >= 0.0
+
+
+def progress_until(events, stop_type):
+    """(message, done, total) of each Progress event before the first event of stop_type; the type of that one."""
+    from hsviewer.core.events import Progress
+
+    seen = []
+    for event in events:
+        if isinstance(event, stop_type):
+            events.close()
+            return seen
+        assert isinstance(event, Progress)
+        seen.append((event.message, event.done, event.total))
+    raise AssertionError(f"no {stop_type.__name__}")
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_the_sweep_reports_the_clean_pass_and_each_clean_logits_chunk(tiny_handle, text, cached, monkeypatch):
+    from hsviewer.core import iter_sweep
+    from hsviewer.core.sweep_results import RunStarted
+
+    handle = tiny_handle("llama")
+    n = len(tokenize(handle, text))
+    vocab = handle.model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(runs_module, "CHUNK_BYTES", 4 * vocab * 8)  # eight tokens a chunk
+    monkeypatch.setattr(runs_module, "CACHE_BYTES", 10**12 if cached else 0)
+    seen = progress_until(iter_sweep(handle, text), RunStarted)
+    chunks = [(f"Clean logits: tokens {i + 1} to {min(i + 8, n)} of {n}", 0, 3) for i in range(0, n, 8)]
+    assert seen == [(f"Clean pass over {n} tokens…", 0, 3), *chunks] and len(chunks) == 3
+
+
+def test_a_reduction_reports_the_clean_pass_and_its_logits_before_the_reduced_pass(tiny_handle, text, monkeypatch):
+    from hsviewer.core.events import Finished
+    from hsviewer.core.hidden import iter_reduce
+
+    handle = tiny_handle("llama")
+    n = len(tokenize(handle, text))
+    vocab = handle.model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(runs_module, "CHUNK_BYTES", 4 * vocab * 10)
+    seen = progress_until(iter_reduce(handle, text, 1), Finished)
+    assert seen == [
+        (f"Clean pass over {n} tokens…", 0, 2),
+        *[(f"Clean logits: tokens {i + 1} to {min(i + 10, n)} of {n}", 0, 2) for i in range(0, n, 10)],
+        ("Forward pass with layer 1 reduced", 1, 2),
+    ]

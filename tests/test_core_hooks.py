@@ -107,6 +107,17 @@ def test_capture_outputs_equals_hidden_states(handle, clean_logits, baseline):
     assert_clean(handle, baseline)
 
 
+@pytest.mark.parametrize("raw", [False, True])
+def test_captured_hidden_states_share_one_allocation(handle, raw):
+    """Kept apart from the pass's temporaries (for the heap's sake), in block order."""
+    with torch.no_grad(), capture_outputs(handle.blocks, raw=raw) as outputs:
+        handle.model(IDS, use_cache=False)
+    hidden = [block_hidden(outputs[i]) for i in range(handle.n_layers)]
+    assert len({h.untyped_storage().data_ptr() for h in hidden}) == 1
+    assert [h.data_ptr() for h in hidden] == sorted(h.data_ptr() for h in hidden)
+    assert len({h.data_ptr() for h in hidden}) == handle.n_layers
+
+
 def test_capture_outputs_removes_hooks_on_error(handle, clean_logits, baseline):
     with pytest.raises(Boom), capture_outputs(handle.blocks) as outputs:
         assert all(len(a[0]) == len(b[0]) + 1 for a, b in zip(hook_state(handle), baseline, strict=True))

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.memory import GB, RUNTIME_BYTES, ModelFacts, parse_size, plan_memory, refusal
+from hsviewer.core.memory import (
+    GB,
+    RUNTIME_BYTES,
+    ModelFacts,
+    parse_size,
+    plan_memory,
+    refusal,
+    sweep_batch,
+    sweep_row_bytes,
+)
 
 # SmolLM2-135M's shape, and an 8B Llama's
 SMALL = ModelFacts(parameters=134_515_008, n_layers=30, hidden_size=576, intermediate_size=1536, vocab_size=49152)
@@ -81,3 +90,20 @@ def test_bad_sizes(text):
 def test_unknown_dtype():
     with pytest.raises(HsviewerError, match="Unknown dtype"):
         plan_memory(SMALL, 10, dtype="int8", available=10**10)
+
+
+def test_a_batched_sweep_row_costs_its_states_activations_and_svd():
+    # per token: 4 hidden states (input, output, cut rows, head input), 6 MLP-wide activations, the SVD in float32
+    assert sweep_row_bytes(SMALL, 8192, "float32") == 8192 * (4 * 576 * 4 + 6 * 1536 * 4 + (3 * 576 + 2 * 576) * 4)
+    assert sweep_row_bytes(SMALL, 100, "bfloat16") == 100 * (4 * 576 * 2 + 6 * 1536 * 2 + (3 * 100 + 2 * 576) * 4)
+
+
+def test_the_sweep_batch_is_what_free_memory_holds_from_one_row_to_every_layer():
+    row = 8192 * 57_600  # sweep_row_bytes(SMALL, 8192, "float32"), 0.47 GB
+    chunks = 5 * 32 * 2**20
+    assert sweep_batch(SMALL, 8192, "float32", free=int(80 * GB)) == 30  # an H100: every layer in one pass
+    assert sweep_batch(SMALL, 8192, "float32", free=int(2 * GB)) == int((0.85 * 2 * GB - chunks) // row) == 3
+    assert sweep_batch(SMALL, 8192, "float32", free=int(0.3 * GB)) == 1  # too little for one: still one
+    assert sweep_batch(SMALL, 8192, "float32", free=0) == 1
+    # an 8B model, 8,192 tokens in bfloat16, 20 GB free: 2.35 GB a row
+    assert sweep_batch(LARGE, 8192, "bfloat16", free=int(20 * GB)) == 7

@@ -299,9 +299,11 @@ def layer_events(events):
 
 def test_events(tiny_model, text):
     events = list(iter_sweep(tiny_model, text))
-    assert [type(e).__name__ for e in events] == ["Progress", "RunStarted", *["LayerDone"] * 3, "Finished"]
+    # the clean pass, then its logits (one chunk of this short text)
+    kinds = ["Progress", "Progress", "RunStarted", *["LayerDone"] * 3, "Finished"]
+    assert [type(e).__name__ for e in events] == kinds
     assert layer_events(events) == [(1, 3, "", 0), (2, 3, "", 1), (3, 3, "", 2)]
-    started, finished = events[1], events[-1]
+    started, finished = events[2], events[-1]
     assert started.run.layers == [] and started.runs == [""]
     assert started.hidden_size == tiny_model.model.config.hidden_size
     assert started.run.clean_loss == finished.result.clean_loss
@@ -353,7 +355,7 @@ def test_stopping_keeps_the_layers_done(tiny_model, text):
 
 
 def test_cancel_is_asked_after_every_event(tiny_model, text):
-    answers = iter([False, False, False, True])  # Progress, RunStarted, layer 0, layer 1
+    answers = iter([False, False, False, False, True])  # clean pass, its logits, RunStarted, layer 0, layer 1
     result = layer_sweep(tiny_model, text, cancel=lambda: next(answers))
     assert result.cancelled
     assert [r.layer for r in result.layers] == [0, 1]
@@ -362,7 +364,8 @@ def test_cancel_is_asked_after_every_event(tiny_model, text):
 def test_cancel_before_anything(tiny_model, text):
     with pytest.raises(HsviewerError, match="before its first layer"):
         layer_sweep(tiny_model, text, controls=("random",), cancel=lambda: True)
-    result = layer_sweep(tiny_model, text, controls=("random",), cancel=iter([False, True]).__next__)
+    # after the clean pass, its logits and RunStarted
+    result = layer_sweep(tiny_model, text, controls=("random",), cancel=iter([False, False, True]).__next__)
     assert result.cancelled
     assert result.layers == []
     assert result.controls == {}

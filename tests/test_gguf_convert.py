@@ -120,6 +120,42 @@ def test_progress_names_each_tensor_and_the_time_left(tmp_path):
     assert steps[-1].message == f"Converting llama.gguf: tensor {n} of {n}, about 0 s left"
 
 
+def mid_tensor(event) -> bool:
+    """An event between two chunks of a tensor: the tensor it names is not done yet."""
+    return event.done < int(event.message.split(" tensor ")[1].split(" of ")[0])
+
+
+def test_a_large_tensor_reports_between_its_chunks_with_the_time_left(tmp_path, monkeypatch):
+    gguf = tmp_path / "llama.gguf"
+    write_tiny_gguf(gguf, "llama", "Q8_0")
+    monkeypatch.setattr(gguf_cache, "DEQUANT_CHUNK", 1)  # one row a chunk: every quantised tensor is "large"
+    folder, events = convert(gguf)
+    steps = events[1:]
+    n = steps[-1].total
+    assert [e.done for e in steps if not mid_tensor(e)] == list(range(1, n + 1))  # one event per tensor, as before
+    assert sum(mid_tensor(e) for e in steps) > n
+    assert all(e.message.endswith(" s left") and e.total == n for e in steps)
+    assert [e.done for e in steps] == sorted(e.done for e in steps)
+    assert_same_as_transformers(folder, gguf, "float32")
+
+
+def test_closing_the_conversion_inside_a_tensor_stops_it_and_leaves_nothing(tmp_path, cache, monkeypatch):
+    gguf = tmp_path / "llama.gguf"
+    write_tiny_gguf(gguf, "llama", "Q8_0")
+    monkeypatch.setattr(gguf_cache, "DEQUANT_CHUNK", 1)
+    steps = gguf_cache.cached_folder(gguf)
+    next(steps)  # the first message
+    event = next(steps)
+    while not (mid_tensor(event) and event.done > 0):  # inside a tensor after the first
+        event = next(steps)
+    assert list((cache / "models").glob(f"{gguf_cache.BUILDING}*"))
+    start = time.monotonic()
+    steps.close()
+    assert time.monotonic() - start < 2
+    assert list((cache / "models").iterdir()) == []
+    assert not gguf_cache.is_cached(gguf)
+
+
 def test_the_first_estimate_grows_with_the_file(tmp_path):
     small, large = tmp_path / "small.gguf", tmp_path / "large.gguf"
     small.write_bytes(bytes(1000))

@@ -29,7 +29,7 @@ def test_cuda_sweep_equals_cpu_sweep(arch, tiny_folder):
     cpu = layer_sweep(load_model(folder, device="cpu"), TEXT, Reduction(90.0))
     gpu_handle = load_model(folder, device="cuda")
     assert gpu_handle.device.type == "cuda"
-    assert_same_sweep(layer_sweep(gpu_handle, TEXT, Reduction(90.0)), cpu)  # batched: 8 layers a pass
+    assert_same_sweep(layer_sweep(gpu_handle, TEXT, Reduction(90.0)), cpu)  # batched: as many layers as fit
     assert_same_sweep(layer_sweep(gpu_handle, TEXT, Reduction(90.0), batch=1), cpu)
 
 
@@ -40,3 +40,30 @@ def test_default_model_cuda_sweep_equals_cpu_sweep():
     text = default_text()
     cpu = layer_sweep(load_model("default", device="cpu"), text)
     assert_same_sweep(layer_sweep(load_model("default", device="cuda"), text), cpu)
+
+
+def test_cuda_batch_fills_free_memory_up_to_every_layer(tiny_folder):
+    from hsviewer.core.sweep import _default_batch
+
+    handle = load_model(str(tiny_folder("gpt_neox")), device="cuda")
+    assert _default_batch(handle, 20) == handle.n_layers  # a tiny model's rows fit many times over
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_neo"])
+def test_cuda_bench_times_the_batched_sweep_and_agrees_with_the_cpu(arch, tiny_folder):
+    from hsviewer.bench import _sweep_times
+
+    rows = dict(_sweep_times(str(tiny_folder(arch)), TEXT, "cuda", "float32"))
+    assert rows["components equal to the CPU run's"] == "yes"
+    assert float(rows["largest relative loss difference from the CPU run"]) < 1e-4
+    assert any(name.startswith("sweep, batched (up to") for name in rows)
+
+
+@pytest.mark.default_model
+def test_default_model_cuda_bench_agrees_with_the_cpu():
+    from hsviewer.bench import _sweep_times
+    from hsviewer.resources import default_text
+
+    rows = dict(_sweep_times("default", default_text(), "cuda", "float32"))
+    assert rows["components equal to the CPU run's"] == "yes"
+    assert float(rows["largest relative loss difference from the CPU run"]) < 1e-3

@@ -241,7 +241,7 @@ def test_export_figure_writes_png_and_svg(qtbot, window, image_file, tmp_path):
     with wait_job(qtbot, window, "image"):
         window.open_image(str(image_file))
     window.export_figure(str(tmp_path / "all.png"))
-    window.export_figure(str(tmp_path / "spectrum.svg"), "Spectrum")
+    window.export_figure(str(tmp_path / "spectrum.svg"), "Singular-value spectrum")
     assert (tmp_path / "all.png").read_bytes()[:4] == b"\x89PNG"
     assert b"<svg" in (tmp_path / "spectrum.svg").read_bytes()
     with pytest.raises(HsviewerError):
@@ -489,7 +489,7 @@ def test_figure_export_writes_vector_svg_and_scaled_png(qtbot, window, image_fil
 
     with wait_job(qtbot, window, "image"):
         window.open_image(str(image_file))
-    window.export_figure(str(tmp_path / "spectrum.svg"), "Spectrum")
+    window.export_figure(str(tmp_path / "spectrum.svg"), "Singular-value spectrum")
     line_svg = (tmp_path / "spectrum.svg").read_text()
     assert "<image" not in line_svg  # curves and markers as paths, no bitmaps
     assert line_svg.count("<path") > 10
@@ -497,8 +497,8 @@ def test_figure_export_writes_vector_svg_and_scaled_png(qtbot, window, image_fil
     assert (tmp_path / "u.svg").read_text().count("<image") == 1  # the heatmap as one embedded image
     window.export_figure(str(tmp_path / "all.svg"))
     assert (tmp_path / "all.svg").read_text().count("<image") == 6  # six heatmaps
-    window.export_figure(str(tmp_path / "one.png"), "Spectrum", scale=1)
-    window.export_figure(str(tmp_path / "two.png"), "Spectrum", scale=2)
+    window.export_figure(str(tmp_path / "one.png"), "Singular-value spectrum", scale=1)
+    window.export_figure(str(tmp_path / "two.png"), "Singular-value spectrum", scale=2)
     one, two = (Image.open(tmp_path / name).size for name in ("one.png", "two.png"))
     assert two == (2 * one[0], 2 * one[1])
 

@@ -1,14 +1,17 @@
 """Several layers' sweep tails in one batched forward pass, for GPUs.
 
 Batch row i has its reduction at block layers[i]. Blocks up to the first reduced layer
-replay the clean outputs; each later block runs on the whole batch, and a hook then
-puts back the clean output in rows whose reduced layer is still ahead and the reduced
-hidden state in the row reduced at this block.
+replay the clean outputs. A later block j computes only the rows whose reduced layer is
+before j: a pre-hook cuts its inputs (the hidden state and any batch-sized argument, such
+as an attention mask or position ids) down to those rows, and a hook puts the full batch
+back together, with block j's clean output in rows reduced later and the reduced hidden
+state in the row reduced at j. Their output there is known without computing it, so a
+batch costs what its rows' own tails cost, not len(layers) full tails.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +24,6 @@ from hsviewer.core.runs import pass_states
 
 if TYPE_CHECKING:
     from hsviewer.core.models import ModelHandle
-
-ForwardHook = Callable[[nn.Module, tuple[Any, ...], BlockOutput], BlockOutput]
 
 
 def batched_tails(
@@ -47,42 +48,58 @@ def _replay_rows(
 ) -> Iterator[None]:
     first, n = min(layers), len(layers)
     expanded = {j: replace_hidden(clean[j], block_hidden(clean[j]).expand(n, -1, -1)) for j in range(first + 1)}
-    start = _mix_rows(clean[first], first, layers, reduced, block_hidden(clean[first]).expand(n, -1, -1))
+    start = _Rows(clean[first], first, layers, reduced).assemble(None)
     with ExitStack() as stack:
         stack.enter_context(replay_prefix(blocks, expanded, first, start))
         for j in range(first + 1, max(layers) + 1):
-            stack.enter_context(_hook(blocks[j], _row_fixing_hook(clean[j], j, layers, reduced)))
+            stack.enter_context(_own_rows_only(blocks[j], _Rows(clean[j], j, layers, reduced)))
         yield
 
 
-def _mix_rows(
-    clean_j: BlockOutput, j: int, layers: Sequence[int], reduced: Sequence[torch.Tensor], hidden: torch.Tensor
-) -> torch.Tensor:
-    """Rows reduced later get block j's clean output, the row reduced at j its reduction."""
-    out = hidden.clone()
-    for i, layer in enumerate(layers):
-        if layer > j:
-            out[i] = block_hidden(clean_j)[0]
-        elif layer == j:
-            out[i] = reduced[i].to(out.dtype)
-    return out
+class _Rows:
+    """Which batch rows block j computes, and the known outputs of the others."""
 
+    def __init__(self, clean_j: BlockOutput, j: int, layers: Sequence[int], reduced: Sequence[torch.Tensor]) -> None:
+        self.clean = block_hidden(clean_j)[0]
+        self.n = len(layers)
+        self.active = [i for i, layer in enumerate(layers) if layer < j]
+        # Rows reduced later keep block j's clean output; the row reduced at j gets its reduction.
+        self.known = {i: reduced[i] if layer == j else self.clean for i, layer in enumerate(layers) if layer >= j}
 
-def _row_fixing_hook(
-    clean_j: BlockOutput, j: int, layers: Sequence[int], reduced: Sequence[torch.Tensor]
-) -> ForwardHook:
-    """A forward hook for block j that mixes its batched output's rows as _mix_rows says."""
+    def take(self, value: Any) -> Any:
+        """value with every batch-sized tensor in it (dim >= 2, n rows) cut to the active rows."""
+        if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] == self.n:
+            return value[torch.tensor(self.active, device=value.device)]
+        if isinstance(value, (tuple, list)):
+            return type(value)(self.take(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.take(v) for k, v in value.items()}
+        return value
 
-    def hook(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> BlockOutput:
-        return replace_hidden(output, _mix_rows(clean_j, j, layers, reduced, block_hidden(output)))
-
-    return hook
+    def assemble(self, computed: torch.Tensor | None) -> torch.Tensor:
+        """The full batch: the computed rows (none before the first reduced layer) and the known ones."""
+        like = self.clean if computed is None else computed
+        out = torch.empty((self.n, *self.clean.shape), dtype=like.dtype, device=like.device)
+        if computed is not None:
+            out[self.active] = computed
+        for i, hidden in self.known.items():
+            out[i] = hidden.to(out.dtype)
+        return out
 
 
 @contextmanager
-def _hook(block: nn.Module, hook: ForwardHook) -> Iterator[None]:
-    handle = block.register_forward_hook(hook)
+def _own_rows_only(block: nn.Module, rows: _Rows) -> Iterator[None]:
+    """Block j computes only rows.active; the hook returns the assembled full batch."""
+
+    def cut(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        return rows.take(args), rows.take(kwargs)
+
+    def assemble(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> BlockOutput:
+        return replace_hidden(output, rows.assemble(block_hidden(output)))
+
+    handles = [block.register_forward_pre_hook(cut, with_kwargs=True), block.register_forward_hook(assemble)]
     try:
         yield
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,31 +227,39 @@ def _stream(gguf: Path, plan: _Plan, tmp: Path, dtype: torch.dtype) -> Generator
     total_bytes = sum(t.nbytes for t in tensors) or 1
     done_bytes = 0
     start = time.monotonic()
+
+    def step(i: int, done: float, tensors_done: int) -> Progress:
+        """Progress at `done` bytes converted, the time left extrapolated from the time so far."""
+        left = (time.monotonic() - start) * (total_bytes - done) / max(done, 1)
+        message = f"Converting {gguf.name}: tensor {i} of {len(tensors)}, about {round(left)} s left"
+        return Progress(message=message, done=tensors_done, total=len(tensors))
+
     with gguf.open("rb") as f:
         for i, tensor in enumerate(tensors, 1):
             try:
-                for name, weights in _convert(f, tensor, plan):
+                # within a large tensor, an event per dequantised chunk: closing stops it there
+                def within(share: float, i: int = i, size: int = tensor.nbytes, before: int = done_bytes) -> Progress:
+                    return step(i, before + share * size, i - 1)
+
+                for name, weights in (yield from _convert(f, tensor, plan, within)):
                     shards.add(name, weights.to(dtype))
             except HsviewerError:
                 raise
             except Exception as e:
                 raise HsviewerError(f"Could not convert {gguf.name} ({tensor.name}): {str(e)[:300]}") from None
             done_bytes += tensor.nbytes
-            elapsed = time.monotonic() - start
-            left = elapsed * (total_bytes - done_bytes) / max(done_bytes, 1)
-            yield Progress(
-                message=f"Converting {gguf.name}: tensor {i} of {len(tensors)}, about {round(left)} s left",
-                done=i,
-                total=len(tensors),
-            )
+            yield step(i, done_bytes, i)
     shards.finish()
 
 
-def _convert(f: Any, tensor: Any, plan: _Plan) -> list[tuple[str, torch.Tensor]]:
-    """The transformers parameters one GGUF tensor becomes (none for a tensor transformers ignores)."""
+def _convert(
+    f: Any, tensor: Any, plan: _Plan, within: Callable[[float], Progress]
+) -> Generator[Progress, None, list[tuple[str, torch.Tensor]]]:
+    """The transformers parameters one GGUF tensor becomes (none for a tensor transformers ignores),
+    with an event between the chunks it dequantises (_dequantize)."""
     import numpy as np
 
-    weights = _dequantize(f, tensor, plan.header.data_start)
+    weights = yield from _dequantize(f, tensor, plan.header.data_start, within)
     deposited: dict[str, dict[str, torch.Tensor]] = {"tensors": {}}  # where a processor puts what it names itself
     result = plan.processor.process(
         weights=weights, name=tensor.name, tensor_key_mapping=plan.names, parsed_parameters=deposited
@@ -262,9 +270,12 @@ def _convert(f: Any, tensor: Any, plan: _Plan) -> list[tuple[str, torch.Tensor]]
     return out
 
 
-def _dequantize(f: Any, tensor: Any, data_start: int) -> Any:
+def _dequantize(
+    f: Any, tensor: Any, data_start: int, within: Callable[[float], Progress]
+) -> Generator[Progress, None, Any]:
     """One tensor's values as float32 numpy (the gguf package's dequantisation, as transformers uses),
-    read from the file rather than a memory map, and a chunk of rows at a time."""
+    read from the file rather than a memory map, and a chunk of rows at a time, with the event
+    within(share done) after each chunk but the last."""
     import gguf as gguf_lib
     import numpy as np
 
@@ -282,6 +293,8 @@ def _dequantize(f: Any, tensor: Any, data_start: int) -> Any:
     out = np.empty((rows.shape[0], tensor.shape[-1]), dtype=np.float32)
     for row in range(0, rows.shape[0], step):
         out[row : row + step] = gguf_lib.dequantize(rows[row : row + step], qtype)
+        if row + step < rows.shape[0]:
+            yield within((row + step) / rows.shape[0])
     return out.reshape(tensor.shape)
 
 

@@ -38,8 +38,9 @@ def iter_reduce(
     layer = check_layer(layer, handle.n_layers)
     tokens = tokenize(handle, text)
     handle.check_memory(len(tokens))
-    yield Progress(message="Clean forward pass", done=0, total=2)
+    yield Progress(message=f"Clean pass over {len(tokens)} tokens…", done=0, total=2)
     clean = clean_forward(handle, tokens.ids)
+    reference = yield from CleanReference.build(handle, clean.states, tokens.ids, done=0, total=2)
     hs = first_row(clean.hidden[layer])
     dec = decompose(hs, reduction)
     k = dec.choose_components(reduction)
@@ -52,7 +53,6 @@ def iter_reduce(
     ):
         states = pass_states(handle, tokens.ids)[0]
     norms = [distances[i] for i in range(handle.n_layers)]
-    reference = CleanReference(handle, clean.states, tokens.ids)
     metrics = reference.compare(states)
     original, reconstructed, s = _np(hs), _np(reconstruction), _np(dec.s)
     result = HiddenReduction(

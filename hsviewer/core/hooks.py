@@ -23,11 +23,22 @@ def capture_outputs(
 def capture_outputs(blocks: Sequence[nn.Module], raw: bool) -> AbstractContextManager[dict[int, BlockOutput]]: ...
 @contextmanager
 def capture_outputs(blocks: Sequence[nn.Module], raw: bool = False) -> Iterator[dict[int, Any]]:
-    """Record each block's output (its hidden state, or the raw output if raw) by index."""
+    """Record each block's output (its hidden state, or the raw output if raw) by index.
+
+    The hidden states are copied into one tensor for all blocks, allocated at the first: kept
+    among the pass's freed temporaries instead, glibc's heap could not reuse the space between
+    them, and an 8,192-token clean pass of the default model held 0.6 GB more than it kept.
+    """
     outputs: dict[int, Any] = {}  # the overloads above say which: tensors, or raw outputs
+    stack: list[torch.Tensor] = []
 
     def record(i: int, output: BlockOutput) -> None:
-        outputs[i] = output if raw else block_hidden(output).detach()
+        hidden = block_hidden(output).detach()
+        if not stack:
+            stack.append(hidden.new_empty((len(blocks), *hidden.shape)))
+        same = stack[0].device == hidden.device and stack[0].shape[1:] == hidden.shape
+        kept = stack[0][i].copy_(hidden) if same else hidden  # a model spread over devices keeps each where it is
+        outputs[i] = replace_hidden(output, kept) if raw else kept
 
     with _on_each_output(blocks, record):
         yield outputs

@@ -28,6 +28,7 @@ class LoadedImage:
     source: str
     downsample: int
     warnings: list[str] = field(default_factory=list)
+    colour: str = ""  # the file's mode ('RGB', 'P'...) when its colour was dropped for greyscale
 
 
 def load_image(source: str | Path, downsample: int = 2, max_side: int | None = None) -> LoadedImage:
@@ -43,7 +44,7 @@ def load_image(source: str | Path, downsample: int = 2, max_side: int | None = N
     source = str(source)
     data = _fetch(source) if source.startswith(("http://", "https://")) else _read_file(source)
     notes: list[str] = []
-    gray, (width, height) = _decode_gray(data, source, downsample, max_side, notes)
+    gray, (width, height), colour = _decode_gray(data, source, downsample, max_side, notes)
     draft = width / gray.shape[1]  # > 1 when a large JPEG was decoded at 1/2, 1/4 or 1/8 scale
     step = max(1, round(downsample / draft))
     while max(gray.shape[0] / step, gray.shape[1] / step) > max_side:
@@ -55,7 +56,7 @@ def load_image(source: str | Path, downsample: int = 2, max_side: int | None = N
             f"instead of {downsample} to keep the SVD interactive."
         )
     pixels = np.asarray(gray, dtype=np.float64)[::step, ::step]
-    return LoadedImage(np.ascontiguousarray(pixels), source, factor, notes)
+    return LoadedImage(np.ascontiguousarray(pixels), source, factor, notes, colour)
 
 
 def _read_file(path: str) -> bytes:
@@ -110,8 +111,9 @@ def _fetch(url: str) -> bytes:
 
 def _decode_gray(
     data: bytes, source: str, downsample: int, max_side: int, notes: list[str] | None = None
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """The grayscale pixels (possibly decoded at a reduced scale) and the file's own width and height.
+) -> tuple[np.ndarray, tuple[int, int], str]:
+    """The grayscale pixels (possibly decoded at a reduced scale), the file's own width and height, and
+    its mode when it had colour that the conversion dropped ('RGB'; '' for a grey image).
 
     8-bit images are converted by PIL ("L"). Images of more bits per channel are scaled
     to 0..255 by their own range, never clipped, with a note in `notes`.
@@ -129,18 +131,27 @@ def _decode_gray(
                     "decodes (decompression bomb)."
                 )
             if img.mode.startswith("I") or img.mode == "F":
-                return _wide_gray(img, notes if notes is not None else []), size
+                return _wide_gray(img, notes if notes is not None else []), size, ""
+            colour = img.mode if _in_colour(img) else ""  # before draft(), which decodes a JPEG as L
             # JPEG can decode at a reduced scale: a 40-megapixel photo then loads at once.
             scale = max(img.width, img.height) / (max_side * downsample)
             if scale > 2:
                 img.draft("L", (int(img.width / scale), int(img.height / scale)))
-            return np.asarray(img.convert("L")), size
+            return np.asarray(img.convert("L")), size, colour
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise HsviewerError(f"{source} claims too many pixels to be a real image (decompression bomb).") from None
     except Image.UnidentifiedImageError:
         raise HsviewerError(f"{source} is not an image format that can be read.") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise HsviewerError(f"{source} is damaged or truncated ({e}).") from None
+
+
+def _in_colour(img: Any) -> bool:
+    """Whether the image has colour that converting to greyscale drops (a palette of greys has none)."""
+    if img.mode in ("P", "PA"):
+        palette = np.asarray(img.getpalette() or [], dtype=np.int32).reshape(-1, 3)
+        return bool((palette != palette[:, :1]).any())
+    return len(set(img.getbands()) - {"A", "L", "P", "1"}) > 1
 
 
 def _wide_gray(img: Any, notes: list[str]) -> np.ndarray:
@@ -179,6 +190,7 @@ class ImageSVD:
     source: str = ""
     downsample: int = 1
     warnings: list[str] = field(default_factory=list)
+    colour: str = ""  # the file's mode ('RGB', 'P'...) when its colour was dropped for greyscale
     _factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -236,6 +248,7 @@ class ImageSVD:
             "reconstruction_rank": self.reconstruction_rank(),
             "frobenius_error": self.frobenius_error(),
             "warnings": list(self.warnings),
+            "colour": self.colour,
         }
 
 
@@ -262,4 +275,4 @@ def image_svd(
         raise HsviewerError(f"{_named(loaded.source)} is blank (every pixel is 0): it has no variance to decompose.")
     u, s, vh = lowrank.svd(loaded.pixels)
     k = lowrank.choose_components(s, 98.0 if variance is None else variance, components)
-    return ImageSVD(loaded.pixels, u, s, vh, k, loaded.source, loaded.downsample, loaded.warnings)
+    return ImageSVD(loaded.pixels, u, s, vh, k, loaded.source, loaded.downsample, loaded.warnings, loaded.colour)

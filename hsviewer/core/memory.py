@@ -127,6 +127,24 @@ def analysis_bytes(facts: ModelFacts, tokens: int, dtype: str) -> int:
     return states + activations + svd + logits
 
 
+def sweep_row_bytes(facts: ModelFacts, tokens: int, dtype: str) -> int:
+    """What one more row of a batched sweep pass (core/batched.py) costs: the block's input and
+    assembled output, the rows cut out for it, the head's input kept for the metrics, one
+    block's activations, and the row's own SVD and reduced hidden state (float32)."""
+    width = DTYPE_BYTES[dtype]
+    states = 4 * tokens * facts.hidden_size * width
+    activations = 6 * tokens * max(facts.hidden_size, facts.intermediate_size) * width
+    svd = tokens * (3 * min(tokens, facts.hidden_size) + 2 * facts.hidden_size) * 4
+    return states + activations + svd
+
+
+def sweep_batch(facts: ModelFacts, tokens: int, dtype: str, free: int) -> int:
+    """How many layers' tails one batched pass may hold in `free` bytes (what is free once the
+    clean pass is kept), with the margin and the logit chunks set aside; 1 to the layers."""
+    fit = (MARGIN * free - LOGIT_CHUNKS_BYTES) // sweep_row_bytes(facts, tokens, dtype)
+    return int(max(1, min(facts.n_layers, fit)))
+
+
 PLAN_TOKENS = 1024  # the text a load is planned for; each analysis checks its own
 
 
@@ -145,12 +163,14 @@ def facts_of(found: FoundModel | None, gguf_to_convert: bool) -> ModelFacts | No
 
 
 def free_bytes(device: str, budget: int | None = None) -> int:
-    """What may still be allocated: on a GPU its free memory; else what is free, and no more
-    than the budget less what this process holds."""
+    """What may still be allocated: on a GPU its free memory and what torch's allocator holds
+    unused; else what is free, and no more than the budget less what this process holds."""
     if device.startswith("cuda"):
         import torch
 
-        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        gpu = torch.device(device)
+        cached = torch.cuda.memory_reserved(gpu) - torch.cuda.memory_allocated(gpu)
+        return int(torch.cuda.mem_get_info(gpu)[0]) + cached
     import psutil
 
     free = int(psutil.virtual_memory().available)

@@ -7,7 +7,7 @@ head a chunk of tokens at a time; loss and KL come from one log-softmax per chun
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, overload
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hsviewer.core.blocks import BlockOutput
+from hsviewer.core.events import Progress
 from hsviewer.core.hooks import capture_outputs
 
 if TYPE_CHECKING:
@@ -51,6 +52,22 @@ class CleanReference:
     """
 
     def __init__(self, handle: ModelHandle, states: torch.Tensor, ids: torch.Tensor) -> None:
+        for _ in self._prepare(handle, states, ids, 0, 0):
+            pass
+
+    @classmethod
+    def build(
+        cls, handle: ModelHandle, states: torch.Tensor, ids: torch.Tensor, *, done: int = 0, total: int = 0
+    ) -> Generator[Progress, None, CleanReference]:
+        """The reference, with a Progress event per chunk of clean logits (done and total are the
+        caller's): at the full context these chunks are the long first step's last part."""
+        reference = cls.__new__(cls)
+        yield from reference._prepare(handle, states, ids, done, total)
+        return reference
+
+    def _prepare(
+        self, handle: ModelHandle, states: torch.Tensor, ids: torch.Tensor, done: int, total: int
+    ) -> Iterator[Progress]:
         self.head = handle.head
         self.states = states
         self.ids = ids[0]
@@ -63,15 +80,21 @@ class CleanReference:
         self._log_q = torch.empty(min(step, n), vocab)
         self._work = torch.empty(min(step, n), vocab)
         keep = 2 * 4 * n * vocab <= CACHE_BYTES
-        self._kept = [self._clean(sl, fresh=True) for sl in self.slices] if keep else None
-        self.loss = self.loss_of(self.states)
+        self._kept: list[_CleanChunk] | None = [] if keep else None
+        nll = 0.0
+        for sl in self.slices:
+            yield Progress(message=f"Clean logits: tokens {sl.start + 1} to {sl.stop} of {n}", done=done, total=total)
+            if self._kept is not None:
+                self._kept.append(self._clean(sl, fresh=True))
+            nll += self._nll(states, sl)
+        self.loss = nll / (n - 1)
 
     def loss_of(self, states: torch.Tensor) -> float:
-        total = 0.0
-        for sl in self.slices:
-            logits = head_logits(self.head, states[sl])
-            total += _nll_sum(torch.log_softmax(logits, -1, out=self._log_q[: len(logits)]), self.ids, sl)
-        return total / (len(self.ids) - 1)
+        return sum(self._nll(states, sl) for sl in self.slices) / (len(self.ids) - 1)
+
+    def _nll(self, states: torch.Tensor, sl: slice) -> float:
+        logits = head_logits(self.head, states[sl])
+        return _nll_sum(torch.log_softmax(logits, -1, out=self._log_q[: len(logits)]), self.ids, sl)
 
     def compare(self, states: torch.Tensor) -> LogitMetrics:
         kl = loss = squares = 0.0

@@ -7,6 +7,7 @@ pass per layer with a hook, kept as the reference the fast path is tested agains
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -19,6 +20,7 @@ from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
 from hsviewer.core.measures import measure
+from hsviewer.core.memory import free_bytes, sweep_batch
 from hsviewer.core.reduction import Decomposition, Reduction, decompose, reduce_matrix
 from hsviewer.core.runs import CleanReference, LogitMetrics, Run, clean_forward, first_row, pass_states
 from hsviewer.core.sweep_results import (
@@ -66,8 +68,9 @@ def iter_sweep(
     layer from the same SVD. controls: any of CONTROLS, each a full sweep of its own,
     after the plain one. Stop iterating to cancel: a consumer that does keeps the layers
     done so far (SweepCollector). batch: how many layers' tails run as one batched pass
-    (method "prefix"); default 8 on CUDA, 1 on the CPU, where batching saves nothing and
-    one layer at a time keeps cancelling and progress fine-grained.
+    (method "prefix"); by default on CUDA as many as its free memory holds (memory.sweep_batch),
+    1 on the CPU, where batching saves nothing and one layer at a time keeps cancelling and
+    progress fine-grained.
     """
     reduction = reduction or Reduction()
     check_options(method, controls)
@@ -76,12 +79,11 @@ def iter_sweep(
     runs = [("", reduction, tokens), *(_control(name, reduction, tokens) for name in controls)]
     labels = [label for label, _, _ in runs]
     total = handle.n_layers * len(runs)
-    batch = batch or (8 if handle.device.type == "cuda" else 1)
     collector, done = SweepCollector(), 0
     for label, run_reduction, run_tokens in runs:
-        yield Progress(message=f"Clean forward pass{_suffix(label)}", done=done, total=total)
+        yield Progress(message=f"Clean pass over {len(run_tokens)} tokens{_suffix(label)}…", done=done, total=total)
         clean = clean_forward(handle, run_tokens.ids, raw=True)
-        reference = CleanReference(handle, clean.states, run_tokens.ids)
+        reference = yield from CleanReference.build(handle, clean.states, run_tokens.ids, done=done, total=total)
         run = SweepResult(
             model=handle.name,
             tokens=run_tokens.strings,
@@ -95,7 +97,8 @@ def iter_sweep(
         event: SweepEvent = RunStarted(label=label, run=run, runs=labels, hidden_size=handle.hidden_size)
         collector.add(event)
         yield event
-        for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, batch):
+        rows = batch or _default_batch(handle, len(run_tokens))
+        for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, rows):
             done += 1
             event = LayerDone(label=label, done=done, total=total, result=layer_result)
             collector.add(event)
@@ -139,6 +142,13 @@ def check_options(method: str, controls: Sequence[str]) -> None:
     unknown = set(controls) - set(CONTROLS)
     if unknown:
         raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
+
+
+def _default_batch(handle: ModelHandle, tokens: int) -> int:
+    """On CUDA as many rows as the free memory holds beside the clean run; 1 elsewhere."""
+    if handle.device.type != "cuda":
+        return 1
+    return sweep_batch(handle.facts(), tokens, handle.dtype, free_bytes(str(handle.device)))
 
 
 def _suffix(label: str) -> str:
@@ -221,11 +231,19 @@ def _prefix(
     """Each layer's reduction from its SVD, then the blocks after it: one batched pass for several layers."""
     ks = [dec.choose_components(reduction) for dec in decs]
     reduced = [dec.reconstruct(k, reduction) for dec, k in zip(decs, ks, strict=True)]
-    if len(layers) == 1:
-        states = [tail_states(handle, ids, clean, layers[0], reduced[0][0])]
-    else:
-        states = batched_tails(handle, ids, clean.hidden, layers, [hidden for hidden, _ in reduced])
+    states = _tails(handle, ids, clean, layers, [hidden for hidden, _ in reduced])
     return [_ReducedRun(hidden, k, kept, z) for (hidden, kept), k, z in zip(reduced, ks, states, strict=True)]
+
+
+def _tails(
+    handle: ModelHandle, ids: torch.Tensor, clean: Run, layers: list[int], reduced: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """The layers' tails in one batched pass; one layer a pass when that fails: out of GPU memory,
+    or blocks taking batch-shaped arguments the batch's cut cannot see (ALiBi's batch x heads rows in Bloom)."""
+    if len(layers) > 1:
+        with contextlib.suppress(RuntimeError, ValueError, IndexError):
+            return batched_tails(handle, ids, clean.hidden, layers, reduced)
+    return [tail_states(handle, ids, clean, layer, hidden) for layer, hidden in zip(layers, reduced, strict=True)]
 
 
 def _grid(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hsviewer.core.errors import HsviewerError
 
@@ -57,5 +58,39 @@ def tokenize(handle: ModelHandle, text: str) -> Tokens:
         raise HsviewerError("The text needs at least two tokens: one token has no variance across tokens to reduce.")
     import torch  # here, not at the top: see the note on the imports
 
-    strings = [handle.tokenizer.decode([i]) for i in ids]
-    return Tokens(torch.tensor([ids], device=handle.device), strings, notes)
+    return Tokens(torch.tensor([ids], device=handle.device), token_strings(handle.tokenizer, ids), notes)
+
+
+def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
+    """Each token as text. A byte-level tokenizer splits a character such as '—' over several tokens,
+    each of which alone decodes to U+FFFD: those show the bytes they hold instead, as <0xE2>."""
+    strings = []
+    for i in ids:
+        text = tokenizer.decode([i])
+        if "\ufffd" in text:
+            text = _bytes_shown(tokenizer.convert_ids_to_tokens(i)) or text
+        strings.append(text)
+    return strings
+
+
+def _bytes_shown(piece: str) -> str | None:
+    """A token's text with the bytes that are no whole character as <0xNN>; None when the token is
+    neither byte-level BPE (GPT-2's byte alphabet) nor already a byte token (<0xE2>, SentencePiece)."""
+    if re.fullmatch(r"(<0x[0-9A-Fa-f]{2}>)+", piece):
+        return piece
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_of = {char: byte for byte, char in bytes_to_unicode().items()}
+    if not piece or any(char not in byte_of for char in piece):
+        return None
+    data = bytes(byte_of[char] for char in piece)
+    shown = []
+    while data:
+        try:
+            shown.append(data.decode("utf-8"))
+            break
+        except UnicodeDecodeError as e:
+            shown.append(data[: e.start].decode("utf-8"))
+            shown.append("".join(f"<0x{b:02X}>" for b in data[e.start : e.end]))
+            data = data[e.end :]
+    return "".join(shown)

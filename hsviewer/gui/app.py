@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hsviewer")
 CLOSE_WAIT_MS = 3000  # how long closing waits for the workers before the process ends anyway
+SCREENSHOT_SIZE = (1600, 1000)  # the screenshots' window, unless --size says otherwise
 # The libraries Qt's xcb platform plugin loads beyond libxcb itself, with their Debian/Ubuntu packages.
 XCB_LIBRARIES = {
     "libxcb-cursor.so.0": "libxcb-cursor0",
@@ -67,10 +68,16 @@ def xcb_hint(env: Mapping[str, str] | None = None, loadable: Callable[[str], boo
     )
 
 
-def main(argv: list[str] | None = None, screenshots: str | None = None, model: str | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    screenshots: str | None = None,
+    model: str | None = None,
+    size: tuple[int, int] | None = None,
+) -> int:
     """Show the window, then build the tabs and start loading the model and the image; the exit code.
 
-    screenshots: a folder to save one PNG per tab into, after the default analyses, then exit.
+    screenshots: a folder to save one PNG per tab into, after the default analyses, then exit;
+    size: the window's size for them (the screen must be at least as big), else SCREENSHOT_SIZE.
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -91,13 +98,13 @@ def main(argv: list[str] | None = None, screenshots: str | None = None, model: s
         settings = Settings()
     window = MainWindow(settings, defer_tabs=True)
     if screenshots:
-        window.resize(1600, 1000)
+        window.resize(*(size or SCREENSHOT_SIZE))
     window.show()
     app.processEvents()
     log.info("Window on screen at %.3f", time.time())
     source = model or (None if screenshots else settings.get("model/last", "", str)) or "default"
     image = None if screenshots else settings.get("image/last", "", str)
-    QTimer.singleShot(0, lambda: start(window, source, image, screenshots))
+    QTimer.singleShot(0, lambda: start(window, source, image, screenshots, size))
     window.close_wait_ms = CLOSE_WAIT_MS
     code = app.exec()
     window.close()
@@ -118,7 +125,9 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def start(window: MainWindow, model: str, image: str | None, screenshots: str | None) -> None:
+def start(
+    window: MainWindow, model: str, image: str | None, screenshots: str | None, size: tuple[int, int] | None = None
+) -> None:
     """Build the tabs, then begin the first work: the image SVD and the model load.
 
     The last image is reopened only while it is still a file; otherwise the default image.
@@ -129,6 +138,6 @@ def start(window: MainWindow, model: str, image: str | None, screenshots: str | 
     if screenshots:
         from hsviewer.gui.screenshots import ScreenshotRun
 
-        ScreenshotRun(window, screenshots)
+        ScreenshotRun(window, screenshots, size)
     window.image_tab.open(image if image and Path(image).is_file() else str(default_image()))
     window.load_model(model)

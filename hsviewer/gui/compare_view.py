@@ -53,12 +53,20 @@ class CompareView(QWidget):
         bar.addWidget(self.metric, 1)
         bar.addWidget(export_figure)
         bar.addWidget(export_csv)
-        self.graphics = plots.PlotArea(columns=1, rows=2)
+        self.graphics = plots.PlotArea(max_columns=1)
         self.curves = plots.line_plot(self.graphics, "Comparison", "Relative depth", "", row=0, col=0)
         self.differences = plots.line_plot(
             self.graphics, "Difference from the first run", "Relative depth", "", row=1, col=0
         )
         self.legend = legend_below(self.graphics, 2)
+        self.curves.setToolTip(
+            "Each run's per-layer curve of the chosen metric against relative depth, block / (blocks − 1), "
+            "so models of different depths line up from 0 (first block) to 1 (last)"
+        )
+        self.differences.setToolTip(
+            "Each run minus the first, the first interpolated between its blocks: above zero, that run "
+            "changes more than the first at that depth"
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.note)

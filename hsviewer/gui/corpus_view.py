@@ -160,7 +160,7 @@ class CorpusView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.result: CorpusResult | None = None
-        self.graphics = plots.PlotArea(columns=2, rows=2)
+        self.graphics = plots.PlotArea(max_columns=2)
         self.bands = [
             BandPlot(self.graphics, "Components kept", "% of rank min(T, d)", "components_percent", col=0),
             BandPlot(self.graphics, "Loss change", "loss − the text's clean loss", "loss_change", col=1),
@@ -225,7 +225,7 @@ class MeasuresView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.graphics = plots.PlotArea(columns=2, rows=1)
+        self.graphics = plots.PlotArea(max_columns=2)
         self.spread = plots.line_plot(self.graphics, "Dimensionality without a threshold", "Layer", "Count", col=0)
         self.spread.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.participation = self.spread.plot(name="participation ratio", **plots.markers(plots.PINK, "o", 8, "r"))

@@ -336,8 +336,24 @@ def _row(model: FoundModel, recent: bool) -> list[QStandardItem]:
 
 def ask_url(parent: QWidget) -> str:
     """An image URL from the user, or '' when cancelled."""
-    url, ok = QInputDialog.getText(parent, "Open image URL", "Image URL (http or https):")
-    return url.strip() if ok else ""
+    dialog = url_dialog(parent)
+    try:
+        return dialog.textValue().strip() if dialog.exec() else ""
+    finally:
+        dialog.deleteLater()
+
+
+URL_DIALOG_WIDTH = 560  # a whole URL shows, and no window manager cuts the title
+
+
+def url_dialog(parent: QWidget | None) -> QInputDialog:
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle("Open image URL")
+    dialog.setLabelText("Image URL (http or https):")
+    dialog.setInputMode(QInputDialog.InputMode.TextInput)
+    # QInputDialog's layout sets its own minimum from its children's: widen the field, not the dialog
+    dialog.findChild(QLineEdit).setMinimumWidth(URL_DIALOG_WIDTH)
+    return dialog
 
 
 def about_text(model_name: str, licence: str) -> str:

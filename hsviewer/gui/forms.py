@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -19,6 +22,7 @@ from PySide6.QtWidgets import (
 from hsviewer.core.reduction import Reduction
 from hsviewer.gui.settings import Settings
 
+LONG_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"  # a hub id the model box shows whole
 CENTERINGS = {"double": "Double (rows and columns)", "column": "Columns (PCA)", "none": "None"}
 
 
@@ -29,17 +33,24 @@ class ReductionForm(QWidget):
         super().__init__(parent)
         self.mode = QComboBox()
         self.mode.addItems(["Variance threshold", "Fixed components"])
+        self.mode.setToolTip("Choose k from a percent of variance to keep, or fix k yourself")
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.01, 100.0)
         self.threshold.setDecimals(2)
         self.threshold.setSuffix(" %")
         self.threshold.setValue(threshold)
+        self.threshold.setToolTip("Keep the fewest components whose squared singular values add up to this percent")
         self.components = QSpinBox()
         self.components.setRange(1, 100_000)
         self.components.setValue(10)
+        self.components.setToolTip("k, the number of components kept (at most the matrix's rank)")
         self.centering = QComboBox()
         for key, label in CENTERINGS.items():
             self.centering.addItem(label, key)
+        self.centering.setToolTip(
+            "What is removed before the SVD and added back after: the row and column means (double), the column "
+            "means (PCA) or nothing. Without centring the first component mostly carries the mean."
+        )
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Reduce by", self.mode)
@@ -97,17 +108,24 @@ class ModelPicker(QWidget):
         self.combo.setToolTip("'default', a Hugging Face model folder, a .gguf file or a hub id in the local cache")
         self.set_recent(recent)
         folder = QPushButton("Folder…")
+        folder.setToolTip("Choose a Hugging Face model folder")
         folder.clicked.connect(self._browse_folder)
         gguf = QPushButton(".gguf…")
+        gguf.setToolTip("Choose a GGUF model file")
         gguf.clicked.connect(self._browse_gguf)
         self.load = QPushButton("Load")
+        self.load.setToolTip("Load the model named on the left")
         self.load.clicked.connect(self._load_clicked)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.combo, 1)
-        row.addWidget(folder)
-        row.addWidget(gguf)
-        row.addWidget(self.load)
+        self.combo.setMinimumContentsLength(len(LONG_MODEL_NAME))
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        buttons = QHBoxLayout()
+        buttons.addWidget(folder)
+        buttons.addWidget(gguf)
+        buttons.addWidget(self.load)
+        column = QVBoxLayout(self)  # the buttons under the box, which gets the whole width for a name
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.combo)
+        column.addLayout(buttons)
 
     def set_recent(self, recent: list[str]) -> None:
         current = self.combo.currentText()
@@ -134,9 +152,17 @@ class ModelPicker(QWidget):
 
 
 def inputs_beside_plots(owner: QWidget, inputs: QWidget, plots: QWidget, inputs_width: int) -> None:
-    """Lay out a tab: its inputs on the left, its plots taking the rest, with a movable divider."""
+    """Lay out a tab: its inputs on the left (scrolling down in a short window, so that the window, status
+    bar included, still fits the screen), its plots taking the rest, with a movable divider."""
+    side = QScrollArea()
+    side.setWidget(inputs)
+    side.setWidgetResizable(True)
+    side.setFrameShape(QFrame.Shape.NoFrame)
+    side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    bar = side.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    side.setMinimumWidth(inputs.minimumSizeHint().width() + bar)  # never cut sideways
     splitter = QSplitter()
-    splitter.addWidget(inputs)
+    splitter.addWidget(side)
     splitter.addWidget(plots)
     splitter.setStretchFactor(1, 1)
     splitter.setSizes([inputs_width, 1600 - inputs_width])

@@ -35,6 +35,34 @@ SIGNED = "plasma"
 DIFFERENCE_MAP = "CET-D1"  # blue-white-red as the image tab's residual: zero is white, not green
 SCATTER_STEP = 10  # every 10th value, as in the notebook
 HEATMAP_PERCENTILE = 95  # a few massive activations would otherwise wash out the rest
+PANEL_TIPS = {
+    "Original HS": (
+        "The hidden state the chosen layer outputs: one row per token, one column per embedding dimension. "
+        "Colours stop at the 95th percentile of |value| so a few huge activations do not wash out the rest."
+    ),
+    "Reconstruction": (
+        "The same matrix rebuilt from its k strongest components (the means added back), on the original's "
+        "colour scale."
+    ),
+    "Difference": ("Original minus reconstruction, on the same scale: what the reduction threw away. White is zero."),
+    "Original vs reconstruction": (
+        "Every 10th value: original (x) against reconstructed (y). Points on the diagonal survive the "
+        "reduction; the title's r is the correlation of all values."
+    ),
+    "U": ("Left singular vectors of the (centred) hidden state: one row per token, one column per component."),
+    "Σ": ("Σ, the singular values on the diagonal, largest first: how strong each component is."),
+    "Vᵀ": ("Right singular vectors: each row is one component's direction in embedding space."),
+    "Singular-value spectrum": (
+        "Singular values of the centred hidden state, log scale (pink, left), and the cumulative percent of "
+        "variance kept (blue, right). A steep drop means few directions carry most of the variance; the red "
+        "line is the k kept."
+    ),
+    "Reduction applied in the forward pass": (
+        "The reduction put into the forward pass at the chosen layer (dashed line): at every layer, the norm "
+        "of the hidden state's difference from the clean run. Zero before the layer; after it, see whether "
+        "the later layers damp the change or amplify it."
+    ),
+}
 
 
 class HiddenTab(QWidget):
@@ -65,19 +93,25 @@ class HiddenTab(QWidget):
         self.model_status.setWordWrap(True)
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("Text to run through the model")
+        self.text.setToolTip("The text run through the model; each token is one row of the hidden state")
         open_text = QPushButton("Open text…")
+        open_text.setToolTip("Read the text from a .txt or .md file")
         open_text.clicked.connect(self._open_text)
         default = QPushButton("Default text")
+        default.setToolTip("Put back the built-in sample text")
         default.clicked.connect(self.set_default_text)
         text_buttons = QHBoxLayout()
         text_buttons.addWidget(open_text)
         text_buttons.addWidget(default)
         self.layer = QSpinBox()
         self.layer.setRange(0, 0)
+        self.layer.setToolTip("Which block's output to reduce: 0 is the first transformer block")
         self.form = ReductionForm(threshold=95.0)
         self.run_button = QPushButton("Reduce layer and apply in forward pass")
         self.run_button.setShortcut(QKeySequence("Ctrl+R"))
-        self.run_button.setToolTip("Ctrl+R")
+        self.run_button.setToolTip(
+            "Reduce the layer's hidden state, then rerun the model with the reduction in its place (Ctrl+R)"
+        )
         self.run_button.clicked.connect(self.run)
         for changed in (
             self.text.textChanged,
@@ -91,8 +125,7 @@ class HiddenTab(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hover = QLabel("Hover a heatmap to read its values")
-        self.hover.setWordWrap(True)
+        self.hover = plots.ReadoutLabel("Hover a heatmap to read its values")
         form = QFormLayout(self.inputs)
         form.addRow(QLabel("<b>Model</b>"))
         form.addRow(self.picker)
@@ -107,10 +140,8 @@ class HiddenTab(QWidget):
         form.addRow(self.hover)
 
     def _build_plots(self) -> None:
-        self.graphics = plots.PlotArea(columns=4, rows=3)
-        top = self.graphics.addLayout(row=0, col=0)
-        middle = self.graphics.addLayout(row=1, col=0)
-        bottom = self.graphics.addLayout(row=2, col=0)
+        self.graphics = plots.PlotArea(max_columns=3)
+        top = middle = bottom = self.graphics  # the panels flow in reading order
         common = {"x_label": "Embedding dimension", "y_label": "Token", "labelled_rows": True}
         self.original = plots.Heatmap(top, "Original HS", HIDDEN_MAP, col=0, **common)
         self.reconstructed = plots.Heatmap(top, "Reconstruction", HIDDEN_MAP, col=1, **common)
@@ -127,7 +158,7 @@ class HiddenTab(QWidget):
         self.scatter_points = pg.ScatterPlotItem(size=5, pen=pg.mkPen("k", width=0.5), brush=(180, 230, 180, 80))
         self.scatter.addItem(self.scatter_points)
         self.u = plots.Heatmap(middle, "U", SIGNED, "component", "Token", labelled_rows=True, col=1)
-        self.sigma = plots.Heatmap(middle, "Σ", "viridis", "component", "component", col=2)
+        self.sigma = plots.sigma_map(middle, col=2)
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "Embedding dimension", "component", col=3)
         self.spectrum = plots.SpectrumPlot(bottom, "Singular-value spectrum (centred hidden state)", col=0)
         self.spectrum.k_line.setMovable(False)
@@ -140,21 +171,23 @@ class HiddenTab(QWidget):
         self.norms.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("k", style=Qt.PenStyle.DotLine)))
         self.layer_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("k", style=Qt.PenStyle.DashLine))
         self.norms.addItem(self.layer_line)
-        self.graphics.ci.layout.setRowStretchFactor(0, 4)
-        self.graphics.ci.layout.setRowStretchFactor(1, 3)
-        self.graphics.ci.layout.setRowStretchFactor(2, 3)
+        self.graphics.set_stretch([h.plot for h in self.heatmaps.values()], 4)
+        self.graphics.set_stretch([self.scatter, self.u.plot, self.sigma.plot, self.vh.plot], 3)
+        self.graphics.set_stretch([self.spectrum.plot, self.norms], 3)
+        plots.set_tooltips(self.plots(), PANEL_TIPS)
 
     def plots(self) -> dict[str, Any]:
+        """The exportable panels by their titles (a title that changes with the result goes on from these)."""
         return {
             "Original HS": self.original.plot,
             "Reconstruction": self.reconstructed.plot,
             "Difference": self.difference.plot,
-            "Scatter": self.scatter,
+            "Original vs reconstruction": self.scatter,
             "U": self.u.plot,
-            "Sigma": self.sigma.plot,
-            "V^T": self.vh.plot,
-            "Spectrum": self.spectrum.plot,
-            "Forward-pass difference norms": self.norms,
+            "Σ": self.sigma.plot,
+            "Vᵀ": self.vh.plot,
+            "Singular-value spectrum": self.spectrum.plot,
+            "Reduction applied in the forward pass": self.norms,
         }
 
     def set_default_text(self) -> None:
@@ -236,7 +269,7 @@ class HiddenTab(QWidget):
         plots.set_title(self.reconstructed.plot, f"Reconstruction (k = {r.components}, {r.variance_kept:.2f}% var.)")
         self._draw_scatter(r.original, r.reconstruction, r.correlation)
         self.u.set_data(r.u, plots.symmetric_levels(r.u, percentile=95), r.tokens)
-        self.sigma.set_data(np.diag(r.s), (0.0, float(np.percentile(r.s, 90)) or 1.0))
+        plots.show_sigma(self.sigma, r.s)
         self.vh.set_data(r.vh, plots.symmetric_levels(r.vh, percentile=95))
         from hsviewer.core.lowrank import cumulative_percent
 
@@ -247,7 +280,7 @@ class HiddenTab(QWidget):
         plots.set_title(self.spectrum.plot, f"Singular-value spectrum ({centred})")
         self.norm_curve.setData(np.arange(r.n_layers), r.diff_norms)
         self.layer_line.setValue(r.layer)
-        plots.set_title(self.norms, f"Reduction at layer {r.layer} applied in the forward pass")
+        plots.set_title(self.norms, f"Reduction applied in the forward pass (at layer {r.layer})")
         self.mark_out_of_date()
         self._refit = not self.isVisible()
         self._fit_soon.start()  # once laid out, as the window may not be yet
@@ -290,7 +323,7 @@ class HiddenTab(QWidget):
         x = original.ravel()[::SCATTER_STEP]
         y = reconstruction.ravel()[::SCATTER_STEP]
         self.scatter_points.setData(x, y)
-        plots.set_title(self.scatter, f"r = {correlation:.5f}")
+        plots.set_title(self.scatter, f"Original vs reconstruction, r = {correlation:.5f}")
 
     @staticmethod
     def _summary(r: Any) -> str:

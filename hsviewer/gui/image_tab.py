@@ -29,6 +29,31 @@ if TYPE_CHECKING:
 
 GRAY = "CET-L1"
 SIGNED = "plasma"
+PANEL_TIPS = {
+    "Original image": ("The picture as a matrix of grey values (rows × columns): the matrix the SVD takes apart."),
+    "Reconstruction": (
+        "The rank-k approximation U_k Σ_k V_kᵀ, built from the k strongest components only, on the original's"
+        " grey scale. Its title says how much of the variance those k components keep."
+    ),
+    "Residual (original − reconstruction)": (
+        "Original minus reconstruction: what the k components miss. White is zero, red where the original is "
+        "brighter, blue where it is darker. Fewer edges left here means a better reconstruction."
+    ),
+    "U": (
+        "Left singular vectors: one column per component, one row per image row. Column i says how much each "
+        "row of the picture uses component i."
+    ),
+    "Σ": ("Σ, the singular values on the diagonal, largest first: how strong each component is."),
+    "Vᵀ": (
+        "Right singular vectors: one row per component, one column per image column. Row i is the pattern "
+        "across the columns that component i adds."
+    ),
+    "Singular-value spectrum": (
+        "Singular values σ (pink, log scale, left axis) and the cumulative percent of variance the first k "
+        "keep (blue, right axis). A steep drop means few components carry the picture. Drag the red line to "
+        "set k."
+    ),
+}
 
 
 class ImageTab(QWidget):
@@ -55,13 +80,16 @@ class ImageTab(QWidget):
 
     def _build_controls(self) -> None:
         open_file = QPushButton("Open image…")
+        open_file.setToolTip("Open a picture file (Ctrl+O); it is shown and decomposed in grey")
         open_file.clicked.connect(self.open_file_requested)
         open_url = QPushButton("Open URL…")
+        open_url.setToolTip("Download a picture from a web address (Ctrl+U)")
         open_url.clicked.connect(self.open_url_requested)
         self.downsample = QSpinBox()
         self.downsample.setRange(1, 16)
         self.downsample.setValue(2)
         self.downsample.setPrefix("downsample ")
+        self.downsample.setToolTip("Shrink the picture by this factor before its SVD (faster); Enter reloads it")
         # editingFinished fires on Enter and again on focus loss (a dialog opening): reload() loads once per value.
         self.downsample.editingFinished.connect(self.reload)
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -69,6 +97,8 @@ class ImageTab(QWidget):
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 1)
         self.k_spin.setPrefix("k = ")
+        for widget in (self.slider, self.k_spin):
+            widget.setToolTip("k: how many singular components the reconstruction keeps (or drag the red line)")
         self.variance = QDoubleSpinBox()
         self.variance.setRange(0.01, 100.0)
         self.variance.setDecimals(2)
@@ -90,34 +120,34 @@ class ImageTab(QWidget):
         self.info.setWordWrap(True)  # a long path or URL must not widen the window past a small screen
 
     def _build_plots(self) -> None:
-        self.graphics = plots.PlotArea(columns=3, rows=3)
-        top = self.graphics.addLayout(row=0, col=0)
-        middle = self.graphics.addLayout(row=1, col=0)
+        self.graphics = plots.PlotArea(max_columns=3)
+        top = middle = self.graphics  # the panels flow in reading order
         self.original = plots.Heatmap(top, "Original image", GRAY, "column", "row", col=0)
         self.reconstruction = plots.Heatmap(top, "Reconstruction", GRAY, "column", "row", col=1)
         self.residual = plots.Heatmap(top, "Residual (original − reconstruction)", "CET-D1", "column", "row", col=2)
         plots.link_levels([self.original, self.reconstruction])
         plots.share_range([self.original, self.reconstruction, self.residual])
         self.u = plots.Heatmap(middle, "U", SIGNED, "component", "row", col=0)
-        self.sigma = plots.Heatmap(middle, "Σ", "viridis", "component", "component", col=1)
+        self.sigma = plots.sigma_map(middle, col=1)
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "column", "component", col=2)
-        self.spectrum = plots.SpectrumPlot(self.graphics, "Singular-value spectrum", row=2, col=0)
+        self.spectrum = plots.SpectrumPlot(self.graphics, "Singular-value spectrum")
+        self.graphics.make_wide(self.spectrum.plot)
         # A bound method, not a lambda: PySide6 6.12 crashes collecting a lambda that holds self.
         self.spectrum.k_line.sigPositionChanged.connect(self._k_line_moved)
-        self.graphics.ci.layout.setRowStretchFactor(0, 5)
-        self.graphics.ci.layout.setRowStretchFactor(1, 3)
-        self.graphics.ci.layout.setRowStretchFactor(2, 3)
+        self.graphics.set_stretch([self.original.plot, self.reconstruction.plot, self.residual.plot], 5)
+        self.graphics.set_stretch([self.u.plot, self.sigma.plot, self.vh.plot, self.spectrum.plot], 3)
+        plots.set_tooltips(self.plots(), PANEL_TIPS)
 
     def plots(self) -> dict[str, Any]:
         """The exportable panels by name."""
         return {
             "Original image": self.original.plot,
-            "Reconstruction": self.reconstruction.plot,
-            "Residual": self.residual.plot,
+            "Reconstruction": self.reconstruction.plot,  # its title goes on with k
+            "Residual (original − reconstruction)": self.residual.plot,
             "U": self.u.plot,
-            "Sigma": self.sigma.plot,
-            "V^T": self.vh.plot,
-            "Spectrum": self.spectrum.plot,
+            "Σ": self.sigma.plot,
+            "Vᵀ": self.vh.plot,
+            "Singular-value spectrum": self.spectrum.plot,
         }
 
     def open(self, source: str) -> None:
@@ -159,7 +189,7 @@ class ImageTab(QWidget):
         self.original.set_data(svd.image, levels)
         self.reconstruction.set_data(svd.image, levels)
         self.u.set_data(svd.u, plots.symmetric_levels(svd.u, percentile=90))
-        self.sigma.set_data(np.diag(svd.s), (0.0, float(np.percentile(svd.s, 90)) or 1.0))
+        plots.show_sigma(self.sigma, svd.s)
         self.vh.set_data(svd.vh, plots.symmetric_levels(svd.vh, percentile=90))
         self.spectrum.set_spectrum(svd.s, svd.cumulative_percent, svd.components)
         for widget in (self.slider, self.k_spin):
@@ -199,6 +229,7 @@ class ImageTab(QWidget):
             f"{self.source}  ·  {svd.image.shape[1]} × {svd.image.shape[0]} pixels  ·  k = {k} of {len(svd.s)}  ·  "
             f"{kept:.2f}% of variance kept  ·  rank of original {svd.rank}, of reconstruction "
             f"{svd.reconstruction_rank(k)}  ·  Frobenius error {svd.frobenius_error(k):.4g}"
+            + (f"  ·  colour image ({svd.colour}) shown in greyscale (luma)" if svd.colour else "")
             + "".join(f"  ·  {w}" for w in svd.warnings)
         )
 

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QTabWidget,
+    QWidget,
 )
 
 from hsviewer.gui.settings import Settings
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self.hidden_tab: HiddenTab | None = None
         self.sweep_tab: SweepTab | None = None
         self.runs_tab: RunsTab | None = None
+        self.guide: QWidget | None = None  # Help > Guide, made when first asked for
         self.model_worker = Worker("hsviewer-model")
         self.image_worker = Worker("hsviewer-image")
         self.tabs = QTabWidget()
@@ -165,15 +167,17 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
         help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "&About hsviewer", self.show_about, "F1")
+        self._action(help_menu, "&Guide", self.show_guide, "F1")
+        self._action(help_menu, "&About hsviewer", self.show_about)
         self.menuBar().setEnabled(False)  # until build_tabs()
 
-    def _action(self, menu: Any, text: str, slot: Any, shortcut: str) -> QAction:
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: str = "") -> QAction:
         """A menu entry with its shortcut spelled out (standard keys are empty on some platforms)."""
         action = QAction(text, self)
-        action.setShortcut(QKeySequence(shortcut))
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self._shortcuts.add(QKeySequence(shortcut))
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            self._shortcuts.add(QKeySequence(shortcut))
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
@@ -366,6 +370,16 @@ class MainWindow(QMainWindow):
         dialog.exec()
         dialog.deleteLater()
 
+    def show_guide(self) -> None:
+        """The guide beside the window (one of it), raised if it is already open."""
+        from hsviewer.gui.guide import GuideWindow
+
+        if self.guide is None:
+            self.guide = GuideWindow(self)
+        self.guide.show()
+        self.guide.raise_()
+        self.guide.activateWindow()
+
     def show_about(self) -> None:
         from hsviewer.gui.dialogs import about_text
 
@@ -475,6 +489,8 @@ class MainWindow(QMainWindow):
                 self.save_settings()
             finally:  # a thread left running would abort the app when its QThread is freed
                 self.hide()  # gone at once, even while the workers finish their current step
+                if self.guide is not None:
+                    self.guide.close()
                 for job in self.jobs:
                     job.cancel()
                 self.model_worker.stop(self.close_wait_ms)

@@ -18,48 +18,174 @@ pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", 
 PINK = (230, 180, 180)  # the notebook's marker face colours
 BLUE = (180, 180, 230)
 TITLE_SIZE = "11pt"
+TITLE_COLUMNS = 6  # a PlotItem's columns: left axis, view box, right axis, a colour bar's gap and bar
 MAX_TOKEN_CHARS = 14
 
 
-PANEL_MIN_WIDTH = 220  # pixels a panel keeps however small the window: below that, the plots scroll
+PANEL_MIN_WIDTH = 300  # pixels a column keeps however small the window: below that, fewer columns
 PANEL_MIN_HEIGHT = 190
+ROW_HEIGHT_CAP = 260  # the tallest rows' minimum height grows with the column's width up to this
+ROW_ASPECT = 0.4  # ... as this fraction of that width: panels stay wider than tall
 
 
 class PlotArea(pg.GraphicsLayoutWidget):
-    """A tab's grid of panels, never smaller than its panels need (a minimum per panel, and what
-    their titles and axes ask for): put it in scroll_area() so a small window scrolls instead of cutting
-    panels off."""
+    """A tab's panels in reading order, in as many columns (up to max_columns) as the width offered
+    allows, never smaller than its panels need: in scroll_area() a narrow window gets fewer columns
+    and a short one scrolls vertically, instead of cutting panels off.
 
-    def __init__(self, columns: int, rows: int) -> None:
+    Panels come from addPlot() or add_panel(); a wide one takes a row of its own, and the last panel
+    of a short row takes the columns left.
+    """
+
+    def __init__(self, max_columns: int = 3) -> None:
         super().__init__()
-        self.base_minimum = QtCore.QSize(columns * PANEL_MIN_WIDTH, rows * PANEL_MIN_HEIGHT)
-        self.setMinimumSize(self.base_minimum)
-        self._fit_soon = QtCore.QTimer(self)  # a child: it dies with the widget, never calling fit() after
-        self._fit_soon.setSingleShot(True)
-        self._fit_soon.setInterval(0)
-        self._fit_soon.timeout.connect(self.fit)
+        self.max_columns = max_columns
+        self.panels: list[Any] = []
+        self.wide: list[Any] = []
+        self.stretch: dict[Any, int] = {}  # a panel's share of the height; a row takes its largest
+        self.columns = 0
+        self.offered = 0  # the width the scroll area offers; 0 before it does
+        self.row_stretch: dict[int, int] = {}  # per row of the current placement
+        self._arrange_soon = QtCore.QTimer(self)  # a child: it dies with the widget, never calling arrange() after
+        self._arrange_soon.setSingleShot(True)
+        self._arrange_soon.setInterval(0)
+        self._arrange_soon.timeout.connect(self.arrange)
         self.ci.installEventFilter(self)  # a title or axis that grows asks for a new layout: follow it
+        self.addPlot = self.add_plot  # Heatmap and line_plot call addPlot (pyqtgraph sets it on the instance)
+
+    def add_plot(self, **kwargs: Any) -> pg.PlotItem:
+        """A new panel; a fixed grid's row and col are ignored: the panels flow in the order added."""
+        for key in ("row", "col", "rowspan", "colspan"):
+            kwargs.pop(key, None)
+        plot = pg.PlotItem(**kwargs)
+        free_title_width(plot)  # a long title wraps instead of widening its column
+        self.add_panel(plot)
+        return plot
+
+    def add_panel(self, item: Any) -> None:
+        self.panels.append(item)
+        self.ci.addItem(item, row=self.ci.layout.rowCount(), col=0)  # a free row until placed
+        self.columns = 0  # placed for now; arrange() puts it in its place
+        self.arrange()
+
+    def make_wide(self, item: Any) -> None:
+        """Give a panel a row of its own (a long token axis, say)."""
+        self.wide.append(item)
+        self.columns = 0
+        self.arrange()
+
+    def set_stretch(self, items: Sequence[Any], stretch: int) -> None:
+        """Give these panels' rows this share of the height (1 by default)."""
+        for item in items:
+            self.stretch[item] = stretch
+        self.columns = 0
+        self.arrange()
+
+    def offer_width(self, width: int) -> None:
+        """The width the panels may use (the scroll area's, less its vertical scroll bar)."""
+        self.offered = width
+        self.arrange()
+
+    def column_count(self, width: int) -> int:
+        """As many columns as fit the width at the widest panel's minimum, 1 to max_columns."""
+        spacing = self.ci.layout.horizontalSpacing()
+        needed = max([PANEL_MIN_WIDTH, *(_minimum(p).width() for p in self.panels if p not in self.wide)])
+        return max(1, min(self.max_columns, int((width + spacing) // (needed + spacing))))
+
+    def arrange(self) -> None:
+        """Place the panels for the width offered (when the column count changes), size the rows, fit()."""
+        width = self.offered or self.width()
+        columns = self.column_count(width)
+        if columns != self.columns:
+            self.columns = columns
+            self._place(columns)
+        self._size_rows(width / columns)
+        self.fit()
+
+    def _place(self, columns: int) -> None:
+        layout = self.ci.layout
+        while layout.count():
+            layout.removeAt(layout.count() - 1)
+        self.ci.rows, self.ci.items = {}, {}
+        row = col = 0
+        stretch: dict[int, int] = {}
+        for index, item in enumerate(self.panels):
+            wide = item in self.wide
+            if col and (wide or col == columns):
+                row, col = row + 1, 0
+            following = self.panels[index + 1] if index + 1 < len(self.panels) else None
+            ends_row = following is None or following in self.wide or col == columns - 1
+            span = columns - col if wide or ends_row else 1
+            layout.addItem(item, row, col, 1, span)
+            self.ci.items[item] = [(row, c) for c in range(col, col + span)]
+            self.ci.rows.setdefault(row, {}).update({c: item for c in range(col, col + span)})
+            col += span
+            stretch[row] = max(stretch.get(row, 1), self.stretch.get(item, 1))
+        for r in range(max(row + 1, layout.rowCount())):
+            layout.setRowStretchFactor(r, stretch.get(r, 0))
+            layout.setRowMinimumHeight(r, 0)
+        for c in range(max(columns, layout.columnCount())):
+            layout.setColumnStretchFactor(c, 1 if c < columns else 0)
+        self.ci.currentRow, self.ci.currentCol = row + 1, 0
+        self.row_stretch = stretch
+
+    def _size_rows(self, column_width: float) -> None:
+        """Rows at least ROW_ASPECT of a column's width tall (in their height shares), within the bounds."""
+        if not self.row_stretch:
+            return
+        height = min(max(ROW_ASPECT * column_width, PANEL_MIN_HEIGHT), ROW_HEIGHT_CAP)
+        top = max(self.row_stretch.values())
+        layout = self.ci.layout
+        for r, stretch in self.row_stretch.items():
+            minimum = float(int(height * stretch / top))
+            if layout.rowMinimumHeight(r) != minimum:  # setting it, even unchanged, asks for a new layout
+                layout.setRowMinimumHeight(r, minimum)
 
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
         if event.type() == QtCore.QEvent.Type.LayoutRequest:
-            self._fit_soon.start()
+            self._arrange_soon.start()
         return False
 
     def fit(self) -> None:
-        """Grow the minimum size to what the layout needs (panels, titles, axes, colour bars)."""
+        """Set the minimum size to what the layout needs (panels, titles, axes, colour bars)."""
         needed = self.ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize).toSize()
         extra = 2 * self.frameWidth()
-        self.setMinimumSize(self.base_minimum.expandedTo(needed + QtCore.QSize(extra, extra)))
+        self.setMinimumSize(needed + QtCore.QSize(extra, extra))
 
 
-def scroll_area(area: PlotArea) -> QtWidgets.QScrollArea:
-    """The panels in a scroll area that stretches them to fill the space and scrolls below their minimum."""
-    scroll = QtWidgets.QScrollArea()
-    scroll.setWidget(area)
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+def _minimum(item: Any) -> QtCore.QSizeF:
+    return item.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize)
+
+
+class PanelScroll(QtWidgets.QScrollArea):
+    """Scrolls a PlotArea vertically, offering it the width it has so its columns follow that width."""
+
+    def __init__(self, area: PlotArea) -> None:
+        super().__init__()
+        self.setWidget(area)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        # Less the vertical scroll bar, shown or not: its coming and going must not change the columns.
+        bar = self.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent)
+        area = self.widget()
+        if isinstance(area, PlotArea):
+            area.offer_width(event.size().width() - bar)
+        super().resizeEvent(event)
+
+
+def scroll_area(area: PlotArea) -> PanelScroll:
+    """The panels in a scroll area that stretches them to its width and scrolls below their minimum height."""
+    scroll = PanelScroll(area)
     area.fit()
     return scroll
+
+
+def set_tooltips(panels: dict[str, Any], tips: dict[str, str]) -> None:
+    """Each panel's tooltip by its name: what it shows and how to read it (a panel without one is a KeyError)."""
+    for name, item in panels.items():
+        item.setToolTip(tips[name])
 
 
 def symmetric_levels(*arrays: np.ndarray, percentile: float = 99.0) -> tuple[float, float]:
@@ -85,6 +211,39 @@ def token_label(token: str) -> str:
     """A token as an axis label: visible white space, trimmed to a few characters."""
     text = token.replace("\n", "⏎").replace("\t", "⇥").strip() or "␣"
     return text if len(text) <= MAX_TOKEN_CHARS else text[: MAX_TOKEN_CHARS - 1] + "…"
+
+
+class ReadoutLabel(QtWidgets.QLabel):
+    """A hover read-out of a fixed height (two lines), elided to fit: however long a token or value
+    the text, the controls around it never move under the mouse."""
+
+    LINES = 2
+
+    def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * self.LINES + 2 * self.margin() + 2)
+        self.setMinimumWidth(1)  # the text never asks for width either
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(self.contentsRect().width(), 1)
+        room = width * self.LINES - 2 * self.fontMetrics().averageCharWidth() * self.LINES  # wrap loses some
+        elided = self.fontMetrics().elidedText(self._full, QtCore.Qt.TextElideMode.ElideRight, room)
+        super().setText(elided)
 
 
 class LabelAxis(pg.AxisItem):
@@ -193,12 +352,62 @@ class Heatmap:
             self.describe(row, col, self.value(row, col))
 
 
+SIGMA_FLOOR = 1e-6  # singular values below this fraction of σ1 are rounding noise (a centred matrix's last)
+
+
+def sigma_map(layout: pg.GraphicsLayout, **position: int) -> Heatmap:
+    """Σ as a heatmap whose colour bar reads σ on a log scale: see show_sigma."""
+    heatmap = Heatmap(layout, "Σ", "viridis", "component", "component", **position)
+    assert heatmap.bar is not None
+    heatmap.bar.axis.enableAutoSIPrefix(False)
+    heatmap.bar.axis.setLabel("σ (log scale)")
+    return heatmap
+
+
+def sigma_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """Ticks at log10 positions labelled with σ itself: the powers of ten in range, or both ends when
+    fewer than two are (pyqtgraph's own log axis labels every 2..9 within a decade, one over another)."""
+    decades = range(int(np.ceil(low)), int(np.floor(high)) + 1)
+    values = [float(v) for v in decades] if len(decades) >= 2 else [low, high]
+    return [(v, f"{10**v:,.0f}" if 10**v >= 10 else f"{10**v:.2g}") for v in values]
+
+
+def show_sigma(heatmap: Heatmap, s: np.ndarray) -> None:
+    """Σ coloured by log10 σ, from the smallest σ that is not noise up to σ1.
+
+    σ1 is often 10^4 times the last σ: a linear bar either shows σ1 alone or cuts it off. Off the
+    diagonal Σ is zero, which has no logarithm: drawn as blank (NaN), so the diagonal stands out.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    top = float(s.max()) if s.size and s.max() > 0 else 1.0
+    floor = top * SIGMA_FLOOR
+    shown = s[s >= floor]
+    low = np.log10(float(shown.min())) if shown.size else np.log10(floor)
+    high = np.log10(top)
+    data = np.full((len(s), len(s)), np.nan)
+    np.fill_diagonal(data, np.log10(np.maximum(s, floor)))
+    levels = (low, high if high > low else low + 1.0)
+    heatmap.set_data(data, levels)
+    assert heatmap.bar is not None
+    heatmap.bar.axis.setTicks([sigma_ticks(*levels)])
+
+
 def link_views(heatmaps: Sequence[Heatmap]) -> None:
     """Zooming or panning one map moves the others, so the same cells stay side by side."""
     first = heatmaps[0].plot
     for heatmap in heatmaps[1:]:
         heatmap.plot.setXLink(first)
         heatmap.plot.setYLink(first)
+    same_title_height([h.plot for h in heatmaps])
+
+
+def same_title_height(panels: Sequence[pg.PlotItem]) -> None:
+    """One wrapped title must not make its panel's view shorter than the others' (see FreeWidthLabel)."""
+    for plot in panels:
+        free_title_width(plot)
+    titles = [plot.titleLabel for plot in panels]
+    for title in titles:
+        title.peers = [t for t in titles if t is not title]
 
 
 def share_range(heatmaps: Sequence[Heatmap]) -> None:
@@ -209,8 +418,7 @@ def share_range(heatmaps: Sequence[Heatmap]) -> None:
     aspect lock (one panel ends up squashed, showing other columns); here each change is copied.
     """
     boxes = [h.plot.getViewBox() for h in heatmaps]
-    for heatmap in heatmaps:  # the same size, so the same range shows square pixels in each
-        free_title_width(heatmap.plot)
+    same_title_height([h.plot for h in heatmaps])  # the same size, so the same range shows square pixels in each
     copying = [False]
 
     def follow(source: pg.ViewBox, ranges: list, changed: Any) -> None:
@@ -247,10 +455,27 @@ def set_title(plot: pg.PlotItem, title: str) -> None:
 
 
 class FreeWidthLabel(pg.LabelItem):
-    """A title that asks for no width: panels side by side get the same width whatever their titles say."""
+    """A title that asks for no width: panels side by side get the same width whatever their titles say,
+    and a title longer than its panel wraps onto more lines (its row grows to fit them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.item.document().setDefaultTextOption(QtGui.QTextOption(QtCore.Qt.AlignmentFlag.AlignHCenter))
+
+    def resizeEvent(self, event: Any) -> None:
+        width = self.rect().width()
+        self.item.setTextWidth(-1)
+        if 0 < width < self.item.boundingRect().width():
+            self.item.setTextWidth(width)
+        super().resizeEvent(event)
 
     def updateMin(self) -> None:
-        height = self.itemRect().height()
+        peers = getattr(self, "peers", [])  # titles kept at one height: panels showing one range side by side
+        height = max([self.itemRect().height(), *(peer.itemRect().height() for peer in peers)])
+        for label in (self, *peers):
+            label.set_height(height)
+
+    def set_height(self, height: float) -> None:
         self.setMinimumWidth(0)
         self.setMinimumHeight(height)
         self._sizeHint = {
@@ -259,20 +484,27 @@ class FreeWidthLabel(pg.LabelItem):
             QtCore.Qt.SizeHint.MaximumSize: (-1, -1),
             QtCore.Qt.SizeHint.MinimumDescent: (0, 0),
         }
+        plot = self.parentItem()
+        if isinstance(plot, pg.PlotItem) and plot.titleLabel is self and self.maximumHeight() > 0:
+            self.setMaximumHeight(height)  # PlotItem.setTitle fixes its title row at one line's 30 pixels
+            plot.layout.setRowFixedHeight(0, max(height, 30))
         self.updateGeometry()
 
 
 def free_title_width(plot: pg.PlotItem) -> None:
     """Give the plot a title that does not widen it (see FreeWidthLabel)."""
     old = plot.titleLabel
+    if isinstance(old, FreeWidthLabel):
+        return
     label = FreeWidthLabel(old.text, parent=plot, size=TITLE_SIZE, bold=True)
     plot.layout.removeItem(old)
     old.setParentItem(None)
     if old.scene() is not None:
         old.scene().removeItem(old)
-    plot.layout.addItem(label, 0, 1)
+    plot.layout.addItem(label, 0, 0, 1, TITLE_COLUMNS)  # over the whole panel, not the view box's column only
     plot.titleLabel = label
-    set_title(plot, old.text)
+    if old.text:
+        set_title(plot, old.text)
 
 
 def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str, **position: int) -> pg.PlotItem:
@@ -282,6 +514,47 @@ def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str,
     plot.setLabel("left", y_label)
     plot.showGrid(x=True, y=True, alpha=0.2)
     return plot
+
+
+class BelowLegend(pg.LegendItem):
+    """A legend in its plot's layout, under the x axis: it never covers the data, however many runs it
+    lists (pyqtgraph's own legend floats over the view box). It asks for no width: it takes as many
+    columns as the panel's width holds, and grows downwards instead."""
+
+    def updateSize(self) -> None:
+        self.updateGeometry()  # the plot's layout places and sizes it, from its own layout's hint
+
+    def sizeHint(self, which: QtCore.Qt.SizeHint, constraint: QtCore.QSizeF | None = None) -> QtCore.QSizeF:
+        hint = super().sizeHint(which, QtCore.QSizeF() if constraint is None else constraint)
+        return QtCore.QSizeF(0, hint.height()) if which != QtCore.Qt.SizeHint.MaximumSize else hint
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Re-laid out from the event loop, not inside setGeometry: Qt calls that while tearing the scene
+        # down too, and a layout changed then crashes the interpreter at exit.
+        self._refit = QtCore.QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._fit_columns)
+        self.geometryChanged.connect(self._refit.start)
+
+    def _fit_columns(self) -> None:
+        # the text's own width: a label's item is as wide as its column once laid out
+        widths = [s.boundingRect().width() + label.item.boundingRect().width() + 16 for s, label in self.items]
+        columns = max(1, min(len(widths), int(self.geometry().width() // max(widths, default=1))))
+        if columns != self.columnCount:
+            self.setColumnCount(columns)
+
+    def mouseDragEvent(self, ev: Any) -> None:
+        ev.ignore()  # dragging would unhook it from the layout
+
+
+def legend_below(plot: pg.PlotItem, columns: int = 2, text_size: str = "8pt") -> BelowLegend:
+    """Give the plot a legend under its x axis; curves added with a name join it (plot.legend)."""
+    legend = BelowLegend(colCount=columns, labelTextSize=text_size, horSpacing=12)
+    plot.layout.addItem(legend, 4, 1)
+    plot.legend = legend
+    return legend
 
 
 def markers(brush: tuple, symbol: str = "h", size: int = 10, pen: Any = "k") -> dict[str, Any]:
@@ -334,10 +607,12 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
     """Write a plot, a layout or a whole scene to .png (at `scale` times its size on screen) or .svg.
 
     The SVG is vector: axes, curves and markers are paths (pyqtgraph's export mode draws markers one
-    by one instead of from its bitmap atlas, and no item is drawn from a cache); each heatmap is one
-    embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
+    by one instead of from its bitmap atlas, and no item is drawn from a cache), in page coordinates
+    so that readers ignoring SVG 1.2's non-scaling strokes draw them thin (svg_strokes); each heatmap
+    is one embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
     """
     from hsviewer.export import export_suffix, plain_write_errors, write_atomic
+    from hsviewer.svg_strokes import flatten_strokes
 
     suffix = export_suffix(path, (".png", ".svg"), "A figure")
     if scale not in PNG_SCALES:
@@ -351,6 +626,7 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
         _render_svg(item, str(tmp))
         if not tmp.read_bytes().rstrip().endswith(b"</svg>"):  # Qt's SVG generator reports no write errors
             raise OSError(f"Qt could not save {path}")
+        flatten_strokes(tmp)
 
     with plain_write_errors(path):
         write_atomic(path, write)

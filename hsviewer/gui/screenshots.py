@@ -1,4 +1,4 @@
-"""`hsviewer --screenshots DIR`: run the default analyses, wait for them, save one PNG per tab."""
+"""`hsviewer screenshots DIR [--size WxH]`: run the default analyses, wait for them, save one PNG per tab."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QSize, QTimer
 from PySide6.QtWidgets import QApplication
 
 from hsviewer.gui.jobs import ModelInfo
@@ -23,10 +23,12 @@ TIMEOUT_MS = 20 * 60 * 1000
 class ScreenshotRun(QObject):
     """Starts the hidden-state and sweep analyses once the model is in, then grabs each tab."""
 
-    def __init__(self, window: MainWindow, out_dir: str | Path) -> None:
+    def __init__(self, window: MainWindow, out_dir: str | Path, size: tuple[int, int] | None = None) -> None:
+        """size: the window size asked for; the run fails if the window could not get it."""
         super().__init__(window)
         self.window = window
         self.out_dir = Path(out_dir)
+        self.size = QSize(*size) if size else None
         self.pending = {"image", "hidden", "sweep"}
         window.show_error = lambda message: None  # no modal dialogs: errors end the run instead
         window.error_occurred.connect(self._failed)
@@ -47,6 +49,13 @@ class ScreenshotRun(QObject):
             QTimer.singleShot(200, self._save)
 
     def _save(self) -> None:
+        if self.size is not None and self.window.size() != self.size:  # a smaller screen shrinks the window
+            got = self.window.size()
+            self._failed(
+                f"the window is {got.width()}x{got.height()}, not the {self.size.width()}x{self.size.height()} asked "
+                "for: the screen is smaller (under xvfb-run, give it -s '-screen 0 WxHx24' at least that big)"
+            )
+            return
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:

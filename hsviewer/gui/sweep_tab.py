@@ -48,7 +48,37 @@ CONTROL_TIPS = {
     "shuffled": "A second sweep on the same tokens in a random order, with its own clean loss: how much of the "
     "structure comes from word order?",
 }
+PANEL_TIPS = {
+    "A) Components kept": (
+        "How many components each layer's reduction kept (from the threshold, or the fixed k); one curve per run."
+    ),
+    "B) Impact on logits and hidden states": (
+        "For each layer reduced: the norm of the change to that layer's hidden state (blue squares) and to "
+        "the final logits (pink circles), each divided by its largest value so both share one axis."
+    ),
+    "C) Impact of reduction on loss": (
+        "Next-token loss (cross-entropy, nats) with that layer reduced; the green dashed line is the clean "
+        "loss. Higher means the model predicts the text worse."
+    ),
+    "D) KL divergence": (
+        "KL(clean ‖ reduced) between the next-token distributions, mean over tokens, in nats: how far the "
+        "predictions moved. 0 means unchanged."
+    ),
+    "E) Reduction vs. loss": (
+        "One point per layer: the percent of dimensions kept (k over the smaller of tokens and dimensions) "
+        "against the loss; its colour is the layer (colour bar)."
+    ),
+    "F) Loss change by threshold": (
+        "Loss minus clean loss for each layer (rows) and each grid threshold (columns): fill in Grid "
+        "thresholds to see it. Brighter means a bigger loss increase."
+    ),
+    "G) Impact of reduction on hidden states (per-token difference norm)": (
+        "The norm of each token's hidden-state change at the layer reduced: rows are layers, columns tokens. "
+        "Bright cells are tokens the reduction changes most."
+    ),
+}
 RUN_PENS = {"": "k", "exclude_first": "#1f77b4", "random": "#ff7f0e", "shuffled": "#9467bd"}
+EMPTY_GRID_NOTE = "Type thresholds in Grid thresholds\n(e.g. 80,90,95,99) and run\nthe sweep to fill this"
 LAYER_MAP = "viridis"  # dark to light like the notebook's CMRmap, but no white marker on a white plot
 
 
@@ -102,13 +132,13 @@ class SweepTab(QWidget):
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setToolTip("Stop this tab's sweep after its current layer, keeping the layers done")
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         self.summary = QLabel("Runs on the text of the Hidden state tab.")
         self.summary.setWordWrap(True)
-        self.hover = QLabel("Hover a heatmap to read its values")
-        self.hover.setWordWrap(True)
+        self.hover = plots.ReadoutLabel("Hover a heatmap to read its values")
         form = QFormLayout(self.inputs)
         self.texts_source = TextsSource()
         form.addRow("Texts", self.texts_source)
@@ -123,17 +153,16 @@ class SweepTab(QWidget):
         form.addRow(self.hover)
 
     def _build_plots(self) -> None:
-        self.graphics = plots.PlotArea(columns=4, rows=3)
-        top = self.graphics.addLayout(row=0, col=0)
-        middle = self.graphics.addLayout(row=1, col=0)
+        self.graphics = plots.PlotArea(max_columns=3)
+        top = middle = self.graphics  # the panels flow in reading order
         self.components = plots.line_plot(top, "A) Components kept", "Layer", "Count", col=0)
         self.norms = plots.line_plot(
             top, "B) Impact on logits and hidden states", "Layer", "Diff norm (max-scaled)", col=1
         )
         self.loss = plots.line_plot(top, "C) Impact of reduction on loss", "Layer", "Loss", col=2)
-        self.kl = plots.line_plot(top, "E) KL divergence", "Layer", "KL (nats)", col=3)
+        self.kl = plots.line_plot(top, "D) KL divergence", "Layer", "KL (nats)", col=3)
         for plot in (self.norms, self.loss, self.kl, self.components):
-            plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+            plots.legend_below(plot)
         self.hidden_curve = self.norms.plot(name="Hidden states", **plots.markers(plots.BLUE, "s", 9, "b"))
         self.logit_curve = self.norms.plot(name="Logits", **plots.markers(plots.PINK, "o", 9, "r"))
         self.clean_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("g", width=1.5, style=Qt.PenStyle.DashLine))
@@ -146,28 +175,33 @@ class SweepTab(QWidget):
             name: {plot_name: None for plot_name in ("components", "loss", "kl")} for name in ("", *CONTROLS)
         }
         self.dimensionality = plots.line_plot(
-            middle, "D) Reduction vs. loss", "Hidden-state dimensionality (% of total)", "Loss", col=0
+            middle, "E) Reduction vs. loss", "Hidden-state dimensionality (% of total)", "Loss", col=0
         )
         self.dim_points = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k"))
         self.dimensionality.addItem(self.dim_points)
         self.layer_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(LAYER_MAP), interactive=False)
         self.layer_bar.axis.setLabel("Hidden layer")
-        middle.addItem(self.layer_bar, col=1)
+        self.dimensionality.layout.addItem(self.layer_bar, 2, 5)  # beside D's plot, inside its panel
         self.grid_map = plots.Heatmap(
             middle, "F) Loss change by threshold", "CET-L4", "Threshold", "Layer",
             labelled_rows=True, labelled_cols=True, rows_down=False, col=2,
         )  # fmt: skip
         self.grid_map.describe = self._describe_grid
+        self.grid_note = pg.TextItem(EMPTY_GRID_NOTE, color="#555555", anchor=(0.5, 0.5))
+        self.grid_map.plot.addItem(self.grid_note, ignoreBounds=True)
+        self.grid_note.setPos(0.5, 0.5)
+        self.grid_map.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # the note in view before a sweep
         self.tokens_map = plots.Heatmap(
             self.graphics, "G) Impact of reduction on hidden states (per-token difference norm)", "magma",
             "Token", "Layer", labelled_rows=True, labelled_cols=True, rows_down=False, row=2, col=0,
         )  # fmt: skip
         self.tokens_map.describe = self._describe_token
-        for row, stretch in enumerate((4, 4, 3)):
-            self.graphics.ci.layout.setRowStretchFactor(row, stretch)
-        middle.layout.setHorizontalSpacing(25)  # room for the colour bar's label
-        middle.layout.setColumnStretchFactor(0, 3)
-        middle.layout.setColumnStretchFactor(2, 2)
+        self.graphics.make_wide(self.tokens_map.plot)
+        self.layer_bar.setToolTip("The colour of each point in D: the layer it was reduced at")
+        self.graphics.set_stretch([self.components, self.norms, self.loss, self.kl], 4)
+        self.graphics.set_stretch([self.dimensionality, self.grid_map.plot], 4)
+        self.graphics.set_stretch([self.tokens_map.plot], 3)
+        plots.set_tooltips(self.plots(), PANEL_TIPS)
 
     def _build_views(self) -> QTabWidget:
         """The one-text panels, the corpus bands and the threshold-free measures, a page each."""
@@ -183,15 +217,9 @@ class SweepTab(QWidget):
         return self.views
 
     def plots(self) -> dict[str, Any]:
-        return {
-            "A) Components": self.components,
-            "B) Difference norms": self.norms,
-            "C) Loss": self.loss,
-            "KL divergence": self.kl,
-            "D) Dimensionality vs loss": self.dimensionality,
-            "Loss change grid": self.grid_map.plot,
-            "Per-token difference": self.tokens_map.plot,
-        }
+        """The exportable panels by their titles (which never change here)."""
+        panels = (self.components, self.norms, self.loss, self.kl, self.dimensionality)
+        return {p.titleLabel.text: p for p in (*panels, self.grid_map.plot, self.tokens_map.plot)}
 
     def run(self) -> None:
         """Queue a sweep with the chosen reduction, grid and controls."""
@@ -287,6 +315,8 @@ class SweepTab(QWidget):
         self.tokens_map.set_data(nan, (0.0, 1.0), self.layer_names, run.tokens)
         grid = np.full((run.n_layers, max(len(self.grid_labels), 1)), np.nan, dtype=np.float32)
         self.grid_map.set_data(grid, (0.0, 1.0), self.layer_names, self.grid_labels)
+        self.grid_note.setVisible(not self.grid_labels)
+        self.grid_note.setPos(grid.shape[1] / 2, run.n_layers / 2)
         self.summary.setText(f"Clean loss {run.clean_loss:.4f}; sweeping {run.n_layers} layers…")
 
     def add_layer(self, step: LayerDone) -> None:
