@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--csv", type=_path, help="also write the per-layer table as CSV")
     sweep.add_argument("--out", required=True, type=_path, help="JSON file")
-    _add_no_save(sweep)
+    _add_no_save(sweep, " A sweep stopped with Ctrl+C is not saved (with --texts, --out keeps the texts done).")
     sweep.set_defaults(run=_run_sweep)
 
     bench = sub.add_parser("bench", help="benchmarks: sweep speed, load time, image latency, memory, GUI stalls")
@@ -174,15 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_no_save(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = "The run is also saved to the runs library (hsviewer runs list), unless --no-save."
+def _add_no_save(parser: argparse.ArgumentParser, stopped: str = "") -> None:
+    parser.epilog = f"The run is also saved to the runs library (hsviewer runs list), unless --no-save.{stopped}"
     parser.add_argument("--no-save", action="store_true", help="do not save the run to the runs library")
 
 
 def _add_runs_commands(sub: Any) -> None:
     from hsviewer.core.compare import METRICS
 
-    runs = sub.add_parser("runs", help="the runs library: every finished reduce and sweep, saved by itself")
+    runs = sub.add_parser(
+        "runs", help="the runs library: every finished reduce, sweep and corpus sweep, saved by itself"
+    )
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="{list,show,export}", required=True)
     listing = runs_sub.add_parser("list", help="id, kind, model, setting, time and name of each saved run")
     listing.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
@@ -249,6 +251,8 @@ def format_run(run: Any) -> str:
     lines += [f"settings: {prov.get('settings', {})}", f"versions: {versions}", f"file: {info.path}"]
     if info.kind == "sweep":
         lines.append(format_sweep_table(run.data))
+    elif info.kind == "corpus":
+        lines.append(format_aggregate_table(run.data))
     elif info.kind == "reduce":
         d = run.data
         lines.append(
@@ -295,7 +299,7 @@ def _read_run_arg(library: Any, ref: str) -> Any:
 
 
 def _save_run(
-    args: argparse.Namespace, kind: str, handle: Any, result: Any, settings: dict[str, Any], text: str
+    args: argparse.Namespace, kind: str, handle: Any, result: Any, settings: dict[str, Any], texts: list[str]
 ) -> None:
     """Keep the finished run in the library; a library that cannot be written is a warning, the outputs stand."""
     if args.no_save:
@@ -304,7 +308,7 @@ def _save_run(
     from hsviewer.core.provenance import provenance
 
     try:
-        info = Library().save(kind, result, provenance(handle, settings=settings, texts=[text]))
+        info = Library().save(kind, result, provenance(handle, settings=settings, texts=texts))
     except OSError as e:
         print(f"warning: could not save the run to the library: {e.strerror or e}", file=sys.stderr)
         return
@@ -623,7 +627,7 @@ def _run_reduce(args: argparse.Namespace) -> int:
     result = reduce_layer(handle, text, args.layer, reduction)
     _print_warnings(result.warnings)
     _write((args.out, json_writer(result.to_dict())))
-    _save_run(args, "reduce", handle, result, {"layer": args.layer, "reduction": _settings(reduction)}, text)
+    _save_run(args, "reduce", handle, result, {"layer": args.layer, "reduction": _settings(reduction)}, [text])
     say(
         f"Layer {result.layer}: {result.components} of {len(result.s)} components keep "
         f"{result.variance_kept:.2f}% of the variance; correlation {result.correlation:.5f}; "
@@ -672,7 +676,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     _write(*writes)
     if not result.cancelled:
         settings = {"reduction": _settings(reduction), "grid": [g.label() for g in grid], "controls": args.controls}
-        _save_run(args, "sweep", handle, result, {**settings, "method": args.method}, text)
+        _save_run(args, "sweep", handle, result, {**settings, "method": args.method}, [text])
     say(format_sweep_table(data))
     say(f"Wrote {args.out}")
     return 0
@@ -714,12 +718,17 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         if result is None or not result.texts:
             raise
         n = len(result.texts)
-        print(f"\nhsviewer: interrupted; writing the {n} text{'s' * (n != 1)} done", file=sys.stderr)
+        done = f"{n} text{'s' * (n != 1)} done"
+        print(f"\nhsviewer: interrupted; writing the {done} (not saved to the runs library)", file=sys.stderr)
     data = result.to_dict()
     writes = [(args.out, json_writer(data))]
     if args.csv:
         writes.append((args.csv, csv_writer(aggregate_rows(data))))
     _write(*writes)
+    if not result.cancelled:  # as a one-text sweep: only a whole run is kept
+        settings = {"reduction": _settings(reduction), "grid": [g.label() for g in grid], "controls": args.controls}
+        settings |= {"method": args.method, "source": corpus.source}
+        _save_run(args, "corpus", handle, result, settings, [t.text for t in corpus.texts])
     say(format_aggregate_table(data))
     say(f"Wrote {args.out}")
     return 130 if result.cancelled else 0

@@ -49,16 +49,26 @@ def _offscreen_app() -> None:
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def draw_comparison(curves_plot: Any, difference_plot: Any, comparison: Any) -> None:
-    """The runs' curves (with their 95% bands where they have them) over relative depth, and below
-    them each run's difference from the first; the same drawing in the app and in `hsviewer compare`."""
+def legend_below(layout: Any, row: int) -> Any:
+    """A legend in a row of its own under the plots, so that it never covers a curve."""
     import pyqtgraph as pg
 
+    holder = layout.addLayout(row=row, col=0)
+    holder.setFixedHeight(0)  # until draw_comparison fills it
+    legend = pg.LegendItem(offset=(60, 2), labelTextSize="8pt")
+    legend.setParentItem(holder)
+    return legend
+
+
+def draw_comparison(curves_plot: Any, difference_plot: Any, comparison: Any, legend: Any) -> None:
+    """The runs' curves (with their 95% bands where they have them) over relative depth, and below
+    them each run's difference from the first; the same drawing in the app and in `hsviewer compare`.
+    legend: a legend_below() the plots, naming each run once."""
+    import pyqtgraph as pg
+
+    legend.clear()
     for plot in (curves_plot, difference_plot):
         plot.clear()
-        if plot.legend is None:
-            plot.addLegend(offset=(5, 5), labelTextSize="8pt")
-        plot.legend.clear()
         plot.setLabel("bottom", "Relative depth (block / (blocks − 1))")
     curves_plot.setTitle(comparison.title)
     curves_plot.setLabel("left", comparison.title)
@@ -76,11 +86,13 @@ def draw_comparison(curves_plot: Any, difference_plot: Any, comparison: Any) -> 
             high = curves_plot.plot(curve.depth, points.high, pen=pg.mkPen(color, width=0.5))
             band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(color + "40"))
             curves_plot.addItem(band)
-        curves_plot.plot(curve.depth, points.values, name=name, **style)
+        legend.addItem(curves_plot.plot(curve.depth, points.values, name=name, **style), name)
         if i > 0:
             difference_plot.plot(curve.depth, curve.difference, name=name, connect="finite", **style)
     for plot in (curves_plot, difference_plot):
         plot.setXRange(0, 1, padding=0.03)
+    legend.updateSize()
+    legend.parentItem().setFixedHeight(legend.boundingRect().height() + 6)
 
 
 def comparison_figure(path: str | Path, comparison: Any) -> Path:
@@ -102,7 +114,8 @@ def comparison_writer(path: str | Path, comparison: Any) -> Callable[[Path], Non
 
         pg.setConfigOptions(background="w", foreground="k", antialias=True)
         layout = pg.GraphicsLayoutWidget(size=(1000, 800))
-        draw_comparison(layout.addPlot(row=0, col=0), layout.addPlot(row=1, col=0), comparison)
+        plots = layout.addPlot(row=0, col=0), layout.addPlot(row=1, col=0)
+        draw_comparison(*plots, comparison, legend_below(layout, 2))
         layout.show()
         pg.QtWidgets.QApplication.processEvents()
         try:

@@ -35,6 +35,7 @@ def run_sweep(qtbot, window, threshold):
     window.sweep_tab.form.threshold.setValue(threshold)
     with wait_job(qtbot, window, "sweep"):
         window.sweep_tab.run()
+    qtbot.waitUntil(lambda: not window.jobs)  # finished too: a saved sweep opens only when none runs
     return window.sweep_tab.result
 
 

@@ -29,7 +29,8 @@ METRICS = {
 }
 SWEEP_KEYS = {"components": "components", "kl": "kl_divergence", "hidden_diff": "hidden_diff_norm"}
 SWEEP_KEYS["logit_diff"] = "logit_diff_norm"
-CORPUS_KEYS = {"components": "components", "loss_change": "loss_change", "kl": "kl"}  # + _mean, _ci95
+CORPUS_KEYS = {"components": "components", "percent_rank": "components_percent", "loss_change": "loss_change"}
+CORPUS_KEYS["kl"] = "kl"  # each + _mean, _ci95 in the corpus run's aggregate
 
 
 @dataclass(kw_only=True)

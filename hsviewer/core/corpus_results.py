@@ -136,16 +136,36 @@ class CorpusResult:
             "kind": "corpus",
             "model": self.model,
             "n_layers": self.n_layers,
+            "hidden_size": self.hidden_size,
             "threshold": self.reduction.threshold,
             "fixed_components": self.reduction.fixed_components,
             "centering": self.reduction.centering,
+            **self.reduction.options(),
             "source": self.source,
+            "controls": self.controls,
             "names": self.names,
             "texts": [{"name": name, **run.to_dict()} for name, run in zip(self.names, self.texts, strict=True)],
             "aggregate": agg,
             "notes": self.notes,
             "cancelled": self.cancelled,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CorpusResult:
+        """The corpus run to_dict describes; its aggregate and departures are computed again from the texts."""
+        texts = [SweepResult.from_dict({k: v for k, v in text.items() if k != "name"}) for text in data["texts"]]
+        return cls(
+            model=data["model"],
+            n_layers=int(data["n_layers"]),
+            hidden_size=int(data["hidden_size"]),
+            reduction=Reduction.from_dict(data),
+            source=str(data.get("source", "")),
+            names=[str(name) for name in data["names"]],
+            texts=texts,
+            notes=list(data.get("notes", [])),
+            controls=list(data.get("controls", data["aggregate"].get("controls", {}))),
+            cancelled=bool(data.get("cancelled", False)),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from hsviewer.core.corpus_results import CorpusResult
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.hidden_results import HiddenReduction
 from hsviewer.core.sweep_results import SweepResult
@@ -41,6 +42,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "sweep": Kind(lambda data, arrays: SweepResult.from_dict(data)),
     "reduce": Kind(HiddenReduction.from_dict, arrays=True),
+    "corpus": Kind(lambda data, arrays: CorpusResult.from_dict(data)),
 }
 
 
@@ -56,7 +58,7 @@ class RunInfo:
     name: str
     kind: str
     model: str
-    setting: str  # the threshold (or k) it reduced with
+    setting: str  # the threshold (or k) it reduced with; a corpus run's number of texts too
     created: str  # ISO 8601, local time with its offset
     path: Path
 
@@ -116,6 +118,13 @@ class Saved:
     """Event: a finished run was saved to the library (before the work's Finished)."""
 
     info: RunInfo
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaveFailed:
+    """Event: a finished run could not be saved to the library (the work's Finished still follows)."""
+
+    message: str
 
 
 @dataclass(kw_only=True)
@@ -245,15 +254,22 @@ def read_run(path: str | Path) -> Run:
 
 def default_name(kind: str, data: dict[str, Any]) -> str:
     layer = f" layer {data['layer']}" if kind == "reduce" and "layer" in data else ""
-    return f"{kind} {data.get('model', '')}{layer} {setting_label(data)}"
+    source = f" {Path(str(data['source'])).name}" if kind == "corpus" and data.get("source") else ""
+    return f"{kind} {data.get('model', '')}{layer}{source} {setting_label(data)}"
 
 
 def setting_label(data: dict[str, Any]) -> str:
-    """The threshold or k the result reduced with, as the tabs label it: '95%', 'k = 8'."""
+    """The threshold or k the result reduced with, as the tabs label it: '95%', 'k = 8'; a corpus
+    run's with its number of texts: '95%, 3 texts'."""
     if data.get("fixed_components") is not None:
-        return f"k = {data['fixed_components']}"
-    threshold = data.get("threshold")
-    return f"{threshold:g}%" if isinstance(threshold, (int, float)) else ""
+        label = f"k = {data['fixed_components']}"
+    else:
+        threshold = data.get("threshold")
+        label = f"{threshold:g}%" if isinstance(threshold, (int, float)) else ""
+    if data.get("kind") == "corpus" and isinstance(data.get("texts"), list):
+        n = len(data["texts"])
+        label += f", {n} text{'s' * (n != 1)}"
+    return label
 
 
 def _read_envelope(path: Path) -> dict[str, Any]:
@@ -267,8 +283,8 @@ def _read_envelope(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise RunFileError(f"{path.name} is damaged: not valid JSON ({e.msg}, line {e.lineno}).") from None
-    if isinstance(data, dict) and "format" not in data and _plain_sweep(data):
-        return _wrap_plain_sweep(path, data)
+    if isinstance(data, dict) and "format" not in data and _plain_kind(data):
+        return _wrap_plain(path, data)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise RunFileError(f"{path.name} is not a hsviewer run (nor a sweep's JSON).")
     version = data.get("version")
@@ -289,13 +305,18 @@ def _read_envelope(path: Path) -> dict[str, Any]:
     return data
 
 
-def _plain_sweep(data: dict[str, Any]) -> bool:
-    return data.get("kind", "sweep") == "sweep" and {"layers", "n_layers", "clean_loss", "tokens"} <= set(data)
+PLAIN_KEYS = {"sweep": {"layers", "n_layers", "clean_loss", "tokens"}, "corpus": {"texts", "aggregate", "n_layers"}}
 
 
-def _wrap_plain_sweep(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+def _plain_kind(data: dict[str, Any]) -> str | None:
+    """The kind of a result's own JSON (hsviewer sweep --out, with or without --texts), or None."""
+    kind = data.get("kind", "sweep")
+    return kind if kind in PLAIN_KEYS and PLAIN_KEYS[kind] <= set(data) else None
+
+
+def _wrap_plain(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     created = datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="seconds")
-    return {"kind": "sweep", "id": path.stem, "name": path.stem, "created": created, "result": data}
+    return {"kind": _plain_kind(data), "id": path.stem, "name": path.stem, "created": created, "result": data}
 
 
 def _info(path: Path, data: dict[str, Any]) -> RunInfo:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hsviewer.core.events import Finished
-from hsviewer.core.library import Library, Saved
+from hsviewer.core.library import Library, Saved, SaveFailed
 
 if TYPE_CHECKING:
     from hsviewer.core.models import ModelHandle
@@ -147,7 +147,8 @@ def saving(
     library: Library | None = None,
 ) -> Generator[Any, None, None]:
     """The work's events, its finished result saved to the library first (a Saved event before
-    Finished). A run that could not be saved is logged and still returned. Closing this closes the work."""
+    Finished). A run that could not be saved is logged, reported (SaveFailed) and still returned.
+    Closing this closes the work."""
     try:
         for event in events:
             if isinstance(event, Finished):
@@ -156,6 +157,8 @@ def saving(
                     yield Saved(info=(library or Library()).save(kind, event.result, made))
                 except OSError as e:
                     log.warning("Could not save the %s run to the library: %s", kind, e)
+                    reason = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+                    yield SaveFailed(message=f"The {kind} run was not saved to the runs library: {reason}.")
             yield event
     finally:
         close = getattr(events, "close", None)

@@ -91,8 +91,9 @@ def main(
     from hsviewer.gui.main_window import MainWindow
 
     scratch = tempfile.TemporaryDirectory(prefix="hsviewer-") if screenshots else None
-    if scratch:  # screenshots use the defaults and leave the user's settings alone
+    if scratch:  # screenshots use the defaults and leave the user's settings and runs library alone
         settings = Settings(QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat))
+        os.environ["HSVIEWER_DATA_DIR"] = scratch.name  # the process ends with the screenshots
     else:
         settings = Settings()
     window = MainWindow(settings, defer_tabs=True)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPush
 from hsviewer.core.compare import METRICS, Comparison, compare
 from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import plots
+from hsviewer.render import draw_comparison, legend_below
 
 METRIC_TIPS = {
     "loss_change": "Reduced loss minus the clean loss, per block",
@@ -57,6 +58,7 @@ class CompareView(QWidget):
         self.differences = plots.line_plot(
             self.graphics, "Difference from the first run", "Relative depth", "", row=1, col=0
         )
+        self.legend = legend_below(self.graphics, 2)
         self.curves.setToolTip(
             "Each run's per-layer curve of the chosen metric against relative depth, block / (blocks − 1), "
             "so models of different depths line up from 0 (first block) to 1 (last)"
@@ -81,18 +83,18 @@ class CompareView(QWidget):
     def _redraw(self) -> None:
         if len(self.runs) < 2:
             return
-        from hsviewer.render import draw_comparison
-
         try:
             self.comparison = compare(self.runs, self.metric.currentData())
         except HsviewerError as e:
             self.comparison = None
             self.curves.clear()
             self.differences.clear()
+            self.legend.clear()
+            self.legend.parentItem().setFixedHeight(0)
             self.note.setText(str(e))
             self.error.emit(str(e))
             return
-        draw_comparison(self.curves, self.differences, self.comparison)
+        draw_comparison(self.curves, self.differences, self.comparison, self.legend)
         plots.set_title(self.curves, self.comparison.title)
         plots.set_title(self.differences, f"Difference from {self.comparison.curves[0].label}")
         self.note.setText(

@@ -77,6 +77,15 @@ class TextsSource(QWidget):
             return self.path or None
         return None
 
+    def set_source(self, source: str | None) -> None:
+        """The texts a run was made on: None for the one text, "bundled", or a path."""
+        if source is None:
+            self.choice.setCurrentText(ONE_TEXT)
+        elif source == BUNDLED:
+            self.choice.setCurrentText(BUNDLED_CHOICE)
+        else:
+            self.set_path(source)
+
     def set_path(self, path: str) -> None:
         self.path = path
         self.choice.setCurrentText(CHOSEN)

@@ -72,6 +72,16 @@ class ReductionForm(QWidget):
             return Reduction(threshold=None, fixed_components=self.components.value(), centering=centering)
         return Reduction(threshold=self.threshold.value(), centering=centering)
 
+    def set_reduction(self, reduction: Reduction) -> None:
+        """Show this reduction's threshold or k, and its centering (a saved run's, reopened)."""
+        fixed = reduction.fixed_components is not None
+        self.mode.setCurrentIndex(1 if fixed else 0)
+        if fixed:
+            self.components.setValue(int(reduction.fixed_components or 1))
+        elif reduction.threshold is not None:
+            self.threshold.setValue(reduction.threshold)
+        self.centering.setCurrentIndex(max(self.centering.findData(reduction.centering), 0))
+
     def save(self, settings: Settings, prefix: str) -> None:
         settings.set(f"{prefix}/fixed_k", self.mode.currentIndex() == 1)
         settings.set(f"{prefix}/threshold", self.threshold.value())

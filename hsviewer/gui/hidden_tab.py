@@ -3,13 +3,14 @@ reduction inside the forward pass and see how far the change travels."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -25,6 +26,7 @@ from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import plots
 from hsviewer.gui.forms import ModelPicker, ReductionForm, inputs_beside_plots
 from hsviewer.gui.jobs import ModelInfo, hidden_job
+from hsviewer.gui.measure_marks import MeasureLines, SpikeMarker
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
@@ -72,6 +74,13 @@ class HiddenTab(QWidget):
         super().__init__(parent)
         self._submit = submit
         self.result: Any = None  # the last HiddenReduction
+        self.result_text: str | None = None  # the text it ran on (None: not known)
+        self.result_header = ""  # the saved run's name, when the result is one
+        self._refit = False  # the heatmaps were drawn while the tab was hidden
+        self._fit_soon = QTimer(self)  # a child: it dies with the tab, never firing after it
+        self._fit_soon.setSingleShot(True)
+        self._fit_soon.setInterval(0)
+        self._fit_soon.timeout.connect(self._fit_heatmaps)
         self.model: ModelInfo | None = None
         self.picker = ModelPicker(recent_models)
         self._build_inputs()
@@ -153,6 +162,8 @@ class HiddenTab(QWidget):
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "Embedding dimension", "component", col=3)
         self.spectrum = plots.SpectrumPlot(bottom, "Singular-value spectrum (centred hidden state)", col=0)
         self.spectrum.k_line.setMovable(False)
+        self.spike = SpikeMarker(self.original)
+        self.measure_lines = MeasureLines(self.spectrum)
         self.norms = plots.line_plot(
             bottom, "Reduction applied in the forward pass", "Layer", "Norm of difference", col=1
         )
@@ -203,10 +214,27 @@ class HiddenTab(QWidget):
         self.mark_out_of_date()
 
     def mark_out_of_date(self) -> None:
-        """The plots no longer show what the inputs ask for: say so above their summary."""
-        if self.result is not None:
-            note = "<b>Out of date:</b> the model, text, layer or reduction changed; press Reduce (Ctrl+R)."
-            self.summary.setText(f"{note}<br>{self._summary(self.result)}")
+        """Say above the summary when the plots no longer show what the inputs ask for."""
+        if self.result is None:
+            return
+        note = "<b>Out of date:</b> the model, text, layer or reduction changed; press Reduce (Ctrl+R).<br>"
+        header = f"{self.result_header}<br>" if self.result_header else ""
+        self.summary.setText(f"{note if self.inputs_differ() else ''}{header}{self._summary(self.result)}")
+
+    def inputs_differ(self) -> bool:
+        """Whether the model, text, layer or reduction asked for is not what the result was made with."""
+        r = self.result
+        try:
+            asked = self.form.reduction()
+        except HsviewerError:
+            return True
+        return (
+            (self.model is not None and self.model.name != r.model)
+            or (self.result_text is not None and self.text.toPlainText() != self.result_text)
+            or self.layer.value() != r.layer
+            or (asked.threshold, asked.fixed_components, asked.centering)
+            != (r.reduction.threshold, r.reduction.fixed_components, r.reduction.centering)
+        )
 
     def run(self) -> None:
         """Queue reduce_layer for the chosen layer, text and reduction."""
@@ -216,11 +244,16 @@ class HiddenTab(QWidget):
             self.error.emit(str(e))
             return
         self.summary.setText(f"Reducing layer {self.layer.value()}…")
-        job = hidden_job(self.text.toPlainText(), self.layer.value(), reduction)
-        job.returned.connect(self.show_result)
+        text = self.text.toPlainText()
+        job = hidden_job(text, self.layer.value(), reduction)
+        job.returned.connect(functools.partial(self._returned, text))
         job.failed.connect(self._ended_without_result)
         job.cancelled.connect(self._ended_without_result)
         self._submit(job)
+
+    def _returned(self, text: str, result: Any) -> None:
+        self.result_text, self.result_header = text, ""
+        self.show_result(result)
 
     def _ended_without_result(self) -> None:
         self.summary.setText(self._summary(self.result) if self.result else "No result yet.")
@@ -241,17 +274,44 @@ class HiddenTab(QWidget):
         from hsviewer.core.lowrank import cumulative_percent
 
         self.spectrum.set_spectrum(r.s, cumulative_percent(r.s), r.components)
+        self.spike.set(r.measures.massive_activation, r.tokens)
+        self.measure_lines.set(r.measures)
         centred = "hidden state" if r.reduction.centering == "none" else "centred hidden state"
         plots.set_title(self.spectrum.plot, f"Singular-value spectrum ({centred})")
         self.norm_curve.setData(np.arange(r.n_layers), r.diff_norms)
         self.layer_line.setValue(r.layer)
         plots.set_title(self.norms, f"Reduction applied in the forward pass (at layer {r.layer})")
-        self.summary.setText(self._summary(r))
+        self.mark_out_of_date()
+        self._refit = not self.isVisible()
+        self._fit_soon.start()  # once laid out, as the window may not be yet
 
-    def show_run(self, run: Any) -> None:
-        """Redraw a run saved in the library, without computing."""
-        self.show_result(run.result())
-        self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self._summary(self.result)}")
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._refit:
+            self._refit = False
+            self._fit_soon.start()
+
+    def _fit_heatmaps(self) -> None:
+        """Show all of each matrix: linked views drawn before their final size (a run restored at
+        start) keep only part of the rows."""
+        for heatmap in (*self.heatmaps.values(), self.u, self.sigma, self.vh):
+            heatmap.plot.autoRange(padding=0)
+
+    def show_run(self, run: Any, set_inputs: bool = True) -> None:
+        """Redraw a run saved in the library, without computing; set_inputs: put its text, layer and
+        reduction in the inputs, so that a re-run repeats it (at start the inputs stay as they were saved)."""
+        result = run.result()
+        texts = run.provenance.get("texts")
+        text = texts[0] if isinstance(texts, list) and len(texts) == 1 and isinstance(texts[0], str) else None
+        self.result = None  # no summary while the inputs change
+        if set_inputs:
+            if text is not None:
+                self.text.setPlainText(text)
+            self.layer.setMaximum(max(self.layer.maximum(), result.layer))
+            self.layer.setValue(result.layer)
+            self.form.set_reduction(result.reduction)
+        self.result_text, self.result_header = text, f"<b>{run.info.name}</b> (saved {run.info.when})"
+        self.show_result(result)
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""

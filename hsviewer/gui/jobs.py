@@ -175,16 +175,29 @@ def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], contro
 
 
 def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str]) -> Job:
-    """Read the corpus at `source` ("bundled", a file or folder) and sweep each text; returns a CorpusResult."""
+    """Read the corpus at `source` ("bundled", a file or folder) and sweep each text; returns a CorpusResult.
+    A corpus sweep that ends is saved to the runs library (a cancelled one is not, as a sweep)."""
+    library = Library()
 
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.corpus import read_corpus
         from hsviewer.core.corpus_sweep import iter_corpus_sweep
+        from hsviewer.core.provenance import reduction_settings, saving
 
+        handle = slot.get()
         corpus = read_corpus(source)
-        yield from iter_corpus_sweep(
-            slot.get(), corpus.texts, reduction, source=corpus.source, grid=grid, controls=controls, notes=corpus.notes
+        settings = {
+            "reduction": reduction_settings(reduction),
+            "grid": [g.label() for g in grid],
+            "controls": list(controls),
+            "method": "prefix",
+            "source": corpus.source,
+        }
+        events = iter_corpus_sweep(
+            handle, corpus.texts, reduction, source=corpus.source, grid=grid, controls=controls, notes=corpus.notes
         )
+        texts = [t.text for t in corpus.texts]
+        yield from saving(events, handle, kind="corpus", settings=settings, texts=texts, library=library)
 
     return Job("sweep", "Corpus sweep", work)
 

@@ -130,8 +130,9 @@ class MainWindow(QMainWindow):
         collect_on_gui_thread()  # jobs start only from the tabs, so before any worker allocates
         self.image_tab = ImageTab(self.submit)
         self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
-        self.sweep_tab = SweepTab(self.submit, self.hidden_tab.text.toPlainText)
-        viewers = {"reduce": self.hidden_tab, "sweep": self.sweep_tab}
+        text = self.hidden_tab.text
+        self.sweep_tab = SweepTab(self.submit, text.toPlainText, set_text=text.setPlainText)
+        viewers = {"reduce": self.hidden_tab, "sweep": self.sweep_tab, "corpus": self.sweep_tab}
         self.runs_tab = RunsTab(Library(), viewers, self.tabs.setCurrentWidget)
         self.tabs.clear()
         tabs = (self.image_tab, self.hidden_tab, self.sweep_tab, self.runs_tab)
@@ -153,6 +154,7 @@ class MainWindow(QMainWindow):
         self.hidden_tab.error.connect(self.report_error)
         self.sweep_tab.error.connect(self.report_error)
         self.runs_tab.error.connect(self.report_error)
+        self.runs_tab.save_failed.connect(self.statusBar().showMessage)  # until the next job starts
         self.job_submitted.connect(self.runs_tab.watch)
 
     def _build_menus(self) -> None:
@@ -256,6 +258,7 @@ class MainWindow(QMainWindow):
 
     def _job_started(self) -> None:
         if not self._closed:
+            self.statusBar().clearMessage()
             self.status.setText(f"{self._sender_job().description}…")
 
     def _job_progress(self, event: object) -> None:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.library import Library, RunInfo, Saved
+from hsviewer.core.library import Library, RunInfo, Saved, SaveFailed
 from hsviewer.gui.compare_view import CompareView
 from hsviewer.gui.forms import inputs_beside_plots
 from hsviewer.gui.worker import Job
@@ -38,6 +38,7 @@ class RunsTab(QWidget):
     """The library's runs in a table on the left, the comparison of the selected ones on the right."""
 
     error = Signal(str)
+    save_failed = Signal(str)  # a finished run could not be saved: one line for the status bar
 
     def __init__(
         self,
@@ -173,6 +174,8 @@ class RunsTab(QWidget):
     def _job_event(self, event: object) -> None:
         if isinstance(event, Saved):
             self.refresh(select=event.info.id)
+        elif isinstance(event, SaveFailed):
+            self.save_failed.emit(event.message)
 
     def _open_index(self, index: QModelIndex) -> None:
         self.open(self._info(index))
@@ -198,14 +201,15 @@ class RunsTab(QWidget):
         self._show_tab(viewer)
 
     def restore_latest(self) -> None:
-        """Redraw the newest whole run of each kind in its tab (at start: the last results come back)."""
-        for kind, viewer in self.viewers.items():
-            run = self.library.latest(kind)
-            if run is not None:
-                try:
-                    viewer.show_run(run)  # type: ignore[attr-defined]
-                except HsviewerError as e:
-                    self.status.setText(str(e))
+        """Redraw the newest whole run of each kind in its tab (at start: the last results come back),
+        oldest first: where two kinds share a tab (a sweep, a corpus sweep), the newer one is in front.
+        The tabs' inputs stay as the settings left them."""
+        found = [(run, self.viewers[kind]) for kind in self.viewers if (run := self.library.latest(kind))]
+        for run, viewer in sorted(found, key=lambda pair: (pair[0].info.created, pair[0].info.id)):
+            try:
+                viewer.show_run(run, set_inputs=False)  # type: ignore[attr-defined]
+            except HsviewerError as e:
+                self.status.setText(str(e))
 
     def _rename_selected(self) -> None:
         chosen = self.table.selectionModel().selectedRows()

@@ -93,10 +93,18 @@ class SweepTab(QWidget):
     error = Signal(str)
     layer_shown = Signal(str, int)  # run label, layer
 
-    def __init__(self, submit: Callable[[Job], None], text: Callable[[], str], parent: QWidget | None = None):
+    def __init__(
+        self,
+        submit: Callable[[Job], None],
+        text: Callable[[], str],
+        parent: QWidget | None = None,
+        set_text: Callable[[str], None] | None = None,
+    ):
+        """text, set_text: read and set the text sweeps run on (the Hidden state tab's)."""
         super().__init__(parent)
         self._submit = submit
         self._text = text
+        self._set_text = set_text
         self.result: SweepResult | None = None  # the finished (or cancelled) sweep
         self.start: RunStarted | None = None  # the plain run's start: tokens, clean loss, sizes
         self.collector = SweepCollector()  # the sweep being drawn, as its events arrive
@@ -226,6 +234,7 @@ class SweepTab(QWidget):
             self._run_corpus(reduction, grid, controls)
             return
         self.summary.setText("Sweep queued…")
+        self.views.setCurrentIndex(0)  # its page, as a corpus sweep brings up the Corpus page
         job = sweep_job(self._text(), reduction, grid, controls)
         self._collectors[job] = SweepCollector()
         job.yielded.connect(self._event)
@@ -422,8 +431,12 @@ class SweepTab(QWidget):
         self.summary.setText(self._finished_text(result))
         self.clean_line.setValue(result.clean_loss)
 
-    def show_run(self, run: Any) -> None:
-        """Redraw a sweep saved in the library from its own events, as it was drawn live, without computing."""
+    def show_run(self, run: Any, set_inputs: bool = True) -> None:
+        """Redraw a sweep (or a corpus sweep) saved in the library from its own events, as it was drawn
+        live, without computing; set_inputs: put its settings in the inputs, so that a re-run repeats it."""
+        if run.info.kind == "corpus":
+            self._show_corpus_run(run, set_inputs)
+            return
         if self._collectors:
             raise HsviewerError("A sweep is running: open the saved one when it ends (or cancel it).")
         result = run.result()
@@ -433,6 +446,33 @@ class SweepTab(QWidget):
             self._draw_event(event)
         self.finish(result)
         self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self._finished_text(result)}")
+        self.views.setCurrentIndex(0)
+        if set_inputs:
+            self._set_inputs(result.reduction, result.grid, list(result.controls), None)
+            texts = run.provenance.get("texts")
+            if self._set_text is not None and isinstance(texts, list) and len(texts) == 1:
+                self._set_text(str(texts[0]))
+
+    def _show_corpus_run(self, run: Any, set_inputs: bool) -> None:
+        if self._corpus_jobs:
+            raise HsviewerError("A corpus sweep is running: open the saved one when it ends (or cancel it).")
+        result = run.result()
+        self.corpus_view.begin(result)
+        self.corpus_view.update_result(result)
+        self.corpus_result = result
+        self.views.setCurrentWidget(self.corpus_view)
+        self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self.corpus_view.describe(result)}")
+        if set_inputs:
+            grid = result.texts[0].grid if result.texts else []
+            self._set_inputs(result.reduction, grid, result.controls, result.source)
+
+    def _set_inputs(self, reduction: Reduction, grid: list[Reduction], controls: list[str], corpus: str | None) -> None:
+        """The inputs a run was made with: reduction, grid, controls and its texts (None: one text)."""
+        self.form.set_reduction(reduction)
+        self.grid_field.setText(", ".join(f"{g.threshold:g}" for g in grid if g.threshold is not None))
+        for name, box in self.control_boxes.items():
+            box.setChecked(name in controls)
+        self.texts_source.set_source(corpus)
 
     @staticmethod
     def _finished_text(result: SweepResult) -> str:
