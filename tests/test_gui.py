@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -296,28 +295,43 @@ def test_screenshots_mode_saves_one_png_per_tab(tmp_path, tiny_model_dir, capfd)
     assert "hsviewer ready" in capfd.readouterr().err
 
 
-def test_garbage_qt_objects_are_freed_on_the_gui_thread_not_a_worker(qtbot, window):
-    """A widget freed by a collection on a worker thread crashes the app, so only the GUI thread collects."""
-    import gc
+GARBAGE_PROBE = """
+import gc, sys, threading
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtWidgets import QApplication
+from hsviewer.gui.main_window import MainWindow
+app = QApplication([])
+window = MainWindow()  # switches automatic collection off; the GUI thread collects on a timer
+freed_in = []
+garbage = QObject()
+garbage.cycle = garbage
+garbage.destroyed.connect(lambda: freed_in.append(threading.current_thread().name), Qt.ConnectionType.DirectConnection)
+del garbage
+kept = []  # live containers, enough to set off collections
+worker = threading.Thread(target=lambda: kept.extend([] for _ in range(100_000)), name="worker")
+worker.start()
+worker.join()
+QTimer.singleShot(10_000, app.quit)
+check = QTimer(interval=50, timeout=lambda: freed_in and app.quit())
+check.start()
+app.exec()
+print(freed_in)
+window.close()
+"""
 
-    from PySide6.QtCore import QEvent, QObject
-    from PySide6.QtWidgets import QApplication
 
-    freed_in = []
-    # Earlier tests' windows wait for deleteLater: delete them first, or the collection below
-    # clears their items' Python state while Qt still calls into them (pyqtgraph's LabelItem).
-    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    gc.collect()
-    garbage = QObject()
-    garbage.cycle = garbage
-    garbage.destroyed.connect(lambda: freed_in.append(threading.current_thread()), Qt.ConnectionType.DirectConnection)
-    del garbage
-    kept = []  # live containers, enough to set off collections
-    worker = threading.Thread(target=lambda: kept.extend([] for _ in range(100_000)))
-    worker.start()
-    worker.join()
-    qtbot.waitUntil(lambda: bool(freed_in), timeout=10_000)
-    assert freed_in == [threading.main_thread()]
+def test_garbage_qt_objects_are_freed_on_the_gui_thread_not_a_worker(tmp_path):
+    """A widget freed by a collection on a worker thread crashes the app, so only the GUI thread collects.
+    In a process of its own: a collection here would also free what earlier tests left behind."""
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "HSVIEWER_DATA_DIR": str(tmp_path / "data"),
+    }
+    run = subprocess.run([sys.executable, "-c", GARBAGE_PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "['MainThread']"
 
 
 # --- issue 10 --------------------------------------------------------------------------------
