@@ -498,6 +498,19 @@ def test_the_window_fits_the_screen_at_first_start_and_after_a_bigger_one(qtbot,
     window.close()
 
 
+def test_the_window_fits_again_once_the_window_manager_has_framed_it(qtbot, settings):
+    # Before its first show a window has no frame: fitted then, a window as tall as the screen lost
+    # its status bar under the bottom edge once the title bar was added.
+    from PySide6.QtGui import QGuiApplication
+
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.frameGeometry().size() != window.geometry().size())  # framed
+    bottom = QGuiApplication.primaryScreen().availableGeometry().bottom()  # 800 x 800, narrower than the window
+    qtbot.waitUntil(lambda: window.frameGeometry().bottom() <= bottom, timeout=2_000)
+
+
 def test_figure_export_writes_vector_svg_and_scaled_png(qtbot, window, image_file, tmp_path):
     from PIL import Image
 

@@ -99,6 +99,7 @@ def main(
     window = MainWindow(settings, defer_tabs=True)
     if screenshots:
         window.resize(*(size or SCREENSHOT_SIZE))
+        window.refit_when_framed = False  # the size asked for, or a clear failure
     window.show()
     app.processEvents()
     log.info("Window on screen at %.3f", time.time())

@@ -72,7 +72,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model_info: ModelInfo | None = None
         self.ready_announced = False
-        self.framed = False  # fitted again once the window manager has framed it
+        self.refit_when_framed = True  # once, after the first show; off where a size is asked for
         self.jobs: list[Job] = []  # submitted and not yet finished
         self._closed = False
         self.close_wait_ms: int | None = None  # None: closing waits for the workers however long
@@ -117,6 +117,12 @@ class MainWindow(QMainWindow):
         x = min(max(outer.left(), free.left()), free.right() + 1 - outer.width())
         y = min(max(outer.top(), free.top()), free.bottom() + 1 - outer.height())
         self.move(x, y)
+
+    def _fit_frame(self, shown: QSize) -> None:
+        """Fit again now that a window manager has framed the window, unless a size was chosen since it
+        showed (a user's, a screenshot's): that one stays."""
+        if self.size() == shown and self.frameGeometry().size() != self.geometry().size():
+            self.fit_to_screen()
 
     def build_tabs(self) -> None:
         """Import pyqtgraph and the core, and build the tabs in place of their placeholders."""
@@ -321,11 +327,12 @@ class MainWindow(QMainWindow):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self._announce_ready()
-        if not self.framed:
+        if self.refit_when_framed:
             # The window manager adds its frame (title bar) only after the first show: fit again then,
             # or a window as tall as the screen loses its status bar below the bottom edge.
-            self.framed = True
-            QTimer.singleShot(FRAME_WAIT_MS, self.fit_to_screen)
+            self.refit_when_framed = False
+            shown = self.size()
+            QTimer.singleShot(FRAME_WAIT_MS, lambda: self._fit_frame(shown))
 
     # Errors -------------------------------------------------------------------------------
 
