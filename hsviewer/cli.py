@@ -480,15 +480,12 @@ class _CorpusPrinter(_ProgressPrinter):
         from hsviewer.core.events import Finished
 
         if isinstance(event, (TextStarted, TextSkipped)):
-            if self.width:
-                print(file=sys.stderr)
-            self.width = 0
+            self.end()
             line = event.message if isinstance(event, TextStarted) else f"note: {event.note}"
             print(line, file=sys.stderr)
             return
-        if isinstance(event, Finished) and self.width:  # the table follows on stdout: end the progress line
-            print(file=sys.stderr)
-            self.width = 0
+        if isinstance(event, Finished):  # the table follows on stdout: end the progress line
+            self.end()
         super().__call__(event)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from hsviewer.cli import (
@@ -94,7 +95,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         return _print_plan(args, text)
     from hsviewer.core import iter_sweep
     from hsviewer.core.events import run_to_end
-    from hsviewer.export import csv_writer, json_writer, sweep_rows
+    from hsviewer.export import sweep_rows
 
     handle = _load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
@@ -103,13 +104,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     printer.end()
     _print_warnings(result.warnings)
     data = result.to_dict()
-    writes = [(args.out, json_writer(data))]
-    if args.csv:
-        writes.append((args.csv, csv_writer(sweep_rows(result))))
-    _write(*writes)
+    _write_json_csv(args, data, lambda: sweep_rows(result))
     if not result.cancelled:
-        settings = {"reduction": _settings(reduction), "grid": [g.label() for g in grid], "controls": args.controls}
-        _save_run(args, "sweep", handle, result, {**settings, "method": args.method}, [text])
+        _save_run(args, "sweep", handle, result, _sweep_settings(args, reduction, grid), [text])
     say(format_sweep_table(data))
     say(f"Wrote {args.out}")
     return 0
@@ -129,7 +126,6 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     from hsviewer.core.corpus_results import CorpusCollector, aggregate_rows
     from hsviewer.core.corpus_sweep import iter_corpus_sweep
     from hsviewer.core.events import run_to_end
-    from hsviewer.export import csv_writer, json_writer
 
     handle = _load(args)
     events = iter_corpus_sweep(
@@ -154,17 +150,29 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         done = f"{n} text{'s' * (n != 1)} done"
         print(f"\nhsviewer: interrupted; writing the {done} (not saved to the runs library)", file=sys.stderr)
     data = result.to_dict()
-    writes = [(args.out, json_writer(data))]
-    if args.csv:
-        writes.append((args.csv, csv_writer(aggregate_rows(data))))
-    _write(*writes)
+    _write_json_csv(args, data, lambda: aggregate_rows(data))
     if not result.cancelled:  # as a one-text sweep: only a whole run is kept
-        settings = {"reduction": _settings(reduction), "grid": [g.label() for g in grid], "controls": args.controls}
-        settings |= {"method": args.method, "source": corpus.source}
+        settings = _sweep_settings(args, reduction, grid) | {"source": corpus.source}
         _save_run(args, "corpus", handle, result, settings, [t.text for t in corpus.texts])
     say(format_aggregate_table(data))
     say(f"Wrote {args.out}")
     return 130 if result.cancelled else 0
+
+
+def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callable[[], Any]) -> None:
+    """--out's JSON and, with --csv, the per-layer table: both written or neither."""
+    from hsviewer.export import csv_writer, json_writer
+
+    writes = [(args.out, json_writer(data))]
+    if args.csv:
+        writes.append((args.csv, csv_writer(rows())))
+    _write(*writes)
+
+
+def _sweep_settings(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> dict[str, Any]:
+    """What the sweep was asked for, as the runs library keeps it."""
+    grid_labels = [g.label() for g in grid]
+    return {"reduction": _settings(reduction), "grid": grid_labels, "controls": args.controls, "method": args.method}
 
 
 def format_aggregate_table(data: dict[str, Any]) -> str:
