@@ -81,6 +81,9 @@ def _bytes(n: int) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hsviewer.commands import analysis  # here, not above: the commands import this module's helpers
+    from hsviewer.commands import models as model_commands
+
     parser = Parser(
         prog="hsviewer",
         description="How much of a language model's hidden state survives dimensionality reduction. "
@@ -104,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--downsample", type=int, default=2, help="keep every Nth pixel (default 2; 1 = none)")
     _add_k(image, "--variance", 98.0)
     image.add_argument("--out", required=True, type=_path, help="folder for summary.json and PNGs")
-    image.set_defaults(run=_run_image)
+    image.set_defaults(run=analysis.run_image)
 
     reduce = sub.add_parser("reduce", help="reduce one layer's hidden state, then inside the forward pass")
     _add_model_text(reduce)
@@ -112,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reduction(reduce)
     reduce.add_argument("--out", required=True, type=_path, help="JSON file")
     _add_no_save(reduce)
-    reduce.set_defaults(run=_run_reduce)
+    reduce.set_defaults(run=analysis.run_reduce)
 
     sweep = sub.add_parser("sweep", help="reduce each layer in turn")
     _add_model_text(sweep)
@@ -129,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--csv", type=_path, help="also write the per-layer table as CSV")
     sweep.add_argument("--out", required=True, type=_path, help="JSON file")
     _add_no_save(sweep, " A sweep stopped with Ctrl+C is not saved (with --texts, --out keeps the texts done).")
-    sweep.set_defaults(run=_run_sweep)
+    sweep.set_defaults(run=analysis.run_sweep)
 
     bench = sub.add_parser("bench", help="benchmarks: sweep speed, load time, image latency, memory, GUI stalls")
     _add_model_text(bench, loading=False)
@@ -143,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="instead: peak memory of a ~1.1B Q8_0 GGUF (written at PATH if missing) against the plan",
     )
-    bench.set_defaults(run=_run_bench)
+    bench.set_defaults(run=model_commands.run_bench)
 
     selftest = sub.add_parser("selftest", help="a quick headless check of image SVD and the model")
     selftest.set_defaults(run=_run_selftest)
@@ -162,14 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     edit = models.add_mutually_exclusive_group()
     edit.add_argument("--add", metavar="DIR", help="remember DIR (or a .gguf file) for every later listing")
     edit.add_argument("--remove", metavar="DIR", help="forget a remembered DIR")
-    models.set_defaults(run=_run_models)
+    models.set_defaults(run=model_commands.run_models)
 
     cache = sub.add_parser("cache", help="the GGUF models converted once and kept in the user cache")
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="{list,clear}", required=True)
     cache_sub.add_parser("list", help="name, source GGUF, precision, size on disk and folder of each")
     clear = cache_sub.add_parser("clear", help="delete them all, or the one named")
     clear.add_argument("name", nargs="?", help="a name from hsviewer cache list (all when left out)")
-    cache.set_defaults(run=_run_cache)
+    cache.set_defaults(run=model_commands.run_cache)
     _add_runs_commands(sub)
     return parser
 
@@ -180,6 +183,7 @@ def _add_no_save(parser: argparse.ArgumentParser, stopped: str = "") -> None:
 
 
 def _add_runs_commands(sub: Any) -> None:
+    from hsviewer.commands import library
     from hsviewer.core.compare import METRICS
 
     runs = sub.add_parser(
@@ -196,7 +200,7 @@ def _add_runs_commands(sub: Any) -> None:
     )
     export.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
     export.add_argument("out", metavar="OUT.json", type=_path, help="the file to write")
-    runs.set_defaults(run=_run_runs)
+    runs.set_defaults(run=library.run_runs)
 
     compare = sub.add_parser("compare", help="overlay two or more runs' per-layer curves on relative depth")
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run files (.json) or names or ids in the library")
@@ -205,97 +209,7 @@ def _add_runs_commands(sub: Any) -> None:
     compare.add_argument(
         "--metric", choices=METRICS, default="loss_change", help="what to compare (default loss_change)"
     )
-    compare.set_defaults(run=_run_compare)
-
-
-def _run_runs(args: argparse.Namespace) -> int:
-    import json
-
-    from hsviewer.core.library import Library
-
-    library = Library()
-    if args.runs_command == "list":
-        listing = library.list()
-        for problem in listing.problems:
-            print(f"note: skipped {problem}", file=sys.stderr)
-        if args.json:
-            say(json.dumps([r.to_dict() for r in listing.runs], indent=2))
-        elif not listing.runs:
-            say(f"No saved runs in {library.folder}")
-        else:
-            say("\n".join(f"{r.id}  {r.kind:<6} {r.model}  {r.setting}  {r.when}  {r.name}" for r in listing.runs))
-        return 0
-    run = library.load(args.ref)
-    if args.runs_command == "export":
-        _check_outputs(("OUT.json", args.out))
-        from hsviewer.export import json_writer
-
-        _write((args.out, json_writer(run.envelope())))
-        say(f"Wrote {args.out}")
-        return 0
-    say(format_run(run))
-    return 0
-
-
-def format_run(run: Any) -> str:
-    """A run's name, provenance and results, as text."""
-    info, prov = run.info, run.provenance
-    model = prov.get("model", {})
-    lines = [
-        f"{info.name}  ({info.kind}, id {info.id}, saved {info.created})",
-        f"model: {model.get('name', info.model)} from {model.get('source', '?')}, {prov.get('dtype', '?')} "
-        f"on {prov.get('device', '?')}",
-    ]
-    lines += [f"  {f['path']}: {f['size']} bytes, sha256 {f['sha256']}" for f in model.get("files", [])]
-    versions = ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items())
-    lines += [f"settings: {prov.get('settings', {})}", f"versions: {versions}", f"file: {info.path}"]
-    if info.kind == "sweep":
-        lines.append(format_sweep_table(run.data))
-    elif info.kind == "corpus":
-        lines.append(format_aggregate_table(run.data))
-    elif info.kind == "reduce":
-        d = run.data
-        lines.append(
-            f"Layer {d['layer']}: {d['components']} components keep {d['variance_kept']:.2f}% of the variance; "
-            f"correlation {d['correlation']:.5f}; loss {d['clean_loss']:.4f} -> {d['loss']:.4f}"
-        )
-    return "\n".join(lines)
-
-
-def _run_compare(args: argparse.Namespace) -> int:
-    from hsviewer.core.compare import compare
-    from hsviewer.core.library import Library
-    from hsviewer.export import csv_writer, export_suffix
-    from hsviewer.render import comparison_writer
-
-    export_suffix(args.out, (".png", ".svg"), "--out: a comparison")
-    if args.csv:
-        export_suffix(args.csv, (".csv",), "--csv: the comparison's table")
-    _check_outputs(("--out", args.out), ("--csv", args.csv))
-    library = Library()
-    runs = [_read_run_arg(library, ref) for ref in args.runs]
-    comparison = compare(runs, args.metric)
-    writes = [(args.out, comparison_writer(args.out, comparison))]
-    if args.csv:
-        writes.append((args.csv, csv_writer(comparison.rows())))
-    _write(*writes)
-    depths = ", ".join(f"{c.label}: {c.n_layers} blocks" for c in comparison.curves)
-    say(
-        f"Compared {len(runs)} runs ({depths}) by {args.metric}. Wrote {args.out}"
-        + (f" and {args.csv}" if args.csv else "")
-    )
-    return 0
-
-
-def _read_run_arg(library: Any, ref: str) -> Any:
-    """A run file, or a run in the library by name or id."""
-    from hsviewer.core.library import read_run
-
-    if Path(ref).is_file():
-        return read_run(ref)
-    if ref.endswith(".json") or os.sep in ref:
-        raise HsviewerError(f"No run file at {ref}.")
-    return library.load(ref)
+    compare.set_defaults(run=library.run_compare)
 
 
 def _save_run(
@@ -313,38 +227,6 @@ def _save_run(
         print(f"warning: could not save the run to the library: {e.strerror or e}", file=sys.stderr)
         return
     print(f"Saved to the runs library as {info.id} ({info.name})", file=sys.stderr)
-
-
-def _run_cache(args: argparse.Namespace) -> int:
-    from hsviewer.core import gguf_cache
-
-    if args.cache_command == "clear":
-        removed = gguf_cache.clear_cached(args.name)
-        print(f"Removed {len(removed)} converted model{'s' * (len(removed) != 1)} from {gguf_cache.cache_root()}")
-        return 0
-    cached = gguf_cache.list_cached()
-    if not cached:
-        print(f"No converted models in {gguf_cache.cache_root()}")
-    for c in cached:
-        print(f"{c.name}  {c.dtype}  {c.size / 1e9:.2f} GB  {c.source}\n    {c.folder}")
-    return 0
-
-
-def _run_models(args: argparse.Namespace) -> int:
-    import json
-
-    from hsviewer.core import discovery
-
-    if args.add:
-        print(f"Added {discovery.remember_path(args.add)} (saved in {discovery.paths_file()})", file=sys.stderr)
-    if args.remove:
-        print(f"Removed {discovery.forget_path(args.remove)}", file=sys.stderr)
-    for path in args.path:
-        if not Path(path).expanduser().exists():
-            raise HsviewerError(f"No folder or file at {path}.")
-    found = discovery.find_models(args.path)
-    print(json.dumps([m.to_dict() for m in found], indent=2) if args.json else discovery.format_table(found))
-    return 0
 
 
 def _check_root_options(args: argparse.Namespace) -> None:
@@ -590,150 +472,6 @@ def _run_selftest(args: argparse.Namespace) -> int:
     return selftest()
 
 
-def _run_image(args: argparse.Namespace) -> int:
-    from hsviewer.core import image_svd
-    from hsviewer.export import gray_png_writer, json_writer
-    from hsviewer.render import spectrum_png
-
-    out = args.out
-    if out.exists() and not out.is_dir():
-        raise HsviewerError(f"--out {out} is a file; it names the folder for summary.json and the PNGs.")
-    result = image_svd(args.source, args.downsample, args.components, args.variance)
-    for note in result.warnings:
-        print(f"note: {note}", file=sys.stderr)
-    _write(
-        (out / "original.png", gray_png_writer(result.image)),
-        (out / "reconstruction.png", gray_png_writer(result.reconstruction())),
-        (out / "spectrum.png", lambda tmp: spectrum_png(tmp, result.s, result.cumulative_percent, result.components)),
-        (out / "summary.json", json_writer(result.to_dict())),
-    )
-    say(
-        f"{result.image.shape[0]} x {result.image.shape[1]} image, rank {result.rank}: "
-        f"{result.components} components keep {result.variance_kept():.2f}% of the variance, "
-        f"Frobenius error {result.frobenius_error():.4g}. Wrote {out}/"
-    )
-    return 0
-
-
-def _run_reduce(args: argparse.Namespace) -> int:
-    _check_outputs(("--out", args.out))  # the checks first: they need no torch
-    reduction, text = _reduction(args), _text(args)
-    if args.plan:
-        return _print_plan(args, text)
-    from hsviewer.core import reduce_layer
-    from hsviewer.export import json_writer
-
-    handle = _load(args)
-    result = reduce_layer(handle, text, args.layer, reduction)
-    _print_warnings(result.warnings)
-    _write((args.out, json_writer(result.to_dict())))
-    _save_run(args, "reduce", handle, result, {"layer": args.layer, "reduction": _settings(reduction)}, [text])
-    say(
-        f"Layer {result.layer}: {result.components} of {len(result.s)} components keep "
-        f"{result.variance_kept:.2f}% of the variance; correlation {result.correlation:.5f}; "
-        f"rank {result.rank_original} -> {result.rank_reconstruction}; loss {result.clean_loss:.4f} -> "
-        f"{result.loss:.4f}. Wrote {args.out}"
-    )
-    say(format_measures(result.measures))
-    return 0
-
-
-def format_measures(measures: Any) -> str:
-    """The threshold-free measures of a reduced hidden state, as one line."""
-    spike = measures.massive_activation
-    where = f"token {spike.token}" + (f" ({spike.token_text!r})" if spike.token_text is not None else "")
-    return (
-        f"Participation ratio {measures.participation_ratio:.2f}, effective rank {measures.effective_rank:.2f}; "
-        f"largest |activation| {spike.ratio:.1f}x the median, at {where}, dimension {spike.dimension}."
-    )
-
-
-def _run_sweep(args: argparse.Namespace) -> int:
-    from hsviewer.core.grid import parse_grid
-
-    _check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
-    reduction = _reduction(args)
-    grid = parse_grid(args.grid or "", reduction) if args.grid is not None else []
-    if args.texts is not None:
-        return _run_corpus_sweep(args, reduction, grid)
-    text = _text(args)
-    if args.plan:
-        return _print_plan(args, text)
-    from hsviewer.core import iter_sweep
-    from hsviewer.core.events import run_to_end
-    from hsviewer.export import csv_writer, json_writer, sweep_rows
-
-    handle = _load(args)
-    events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
-    printer = _ProgressPrinter()
-    result = run_to_end(events, printer)
-    printer.end()
-    _print_warnings(result.warnings)
-    data = result.to_dict()
-    writes = [(args.out, json_writer(data))]
-    if args.csv:
-        writes.append((args.csv, csv_writer(sweep_rows(result))))
-    _write(*writes)
-    if not result.cancelled:
-        settings = {"reduction": _settings(reduction), "grid": [g.label() for g in grid], "controls": args.controls}
-        _save_run(args, "sweep", handle, result, {**settings, "method": args.method}, [text])
-    say(format_sweep_table(data))
-    say(f"Wrote {args.out}")
-    return 0
-
-
-def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
-    """sweep --texts: every text of the corpus swept, then the per-layer aggregate."""
-    from hsviewer.core.corpus import read_corpus
-
-    if args.text is not None or args.text_file is not None:
-        raise HsviewerError("--texts gives the texts: leave out --text and --text-file.")
-    corpus = read_corpus(args.texts)
-    for note in corpus.notes:
-        print(f"note: {note}", file=sys.stderr)
-    if args.plan:
-        return _print_plan(args, max((t.text for t in corpus.texts), key=len))
-    from hsviewer.core.corpus_results import CorpusCollector, aggregate_rows
-    from hsviewer.core.corpus_sweep import iter_corpus_sweep
-    from hsviewer.core.events import run_to_end
-    from hsviewer.export import csv_writer, json_writer
-
-    handle = _load(args)
-    events = iter_corpus_sweep(
-        handle,
-        corpus.texts,
-        reduction,
-        source=corpus.source,
-        method=args.method,
-        grid=grid,
-        controls=args.controls,
-        notes=corpus.notes,
-    )
-    printer, collector = _CorpusPrinter(), CorpusCollector()
-    try:
-        result = run_to_end(events, lambda event: (printer(event), collector.add(event)))
-    except KeyboardInterrupt:  # Ctrl+C keeps the texts done
-        events.close()
-        result = collector.cancelled()
-        if result is None or not result.texts:
-            raise
-        n = len(result.texts)
-        done = f"{n} text{'s' * (n != 1)} done"
-        print(f"\nhsviewer: interrupted; writing the {done} (not saved to the runs library)", file=sys.stderr)
-    data = result.to_dict()
-    writes = [(args.out, json_writer(data))]
-    if args.csv:
-        writes.append((args.csv, csv_writer(aggregate_rows(data))))
-    _write(*writes)
-    if not result.cancelled:  # as a one-text sweep: only a whole run is kept
-        settings = {"reduction": _settings(reduction), "grid": [g.label() for g in grid], "controls": args.controls}
-        settings |= {"method": args.method, "source": corpus.source}
-        _save_run(args, "corpus", handle, result, settings, [t.text for t in corpus.texts])
-    say(format_aggregate_table(data))
-    say(f"Wrote {args.out}")
-    return 130 if result.cancelled else 0
-
-
 class _CorpusPrinter(_ProgressPrinter):
     """The sweep's progress, a line per text, and each skipped text's note."""
 
@@ -742,69 +480,13 @@ class _CorpusPrinter(_ProgressPrinter):
         from hsviewer.core.events import Finished
 
         if isinstance(event, (TextStarted, TextSkipped)):
-            if self.width:
-                print(file=sys.stderr)
-            self.width = 0
+            self.end()
             line = event.message if isinstance(event, TextStarted) else f"note: {event.note}"
             print(line, file=sys.stderr)
             return
-        if isinstance(event, Finished) and self.width:  # the table follows on stdout: end the progress line
-            print(file=sys.stderr)
-            self.width = 0
+        if isinstance(event, Finished):  # the table follows on stdout: end the progress line
+            self.end()
         super().__call__(event)
-
-
-def format_aggregate_table(data: dict[str, Any]) -> str:
-    """Per layer: the mean and 95% interval over the texts of components, loss change and KL."""
-    n = len(data["texts"])
-    lines = [f"{data['model']}: {n} texts swept, mean [95% interval] over texts"]
-    for note in data["notes"]:
-        lines.append(f"  {note}")
-    runs = {"": data["aggregate"], **data["aggregate"].get("controls", {})}
-    for run, agg in runs.items():
-        if run:
-            lines.append(f"control {run}:")
-        lines.append(f"{'layer':>5} {'components':>22} {'% of rank':>20} {'loss change':>26} {'KL':>26}")
-        for r in agg["layers"]:
-            lines.append(
-                f"{r['layer']:>5} {_interval(r, 'components', '.1f'):>22} "
-                f"{_interval(r, 'components_percent', '.1f'):>20} "
-                f"{_interval(r, 'loss_change', '.4f'):>26} {_interval(r, 'kl', '.4f'):>26}"
-            )
-    if data.get("cancelled"):
-        lines.append("(cancelled: the texts above are all that ran)")
-    return "\n".join(lines)
-
-
-def _interval(row: dict[str, Any], name: str, spec: str) -> str:
-    mean, ci = row[f"{name}_mean"], row[f"{name}_ci95"]
-    return f"{mean:{spec}}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci is not None else "")
-
-
-def format_sweep_table(data: dict[str, Any]) -> str:
-    """The per-layer table the notebook plots, as text."""
-    lines = [
-        f"{data['model']}: {len(data['tokens'])} tokens, clean loss {data['clean_loss']:.4f}",
-        f"{'layer':>5} {'comps':>5} {'var %':>7} {'hs diff':>10} {'logit diff':>11} {'loss':>8} {'KL':>8}",
-    ]
-    for r in data["layers"]:
-        lines.append(
-            f"{r['layer']:>5} {r['components']:>5} {r['variance_kept']:>7.2f} {r['hidden_diff_norm']:>10.2f} "
-            f"{r['logit_diff_norm']:>11.2f} {r['loss']:>8.4f} {r['kl_divergence']:>8.4f}"
-        )
-    if data.get("cancelled"):
-        lines.append("(cancelled: the layers above are all that ran)")
-    return "\n".join(lines)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from hsviewer.bench import run_bench
-
-    if args.large_gguf:
-        from hsviewer.bench_large import run_large_bench
-
-        return run_large_bench(args.large_gguf, _text(args))
-    return run_bench(args.model, _text(args), with_gui=not args.skip_gui, device=args.device, dtype=args.dtype)
 
 
 def _print_warnings(warnings: list[str]) -> None:

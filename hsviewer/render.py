@@ -110,7 +110,9 @@ def comparison_writer(path: str | Path, comparison: Any) -> Callable[[Path], Non
         import pyqtgraph as pg
 
         _offscreen_app()
-        from hsviewer.gui.plots import export_figure  # the app's exporter: pyqtgraph's SVG one fails on Qt 6 paths
+        from hsviewer.gui.figure_export import (
+            export_figure,  # the app's exporter: pyqtgraph's SVG one fails on Qt 6 paths
+        )
 
         pg.setConfigOptions(background="w", foreground="k", antialias=True)
         layout = pg.GraphicsLayoutWidget(size=(1000, 800))

@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPush
 
 from hsviewer.core.compare import METRICS, Comparison, compare
 from hsviewer.core.errors import HsviewerError
-from hsviewer.gui import plots
+from hsviewer.gui import figure_export, plots
+from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.render import draw_comparison, legend_below
 
 METRIC_TIPS = {
@@ -53,7 +54,7 @@ class CompareView(QWidget):
         bar.addWidget(self.metric, 1)
         bar.addWidget(export_figure)
         bar.addWidget(export_csv)
-        self.graphics = plots.PlotArea(max_columns=1)
+        self.graphics = PlotArea(max_columns=1)
         self.curves = plots.line_plot(self.graphics, "Comparison", "Relative depth", "", row=0, col=0)
         self.differences = plots.line_plot(
             self.graphics, "Difference from the first run", "Relative depth", "", row=1, col=0
@@ -70,7 +71,7 @@ class CompareView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.note)
-        layout.addWidget(plots.scroll_area(self.graphics), 1)
+        layout.addWidget(scroll_area(self.graphics), 1)
 
     def compare_runs(self, runs: list[Any]) -> None:
         """Compare these runs (library Runs), the first the reference."""
@@ -120,7 +121,7 @@ class CompareView(QWidget):
 
     def export_figure(self, path: str) -> None:
         self._need_comparison()
-        plots.export_figure(self.graphics.ci, path, 2 if path.lower().endswith(".png") else 1)
+        figure_export.export_figure(self.graphics.ci, path, 2 if path.lower().endswith(".png") else 1)
 
     def export_csv(self, path: str) -> None:
         from hsviewer.export import export_suffix, plain_write_errors, write_csv

@@ -26,6 +26,7 @@ from hsviewer.core.corpus import BUNDLED
 from hsviewer.core.corpus_results import CorpusResult, LayerAggregate
 from hsviewer.core.sweep_results import LayerResult
 from hsviewer.gui import plots
+from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 
 ONE_TEXT, BUNDLED_CHOICE, CHOSEN = "The Hidden state tab's text", "Bundled corpus", "Corpus file or folder"
@@ -160,7 +161,7 @@ class CorpusView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.result: CorpusResult | None = None
-        self.graphics = plots.PlotArea(max_columns=2)
+        self.graphics = PlotArea(max_columns=2)
         self.bands = [
             BandPlot(self.graphics, "Components kept", "% of rank min(T, d)", "components_percent", col=0),
             BandPlot(self.graphics, "Loss change", "loss − the text's clean loss", "loss_change", col=1),
@@ -184,7 +185,7 @@ class CorpusView(QWidget):
         side_layout.addWidget(self.summary)
         side_layout.addWidget(self.texts, 1)
         splitter = QSplitter()
-        splitter.addWidget(plots.scroll_area(self.graphics))
+        splitter.addWidget(scroll_area(self.graphics))
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 1)
         splitter.setSizes([1000, 180])
@@ -225,7 +226,7 @@ class MeasuresView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.graphics = plots.PlotArea(max_columns=2)
+        self.graphics = PlotArea(max_columns=2)
         self.spread = plots.line_plot(self.graphics, "Dimensionality without a threshold", "Layer", "Count", col=0)
         self.spread.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.participation = self.spread.plot(name="participation ratio", **plots.markers(plots.PINK, "o", 8, "r"))
@@ -241,7 +242,7 @@ class MeasuresView(QWidget):
         self.label = QLabel("")
         self.label.setWordWrap(True)
         layout = QVBoxLayout(self)
-        layout.addWidget(plots.scroll_area(self.graphics), 1)
+        layout.addWidget(scroll_area(self.graphics), 1)
         layout.addWidget(self.label)
 
     def set_layers(self, results: Sequence[LayerResult], tokens: Sequence[str]) -> None:

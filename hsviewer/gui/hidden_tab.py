@@ -27,6 +27,7 @@ from hsviewer.gui import plots
 from hsviewer.gui.forms import ModelPicker, ReductionForm, inputs_beside_plots
 from hsviewer.gui.jobs import ModelInfo, hidden_job
 from hsviewer.gui.measure_marks import MeasureLines, SpikeMarker
+from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
@@ -85,7 +86,7 @@ class HiddenTab(QWidget):
         self.picker = ModelPicker(recent_models)
         self._build_inputs()
         self._build_plots()
-        inputs_beside_plots(self, self.inputs, plots.scroll_area(self.graphics), 330)
+        inputs_beside_plots(self, self.inputs, scroll_area(self.graphics), 330)
 
     def _build_inputs(self) -> None:
         self.inputs = QWidget()
@@ -140,7 +141,7 @@ class HiddenTab(QWidget):
         form.addRow(self.hover)
 
     def _build_plots(self) -> None:
-        self.graphics = plots.PlotArea(max_columns=3)
+        self.graphics = PlotArea(max_columns=3)
         top = middle = bottom = self.graphics  # the panels flow in reading order
         common = {"x_label": "Embedding dimension", "y_label": "Token", "labelled_rows": True}
         self.original = plots.Heatmap(top, "Original HS", HIDDEN_MAP, col=0, **common)

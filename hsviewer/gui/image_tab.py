@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from hsviewer.core.lowrank import components_for_threshold
 from hsviewer.gui import plots
 from hsviewer.gui.jobs import image_job
+from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
@@ -76,7 +77,7 @@ class ImageTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(self.controls)
         layout.addWidget(self.info)
-        layout.addWidget(plots.scroll_area(self.graphics), 1)
+        layout.addWidget(scroll_area(self.graphics), 1)
 
     def _build_controls(self) -> None:
         open_file = QPushButton("Open image…")
@@ -120,7 +121,7 @@ class ImageTab(QWidget):
         self.info.setWordWrap(True)  # a long path or URL must not widen the window past a small screen
 
     def _build_plots(self) -> None:
-        self.graphics = plots.PlotArea(max_columns=3)
+        self.graphics = PlotArea(max_columns=3)
         top = middle = self.graphics  # the panels flow in reading order
         self.original = plots.Heatmap(top, "Original image", GRAY, "column", "row", col=0)
         self.reconstruction = plots.Heatmap(top, "Reconstruction", GRAY, "column", "row", col=1)

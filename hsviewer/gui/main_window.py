@@ -423,11 +423,11 @@ class MainWindow(QMainWindow):
 
     def export_figure(self, path: str, panel: str = ALL_PANELS, scale: int = 1) -> None:
         """Write one panel of the current tab, or all of them, as .svg or as .png at 1, 2 or 4 times its size."""
-        from hsviewer.gui import plots
+        from hsviewer.gui.figure_export import export_figure
 
         tab = self.tabs.currentWidget()
         item = tab.graphics.ci if panel == ALL_PANELS else tab.plots()[panel]
-        plots.export_figure(item, path, scale)
+        export_figure(item, path, scale)
         self.status.setText(f"Saved {path}")
 
     def export_data_dialog(self) -> None:

@@ -36,6 +36,7 @@ from hsviewer.gui import plots
 from hsviewer.gui.corpus_view import CorpusView, MeasuresView, TextsSource
 from hsviewer.gui.forms import ReductionForm, inputs_beside_plots
 from hsviewer.gui.jobs import corpus_job, sweep_job
+from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
@@ -153,7 +154,7 @@ class SweepTab(QWidget):
         form.addRow(self.hover)
 
     def _build_plots(self) -> None:
-        self.graphics = plots.PlotArea(max_columns=3)
+        self.graphics = PlotArea(max_columns=3)
         top = middle = self.graphics  # the panels flow in reading order
         self.components = plots.line_plot(top, "A) Components kept", "Layer", "Count", col=0)
         self.norms = plots.line_plot(
@@ -209,7 +210,7 @@ class SweepTab(QWidget):
         self.corpus_view = CorpusView()
         self.corpus_view.open_text.connect(self.open_corpus_text)
         self.measures_view = MeasuresView()
-        self.views.addTab(plots.scroll_area(self.graphics), "One text")
+        self.views.addTab(scroll_area(self.graphics), "One text")
         self.views.addTab(self.corpus_view, "Corpus")
         self.views.addTab(self.measures_view, "Measures")
         self.views.setTabToolTip(1, "A corpus sweep: mean and 95% interval over the texts, and the texts")
