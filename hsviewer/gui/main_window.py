@@ -332,7 +332,10 @@ class MainWindow(QMainWindow):
             # or a window as tall as the screen loses its status bar below the bottom edge.
             self.refit_when_framed = False
             shown = self.size()
-            QTimer.singleShot(FRAME_WAIT_MS, lambda: self._fit_frame(shown))
+            refit = QTimer(self)  # a child: it dies with the window, never calling into a deleted one
+            refit.setSingleShot(True)
+            refit.timeout.connect(lambda: self._fit_frame(shown))
+            refit.start(FRAME_WAIT_MS)
 
     # Errors -------------------------------------------------------------------------------
 
