@@ -51,7 +51,10 @@ PANEL_TIPS = {
         "reduction; the title's r is the correlation of all values."
     ),
     "U": ("Left singular vectors of the (centred) hidden state: one row per token, one column per component."),
-    "Σ": ("Σ, the singular values on the diagonal, largest first: how strong each component is."),
+    "Σ": (
+        "Σ, the singular values on the diagonal, largest first: how strong each component is. The colour bar "
+        "reads σ itself on a log scale (its ticks are powers of ten)."
+    ),
     "Vᵀ": ("Right singular vectors: each row is one component's direction in embedding space."),
     "Singular-value spectrum": (
         "Singular values of the centred hidden state, log scale (pink, left), and the cumulative percent of "

@@ -44,7 +44,10 @@ PANEL_TIPS = {
         "Left singular vectors: one column per component, one row per image row. Column i says how much each "
         "row of the picture uses component i."
     ),
-    "Σ": ("Σ, the singular values on the diagonal, largest first: how strong each component is."),
+    "Σ": (
+        "Σ, the singular values on the diagonal, largest first: how strong each component is. The colour bar "
+        "reads σ itself on a log scale (its ticks are powers of ten)."
+    ),
     "Vᵀ": (
         "Right singular vectors: one row per component, one column per image column. Row i is the pattern "
         "across the columns that component i adds."

@@ -196,8 +196,7 @@ def sigma_map(layout: pg.GraphicsLayout, **position: int) -> Heatmap:
     """Σ as a heatmap whose colour bar reads σ on a log scale: see show_sigma."""
     heatmap = Heatmap(layout, "Σ", "viridis", "component", "component", **position)
     assert heatmap.bar is not None
-    heatmap.bar.axis.enableAutoSIPrefix(False)
-    heatmap.bar.axis.setLabel("σ (log scale)")
+    heatmap.bar.axis.enableAutoSIPrefix(False)  # no label: the bar's fixed width drew it over the ticks (tooltip)
     return heatmap
 
 
