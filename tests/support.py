@@ -184,3 +184,31 @@ def xvfb_display() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def ctrl_c_at_the_second_text(monkeypatch) -> None:
+    """`hsviewer sweep --texts` as if Ctrl+C came when its second text starts."""
+    from hsviewer import cli
+    from hsviewer.core.corpus_results import TextStarted
+
+    printer = cli._CorpusPrinter.__call__
+
+    def interrupt_at_the_second_text(self, event):
+        if isinstance(event, TextStarted) and event.index == 1:
+            raise KeyboardInterrupt
+        printer(self, event)
+
+    monkeypatch.setattr(cli._CorpusPrinter, "__call__", interrupt_at_the_second_text)
+
+
+def kept_after_the_first_text(events):
+    """What a consumer of corpus events keeps when it stops after the first text is done."""
+    from hsviewer.core.corpus_results import CorpusCollector, TextDone
+
+    collector = CorpusCollector()
+    for event in events:
+        collector.add(event)
+        if isinstance(event, TextDone):
+            events.close()
+            break
+    return collector.cancelled()

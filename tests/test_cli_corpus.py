@@ -7,6 +7,7 @@ import json
 import pytest
 
 from hsviewer.cli import main
+from tests.support import ctrl_c_at_the_second_text
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -76,19 +77,10 @@ def test_reduce_prints_the_threshold_free_measures(tiny_model_dir, text, tmp_pat
 
 
 def test_ctrl_c_writes_the_texts_done(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    from hsviewer import cli
-    from hsviewer.core.corpus_results import TextStarted
 
     corpus = tmp_path / "t.txt"
     corpus.write_text("the museum of modern art\n\nvan gogh designed the building\n\nthe city square")
-    printer = cli._CorpusPrinter.__call__
-
-    def interrupt_at_the_second_text(self, event):
-        if isinstance(event, TextStarted) and event.index == 1:
-            raise KeyboardInterrupt
-        printer(self, event)
-
-    monkeypatch.setattr(cli._CorpusPrinter, "__call__", interrupt_at_the_second_text)
+    ctrl_c_at_the_second_text(monkeypatch)
     out = tmp_path / "c.json"
     assert main(["sweep", "--model", str(tiny_model_dir), "--texts", str(corpus), "--out", str(out)]) == 130
     data = json.loads(out.read_text())

@@ -10,9 +10,10 @@ import pytest
 
 from hsviewer.core import HsviewerError, Reduction, layer_sweep
 from hsviewer.core.corpus import BUNDLED, CorpusText, bundled_folder, read_corpus
-from hsviewer.core.corpus_results import CorpusCollector, Interval, TextDone, TextSkipped, t975
+from hsviewer.core.corpus_results import Interval, TextSkipped, t975
 from hsviewer.core.corpus_sweep import iter_corpus_sweep
 from hsviewer.core.events import Finished, run_to_end
+from tests.support import kept_after_the_first_text
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -158,14 +159,7 @@ def test_a_corpus_of_only_one_token_texts_is_an_error(tiny_handle):
 
 
 def test_cancelling_keeps_the_texts_done(tiny_handle):
-    events = iter_corpus_sweep(tiny_handle("llama"), TEXTS, Reduction(threshold=90))
-    collector = CorpusCollector()
-    for event in events:
-        collector.add(event)
-        if isinstance(event, TextDone):
-            events.close()
-            break
-    result = collector.cancelled()
+    result = kept_after_the_first_text(iter_corpus_sweep(tiny_handle("llama"), TEXTS, Reduction(threshold=90)))
     assert result is not None and result.cancelled and result.names == ["one"]
     data = result.to_dict()
     assert data["cancelled"] and data["aggregate"]["layers"][0]["n"] == 1

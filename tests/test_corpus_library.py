@@ -14,14 +14,14 @@ import pytest
 from hsviewer.cli import main
 from hsviewer.core.compare import compare
 from hsviewer.core.corpus import CorpusText
-from hsviewer.core.corpus_results import CorpusCollector, CorpusResult, TextDone
+from hsviewer.core.corpus_results import CorpusResult
 from hsviewer.core.corpus_sweep import iter_corpus_sweep
 from hsviewer.core.events import run_to_end
 from hsviewer.core.library import Library, read_run
 from hsviewer.core.provenance import provenance
 from hsviewer.core.reduction import Reduction
 from hsviewer.core.sweep import layer_sweep
-from tests.support import TEXT
+from tests.support import TEXT, ctrl_c_at_the_second_text, kept_after_the_first_text
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -50,14 +50,7 @@ def corpus_run(tiny_handle):
 
 def partial_run(handle) -> CorpusResult:
     """What a consumer keeps when it stops after the first text."""
-    collector = CorpusCollector()
-    events = iter_corpus_sweep(handle, TEXTS, Reduction(fixed_components=2))
-    for event in events:
-        collector.add(event)
-        if isinstance(event, TextDone):
-            events.close()
-            break
-    result = collector.cancelled()
+    result = kept_after_the_first_text(iter_corpus_sweep(handle, TEXTS, Reduction(fixed_components=2)))
     assert result is not None
     return result
 
@@ -162,17 +155,8 @@ def test_sweep_texts_saves_the_corpus_run_unless_told_not_to(tiny_folder, corpus
 
 
 def test_a_corpus_sweep_stopped_with_ctrl_c_is_not_saved(tiny_folder, corpus_folder, tmp_path, monkeypatch, capsys):
-    from hsviewer import cli
-    from hsviewer.core.corpus_results import TextStarted
 
-    printer = cli._CorpusPrinter.__call__
-
-    def interrupt_at_the_second_text(self, event):
-        if isinstance(event, TextStarted) and event.index == 1:
-            raise KeyboardInterrupt
-        printer(self, event)
-
-    monkeypatch.setattr(cli._CorpusPrinter, "__call__", interrupt_at_the_second_text)
+    ctrl_c_at_the_second_text(monkeypatch)
     out = tmp_path / "c.json"
     args = ["sweep", "--model", str(tiny_folder("gpt_neo")), "--texts", str(corpus_folder), "--out", str(out)]
     assert main(args) == 130
