@@ -84,9 +84,11 @@ class CleanReference:
         nll = 0.0
         for sl in self.slices:
             yield Progress(message=f"Clean logits: tokens {sl.start + 1} to {sl.stop} of {n}", done=done, total=total)
+            logits = head_logits(self.head, states[sl])  # once per chunk: the loss and the kept chunk share it
+            log_p = torch.log_softmax(logits, -1)
+            nll += _nll_sum(log_p, self.ids, sl)
             if self._kept is not None:
-                self._kept.append(self._clean(sl, fresh=True))
-            nll += self._nll(states, sl)
+                self._kept.append(self._chunk(logits, log_p, fresh=True))
         self.loss = nll / (n - 1)
 
     def loss_of(self, states: torch.Tensor) -> float:
@@ -113,7 +115,9 @@ class CleanReference:
     def _clean(self, sl: slice, fresh: bool = False) -> _CleanChunk:
         """The clean logits of the tokens in sl; their probabilities in a reused buffer unless fresh."""
         logits = head_logits(self.head, self.states[sl])
-        log_p = torch.log_softmax(logits, -1)
+        return self._chunk(logits, torch.log_softmax(logits, -1), fresh)
+
+    def _chunk(self, logits: torch.Tensor, log_p: torch.Tensor, fresh: bool) -> _CleanChunk:
         probs = log_p.exp() if fresh else torch.exp(log_p, out=self._work[: len(logits)])
         return _CleanChunk(logits, probs, _rowdot(probs, log_p))
 
