@@ -233,3 +233,23 @@ def test_a_conversion_that_cannot_be_deleted_is_one_clear_error(tmp_path, monkey
     with pytest.raises(HsviewerError) as error:
         gguf_cache.clear_cached(folder.name)
     assert str(error.value) == f"Could not delete {folder}: Permission denied"
+
+
+def test_a_cache_that_cannot_be_listed_is_said_once_not_retried(qtbot, window, monkeypatch):
+    # Refreshing after every failure retried a listing that failed again: warnings without end.
+    from PySide6.QtWidgets import QMessageBox
+
+    from hsviewer.gui.cache_dialog import ConvertedModelsDialog
+
+    def unreadable():
+        raise HsviewerError("Could not read the cache: Permission denied")
+
+    warnings = []
+    monkeypatch.setattr(gguf_cache, "list_cached", unreadable)
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append(text))
+    dialog = ConvertedModelsDialog(window.submit, "")
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: bool(warnings), timeout=TIMEOUT_MS)
+    qtbot.wait(500)
+    assert warnings == ["Could not read the cache: Permission denied"]
+    assert dialog.total.text() == warnings[0]

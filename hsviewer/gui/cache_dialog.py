@@ -126,7 +126,7 @@ class ConvertedModelsDialog(QDialog):
         self._cancel()
         self._job = cached_models_job(delete, clear_all)
         self._job.returned.connect(self._listed)
-        self._job.failed.connect(self._failed)
+        self._job.failed.connect(self._deletion_failed if delete or clear_all else self._failed)
         self.total.setText("Deleting…" if delete or clear_all else "Reading the cache…")
         self._set_enabled(False)
         self._submit(self._job)
@@ -156,7 +156,12 @@ class ConvertedModelsDialog(QDialog):
             self.total.setText(message)
             self._set_enabled(True)
             QMessageBox.warning(self, "Converted models", message)
-            self.refresh()  # what is left, after a deletion that stopped partway
+
+    def _deletion_failed(self, message: str) -> None:
+        """What is left after a deletion that stopped partway; a listing that fails is not retried."""
+        if self.sender() is self._job:
+            self._failed(message)
+            self.refresh()
 
     def _row(self, cached: CachedModel) -> list[QStandardItem]:
         loaded = self._is_loaded(cached)
