@@ -218,11 +218,10 @@ def _save_run(
     """Keep the finished run in the library; a library that cannot be written is a warning, the outputs stand."""
     if args.no_save:
         return
-    from hsviewer.core.library import Library
-    from hsviewer.core.provenance import provenance
+    from hsviewer.core.provenance import save_run
 
     try:
-        info = Library().save(kind, result, provenance(handle, settings=settings, texts=texts))
+        info = save_run(kind, handle, result, settings, texts)
     except OSError as e:
         print(f"warning: could not save the run to the library: {e.strerror or e}", file=sys.stderr)
         return
@@ -327,12 +326,6 @@ def _reduction(args: argparse.Namespace) -> Any:
         exclude_first=args.exclude_first,
         basis="random" if args.random_basis else "top",
     )
-
-
-def _settings(reduction: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(reduction)
 
 
 def _text(args: argparse.Namespace) -> str:

@@ -16,12 +16,12 @@ from hsviewer.cli import (
     _ProgressPrinter,
     _reduction,
     _save_run,
-    _settings,
     _text,
     _write,
     say,
 )
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.provenance import reduction_settings, sweep_settings
 
 
 def run_image(args: argparse.Namespace) -> int:
@@ -61,7 +61,7 @@ def run_reduce(args: argparse.Namespace) -> int:
     result = reduce_layer(handle, text, args.layer, reduction)
     _print_warnings(result.warnings)
     _write((args.out, json_writer(result.to_dict())))
-    _save_run(args, "reduce", handle, result, {"layer": args.layer, "reduction": _settings(reduction)}, [text])
+    _save_run(args, "reduce", handle, result, {"layer": args.layer, "reduction": reduction_settings(reduction)}, [text])
     say(
         f"Layer {result.layer}: {result.components} of {len(result.s)} components keep "
         f"{result.variance_kept:.2f}% of the variance; correlation {result.correlation:.5f}; "
@@ -106,7 +106,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     data = result.to_dict()
     _write_json_csv(args, data, lambda: sweep_rows(result))
     if not result.cancelled:
-        _save_run(args, "sweep", handle, result, _sweep_settings(args, reduction, grid), [text])
+        _save_run(args, "sweep", handle, result, sweep_settings(reduction, grid, args.controls, args.method), [text])
     say(format_sweep_table(data))
     say(f"Wrote {args.out}")
     return 0
@@ -152,7 +152,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     data = result.to_dict()
     _write_json_csv(args, data, lambda: aggregate_rows(data))
     if not result.cancelled:  # as a one-text sweep: only a whole run is kept
-        settings = _sweep_settings(args, reduction, grid) | {"source": corpus.source}
+        settings = sweep_settings(reduction, grid, args.controls, args.method) | {"source": corpus.source}
         _save_run(args, "corpus", handle, result, settings, [t.text for t in corpus.texts])
     say(format_aggregate_table(data))
     say(f"Wrote {args.out}")
@@ -167,12 +167,6 @@ def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callab
     if args.csv:
         writes.append((args.csv, csv_writer(rows())))
     _write(*writes)
-
-
-def _sweep_settings(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> dict[str, Any]:
-    """What the sweep was asked for, as the runs library keeps it."""
-    grid_labels = [g.label() for g in grid]
-    return {"reduction": _settings(reduction), "grid": grid_labels, "controls": args.controls, "method": args.method}
 
 
 def format_aggregate_table(data: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from importlib import metadata
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hsviewer.core.events import Finished
-from hsviewer.core.library import Library, Saved, SaveFailed
+from hsviewer.core.library import Library, RunInfo, Saved, SaveFailed
 
 if TYPE_CHECKING:
     from hsviewer.core.models import ModelHandle
@@ -153,8 +153,7 @@ def saving(
         for event in events:
             if isinstance(event, Finished):
                 try:
-                    made = provenance(handle, settings=settings, texts=texts)
-                    yield Saved(info=(library or Library()).save(kind, event.result, made))
+                    yield Saved(info=save_run(kind, handle, event.result, settings, texts, library))
                 except OSError as e:
                     log.warning("Could not save the %s run to the library: %s", kind, e)
                     reason = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
@@ -166,5 +165,29 @@ def saving(
             close()
 
 
+def save_run(
+    kind: str,
+    handle: ModelHandle,
+    result: Any,
+    settings: dict[str, Any],
+    texts: list[str],
+    library: Library | None = None,
+) -> RunInfo:
+    """Keep a finished run, with its provenance, in the library (the user's by default)."""
+    return (library or Library()).save(kind, result, provenance(handle, settings=settings, texts=texts))
+
+
 def reduction_settings(reduction: Reduction) -> dict[str, Any]:
     return asdict(reduction)
+
+
+def sweep_settings(
+    reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str], method: str
+) -> dict[str, Any]:
+    """What a sweep (or corpus sweep) was asked for, as the runs library keeps it, from the app and the CLI alike."""
+    return {
+        "reduction": reduction_settings(reduction),
+        "grid": [g.label() for g in grid],
+        "controls": list(controls),
+        "method": method,
+    }

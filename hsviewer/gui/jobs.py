@@ -158,16 +158,11 @@ def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], contro
     library = Library()
 
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core.provenance import reduction_settings, saving
+        from hsviewer.core.provenance import saving, sweep_settings
         from hsviewer.core.sweep import iter_sweep
 
         handle = slot.get()
-        settings = {
-            "reduction": reduction_settings(reduction),
-            "grid": [g.label() for g in grid],
-            "controls": list(controls),
-            "method": "prefix",
-        }
+        settings = sweep_settings(reduction, grid, controls, method="prefix")
         events = iter_sweep(handle, text, reduction, grid=list(grid), controls=list(controls))
         yield from saving(events, handle, kind="sweep", settings=settings, texts=[text], library=library)
 
@@ -182,17 +177,11 @@ def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], con
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.corpus import read_corpus
         from hsviewer.core.corpus_sweep import iter_corpus_sweep
-        from hsviewer.core.provenance import reduction_settings, saving
+        from hsviewer.core.provenance import saving, sweep_settings
 
         handle = slot.get()
         corpus = read_corpus(source)
-        settings = {
-            "reduction": reduction_settings(reduction),
-            "grid": [g.label() for g in grid],
-            "controls": list(controls),
-            "method": "prefix",
-            "source": corpus.source,
-        }
+        settings = sweep_settings(reduction, grid, controls, method="prefix") | {"source": corpus.source}
         events = iter_corpus_sweep(
             handle, corpus.texts, reduction, source=corpus.source, grid=grid, controls=controls, notes=corpus.notes
         )
