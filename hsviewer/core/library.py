@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -203,9 +203,9 @@ class Library:
         info = ref if isinstance(ref, RunInfo) else self.find(ref)
         return read_run(info.path)
 
-    def latest(self, kind: str) -> Run | None:
-        """The newest run of a kind that reads whole, or None."""
-        for info in self.list().runs:
+    def latest(self, kind: str, runs: Sequence[RunInfo] | None = None) -> Run | None:
+        """The newest run of a kind that reads whole, or None; `runs`: a listing already read, newest first."""
+        for info in self.list().runs if runs is None else runs:
             if info.kind == kind:
                 try:
                     run = read_run(info.path)

@@ -121,6 +121,7 @@ class RunsTab(QWidget):
     def refresh(self, select: str | None = None) -> None:
         """Read the library again; `select`: the id of a run to select."""
         listing = self.library.list()
+        self.listed = listing.runs  # what restore_latest reads, instead of the library again per kind
         self.model.blockSignals(True)
         self.model.removeRows(0, self.model.rowCount())
         for info in listing.runs:
@@ -204,7 +205,7 @@ class RunsTab(QWidget):
         """Redraw the newest whole run of each kind in its tab (at start: the last results come back),
         oldest first: where two kinds share a tab (a sweep, a corpus sweep), the newer one is in front.
         The tabs' inputs stay as the settings left them."""
-        found = [(run, self.viewers[kind]) for kind in self.viewers if (run := self.library.latest(kind))]
+        found = [(run, self.viewers[kind]) for kind in self.viewers if (run := self.library.latest(kind, self.listed))]
         for run, viewer in sorted(found, key=lambda pair: (pair[0].info.created, pair[0].info.id)):
             try:
                 viewer.show_run(run, set_inputs=False)  # type: ignore[attr-defined]
