@@ -131,7 +131,8 @@ class RunsTab(QWidget):
         skipped = (
             f"; skipped {len(listing.problems)} unreadable: " + " ".join(listing.problems) if listing.problems else ""
         )
-        self.status.setText(f"{len(listing.runs)} runs in {self.library.folder}{skipped}")
+        count = len(listing.runs)
+        self.status.setText(f"{count} run{'s' * (count != 1)} in {self.library.folder}{skipped}")
         if select is not None:
             self.select([select])
 
