@@ -406,25 +406,17 @@ class SweepTab(QWidget):
         if corpus is None or not 0 <= index < len(corpus.texts):
             return
         result = corpus.texts[index]
-        self.collector = SweepCollector()
-        runs = [("", result), *result.controls.items()]
-        total = sum(len(run.layers) for _, run in runs)
-        done = 0
-        for label, run in runs:
-            start = RunStarted(label=label, run=run, runs=[r for r, _ in runs], hidden_size=corpus.hidden_size)
-            self.collector.add(start)
-            if label == "":
-                self.begin(start)
-            else:
-                self._control_clean_loss(start)
-            for layer in run.layers:
-                done += 1
-                step = LayerDone(label=label, done=done, total=total, result=layer)
-                self.collector.add(step)
-                self.add_layer(step)
-        self.finish(result)
+        self._replay(result, corpus.hidden_size)
         self.summary.setText(f"{corpus.names[index]}: {self._finished_text(result)}")
         self.views.setCurrentIndex(0)
+
+    def _replay(self, result: SweepResult, hidden_size: int) -> None:
+        """Draw a finished sweep from the events it gave live, without computing."""
+        self.collector = SweepCollector()
+        for event in result.events(hidden_size):
+            self.collector.add(event)
+            self._draw_event(event)
+        self.finish(result)
 
     def finish(self, result: SweepResult) -> None:
         """The sweep ended (or was cancelled): keep the result for export."""
@@ -441,11 +433,7 @@ class SweepTab(QWidget):
         if self._collectors:
             raise HsviewerError("A sweep is running: open the saved one when it ends (or cancel it).")
         result = run.result()
-        self.collector = SweepCollector()
-        for event in result.events(run.hidden_size() or len(result.tokens)):
-            self.collector.add(event)
-            self._draw_event(event)
-        self.finish(result)
+        self._replay(result, run.hidden_size() or len(result.tokens))
         self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self._finished_text(result)}")
         self.views.setCurrentIndex(0)
         if set_inputs:
