@@ -128,10 +128,6 @@ def csv_writer(rows: Iterable[Sequence[Any]]) -> Writer:
     return text_writer(buffer.getvalue())
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    return write_atomic(path, text_writer(text))
-
-
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     return write_atomic(path, json_writer(data))
 
@@ -198,8 +194,3 @@ def gray_png_writer(array: np.ndarray) -> Writer:
 
     pixels = np.clip(np.rint(array), 0, 255).astype(np.uint8)
     return lambda path: Image.fromarray(pixels, mode="L").save(path, format="PNG")
-
-
-def write_gray_png(path: str | Path, array: np.ndarray) -> Path:
-    """A matrix as an 8-bit grayscale PNG, clipped to 0..255 like the image it came from."""
-    return write_atomic(path, gray_png_writer(array))

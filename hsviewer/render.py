@@ -95,11 +95,6 @@ def draw_comparison(curves_plot: Any, difference_plot: Any, comparison: Any, leg
     legend.parentItem().setFixedHeight(legend.boundingRect().height() + 6)
 
 
-def comparison_figure(path: str | Path, comparison: Any) -> Path:
-    """The comparison as .png or .svg (by the path's suffix), written whole or not at all."""
-    return write_atomic(path, comparison_writer(path, comparison))
-
-
 def comparison_writer(path: str | Path, comparison: Any) -> Callable[[Path], None]:
     """What writes the comparison's figure to a file (for write_all); .png or .svg by path's suffix."""
     from hsviewer.export import export_suffix
