@@ -92,7 +92,7 @@ def _sweep_times(model: str, text: str, device: str = "cpu", dtype: str = "auto"
 
     handle = load_model(model, device=None if device == "auto" else device, dtype=dtype)
     where = f"{handle.device}, {handle.dtype}"
-    layer_sweep(handle, text)  # warm-up: allocator and kernels
+    warm = layer_sweep(handle, text)  # warm-up (allocator, kernels): the default sweep on this device
     hooks = _best_of(2, lambda: layer_sweep(handle, text, method="hooks"))
     prefix = _best_of(2, lambda: layer_sweep(handle, text, batch=1))
     rows = [
@@ -103,7 +103,7 @@ def _sweep_times(model: str, text: str, device: str = "cpu", dtype: str = "auto"
     if handle.device.type != "cpu":
         rows += _batched_times(handle, text, hooks, prefix)
         cpu = layer_sweep(load_model(model, device="cpu", dtype=handle.dtype), text)
-        rows += sweep_agreement(layer_sweep(handle, text), cpu)
+        rows += sweep_agreement(warm, cpu)
     block, head = _pass_costs(handle, text)
     n = handle.n_layers
     # Per layer, a full pass costs n blocks + the head; a tail (n - 1 - L) blocks + the head.

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -165,7 +166,7 @@ def run_large_bench(path: str, text: str, dtypes: tuple[str, ...] = ("float32", 
             measured["sweep", dtype] = _child(SWEEP_SCRIPT.format(path=str(gguf_path), dtype=dtype, text=text), env)
             print(f"sweep, {dtype}: {measured['sweep', dtype]}", flush=True)
         tokens = measured["sweep", dtypes[0]]["tokens"]
-        with tempfile.TemporaryDirectory(dir=gguf_path.parent) as empty:
+        with tempfile.TemporaryDirectory(dir=gguf_path.parent) as empty, mock.patch.dict(os.environ):
             for (case, dtype), figures in measured.items():
                 os.environ["HSVIEWER_CACHE_DIR"] = cache if case == "sweep" else empty
                 figures["plan"] = plan_load(str(gguf_path), dtype=dtype, tokens=tokens)
