@@ -31,12 +31,13 @@ import torch
 
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Progress
+from hsviewer.core.memory import CONVERSION_SHARD_BYTES
 
 MANIFEST = "hsviewer-cache.json"
 FORMAT = 1
 BUILDING = ".building-"  # then "<pid>-<random>": the building process, a unique suffix
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-SHARD_BYTES = 1 << 30  # a shard is written once it would grow past this
+SHARD_BYTES = CONVERSION_SHARD_BYTES  # a shard is written once it would grow past this (the plan counts it)
 DEQUANT_CHUNK = 1 << 24  # values dequantised at once (64 MB of float32): bounds gguf's temporaries
 # The first estimate: a fixed start (reading the header, the tokenizer) and seconds per byte of
 # GGUF file, from the default model (98 MB of Q4_1: 17-18 s on 2 cores); later ones come from the pace.

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 GB = 1e9
 RUNTIME_BYTES = int(0.45 * GB)  # Python, torch, transformers and a tokenizer, before any model
-CONVERSION_SHARD_BYTES = 2**30  # gguf_cache.SHARD_BYTES: the float32 weights a streaming conversion holds at most
+CONVERSION_SHARD_BYTES = 2**30  # the float32 weights a streaming conversion holds at most (gguf_cache.SHARD_BYTES)
 CONVERSION_TENSOR_COPIES = 2  # of the largest tensor in float32: dequantised, then copied into torch
 MARGIN = 0.85  # plan to use at most this share of what is free
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}

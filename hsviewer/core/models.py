@@ -16,6 +16,7 @@ from hsviewer.core import default_model, gguf_cache
 from hsviewer.core.blocks import find_blocks
 from hsviewer.core.choices import check_device
 from hsviewer.core.default_model import DEFAULT_MODEL
+from hsviewer.core.discovery import OLLAMA_PREFIX
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.memory import (
@@ -190,7 +191,7 @@ def _plan(
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         return None  # loading will say why this device cannot be used
-    path = gguf or _local_folder(folder)
+    path = gguf or local_model_folder(folder)
     converting = gguf is not None and not gguf_cache.is_cached(gguf, _converted_dtype(dtype))
     facts = facts_of(describe(path) if path else None, converting)
     if facts is None:
@@ -213,7 +214,7 @@ def _converted_dtype(dtype: str) -> str:
     return "bfloat16" if dtype == "bfloat16" else "float32"
 
 
-def _local_folder(folder: str) -> Path | None:
+def local_model_folder(folder: str) -> Path | None:
     """A model folder on disk: the folder itself, or a hub id's snapshot in the local cache."""
     if Path(folder).is_dir():
         return Path(folder)
@@ -240,10 +241,10 @@ def _resolve(source: str) -> tuple[str, str, Path | None]:
     """
     if source == DEFAULT_MODEL:
         return "", "SmolLM2-135M-Instruct", default_model.default_gguf_path()
-    if source.startswith("ollama:"):  # ollama:NAME:TAG, a GGUF blob in Ollama's store
+    if source.startswith(OLLAMA_PREFIX):  # ollama:NAME:TAG, a GGUF blob in Ollama's store
         from hsviewer.core.discovery import resolve_ollama
 
-        return "", source.removeprefix("ollama:"), resolve_ollama(source)
+        return "", source.removeprefix(OLLAMA_PREFIX), resolve_ollama(source)
     path = Path(source).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():

@@ -69,32 +69,23 @@ def versions() -> dict[str, str | None]:
 def model_files(handle: ModelHandle) -> list[Path]:
     """The files the model was read from: its GGUF file, or the weights in its folder (or hub snapshot)."""
     from hsviewer.core import default_model
+    from hsviewer.core.discovery import OLLAMA_PREFIX, resolve_ollama
+    from hsviewer.core.models import local_model_folder
 
     source = handle.source
     try:
         if source == default_model.DEFAULT_MODEL:
             return [default_model.default_gguf_path()]
-        if source.startswith("ollama:"):
-            from hsviewer.core.discovery import resolve_ollama
-
+        if source.startswith(OLLAMA_PREFIX):
             return [resolve_ollama(source)]
         path = Path(source).expanduser()
         if path.is_file():
             return [path]
-        folder = path if path.is_dir() else _hub_snapshot(source)
+        folder = path if path.is_dir() else local_model_folder(source)
     except Exception as e:  # the files moved since loading: the run is still worth keeping
         log.warning("No model files to hash for %s: %s", source, e)
         return []
     return sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES) if folder else []
-
-
-def _hub_snapshot(source: str) -> Path | None:
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(source, local_files_only=True))
-    except Exception:  # not in the local cache: nothing to hash
-        return None
 
 
 def file_sha256(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,14 +74,20 @@ def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
     return strings
 
 
+@functools.cache
+def _byte_of() -> dict[str, int]:
+    """GPT-2's byte alphabet, character to byte: built once, not per token."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {char: byte for byte, char in bytes_to_unicode().items()}
+
+
 def _bytes_shown(piece: str) -> str | None:
     """A token's text with the bytes that are no whole character as <0xNN>; None when the token is
     neither byte-level BPE (GPT-2's byte alphabet) nor already a byte token (<0xE2>, SentencePiece)."""
     if re.fullmatch(r"(<0x[0-9A-Fa-f]{2}>)+", piece):
         return piece
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    byte_of = {char: byte for byte, char in bytes_to_unicode().items()}
+    byte_of = _byte_of()
     if not piece or any(char not in byte_of for char in piece):
         return None
     data = bytes(byte_of[char] for char in piece)

@@ -415,7 +415,9 @@ class MainWindow(QMainWindow):
         path = _with_suffix(path, chosen)
         scale = 1
         if Path(path).suffix.lower() == ".png":
-            scales = [f"{s}x" for s in (1, 2, 4)]
+            from hsviewer.gui.figure_export import PNG_SCALES
+
+            scales = [f"{s}x" for s in PNG_SCALES]
             chosen_scale, ok = QInputDialog.getItem(
                 self, "Export figure", "PNG size (times the screen):", scales, 1, False
             )
