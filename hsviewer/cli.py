@@ -11,10 +11,9 @@ from typing import Any, NoReturn
 
 from hsviewer import __version__
 from hsviewer._frozen import fix_std_streams
+from hsviewer.core.choices import CENTERINGS, CONTROLS, METHODS, METRICS
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.lowrank import CENTERINGS
 from hsviewer.core.memory import DTYPES
-from hsviewer.core.sweep_results import CONTROLS, METHODS
 
 EXIT_BAD_INPUT = 2
 ROOT_OPTIONS = ("--model", "--screenshots", "--selftest")  # the app's, before any command; kept for old scripts
@@ -184,7 +183,6 @@ def _add_no_save(parser: argparse.ArgumentParser, stopped: str = "") -> None:
 
 def _add_runs_commands(sub: Any) -> None:
     from hsviewer.commands import library
-    from hsviewer.core.compare import METRICS
 
     runs = sub.add_parser(
         "runs", help="the runs library: every finished reduce, sweep and corpus sweep, saved by itself"

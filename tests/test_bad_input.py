@@ -161,8 +161,7 @@ def test_importing_the_cli_does_not_import_torch():
 
 
 def test_the_cli_choices_are_the_cores():
-    from hsviewer.core.lowrank import CENTERINGS
-    from hsviewer.core.sweep_results import CONTROLS, METHODS
+    from hsviewer.core.choices import CENTERINGS, CONTROLS, METHODS
 
     sweep = build_parser()._subparsers._group_actions[0].choices["sweep"]
     actions = {a.dest: a for a in sweep._actions}

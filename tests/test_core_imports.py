@@ -52,3 +52,9 @@ def test_listing_models_leaves_torch_out():
     # `hsviewer models` reads headers only; importing torch for it cost two seconds.
     modules = imported_after("from hsviewer.core.discovery import find_models\nfind_models()")
     assert {"torch", "transformers"} & modules == set()
+
+
+def test_the_command_line_parser_leaves_numpy_and_torch_out():
+    # The parser's choices live in core.choices: `hsviewer --help` need not load numpy, let alone torch.
+    modules = imported_after("import hsviewer.cli\nhsviewer.cli.build_parser()")
+    assert {"numpy", "torch", "transformers"} & modules == set()

@@ -21,7 +21,6 @@ from hsviewer.cli import (
     say,
 )
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.provenance import reduction_settings, sweep_settings
 
 
 def run_image(args: argparse.Namespace) -> int:
@@ -55,6 +54,7 @@ def run_reduce(args: argparse.Namespace) -> int:
     if args.plan:
         return _print_plan(args, text)
     from hsviewer.core import reduce_layer
+    from hsviewer.core.provenance import reduction_settings
     from hsviewer.export import json_writer
 
     handle = _load(args)
@@ -84,6 +84,7 @@ def format_measures(measures: Any) -> str:
 
 def run_sweep(args: argparse.Namespace) -> int:
     from hsviewer.core.grid import parse_grid
+    from hsviewer.core.provenance import sweep_settings
 
     _check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
     reduction = _reduction(args)
@@ -115,6 +116,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
     """sweep --texts: every text of the corpus swept, then the per-layer aggregate."""
     from hsviewer.core.corpus import read_corpus
+    from hsviewer.core.provenance import sweep_settings
 
     if args.text is not None or args.text_file is not None:
         raise HsviewerError("--texts gives the texts: leave out --text and --text-file.")

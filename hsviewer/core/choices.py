@@ -7,6 +7,17 @@ import re
 from hsviewer.core.errors import HsviewerError
 
 DEVICES = re.compile(r"cpu|cuda|cuda:\d+|mps")  # what --device and load_model accept
+CENTERINGS = ("double", "column", "none")  # lowrank's centrings
+METHODS = ("prefix", "hooks")  # how a sweep runs each layer's tail
+CONTROLS = ("exclude_first", "random", "shuffled")  # a sweep's control runs
+METRICS = {  # what a comparison can overlay, with its axis title
+    "loss_change": "Loss change (nats)",
+    "kl": "KL divergence (nats)",
+    "components": "Components kept",
+    "percent_rank": "Components (% of rank)",
+    "hidden_diff": "Hidden-state difference norm",
+    "logit_diff": "Logit difference norm",
+}
 
 
 def check_device(device: str | None) -> str | None:

@@ -16,17 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from hsviewer.core.choices import METRICS
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.library import Run
 
-METRICS = {
-    "loss_change": "Loss change (nats)",
-    "kl": "KL divergence (nats)",
-    "components": "Components kept",
-    "percent_rank": "Components (% of rank)",
-    "hidden_diff": "Hidden-state difference norm",
-    "logit_diff": "Logit difference norm",
-}
 SWEEP_KEYS = {"components": "components", "kl": "kl_divergence", "hidden_diff": "hidden_diff_norm"}
 SWEEP_KEYS["logit_diff"] = "logit_diff_norm"
 CORPUS_KEYS = {"components": "components", "percent_rank": "components_percent", "loss_change": "loss_change"}

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeGuard, TypeVar
 
 import numpy as np
 
+from hsviewer.core.choices import CENTERINGS
 from hsviewer.core.errors import HsviewerError
 
 if TYPE_CHECKING:
     import torch
 
-CENTERINGS = ("double", "column", "none")
 
 # A matrix (or vector) of either kind; Matrix: the same kind in and out.
 Array: TypeAlias = "np.ndarray | torch.Tensor"

@@ -16,6 +16,7 @@ import torch
 
 from hsviewer.core.batched import batched_tails
 from hsviewer.core.blocks import block_hidden
+from hsviewer.core.choices import CONTROLS, METHODS
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
@@ -24,8 +25,6 @@ from hsviewer.core.memory import free_bytes, sweep_batch
 from hsviewer.core.reduction import Decomposition, Reduction, decompose, reduce_matrix
 from hsviewer.core.runs import CleanReference, LogitMetrics, Run, clean_forward, first_row, pass_states
 from hsviewer.core.sweep_results import (
-    CONTROLS,
-    METHODS,
     LayerDone,
     LayerResult,
     RunStarted,

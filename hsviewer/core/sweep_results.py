@@ -6,12 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from hsviewer.core.choices import METHODS
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.measures import SpectrumMeasures
 from hsviewer.core.reduction import Reduction
-
-METHODS = ("prefix", "hooks")
-CONTROLS = ("exclude_first", "random", "shuffled")
 
 
 @dataclass(kw_only=True)

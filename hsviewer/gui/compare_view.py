@@ -8,7 +8,8 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from hsviewer.core.compare import METRICS, Comparison, compare
+from hsviewer.core.choices import METRICS
+from hsviewer.core.compare import Comparison, compare
 from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import figure_export, plots
 from hsviewer.gui.plot_area import PlotArea, scroll_area
