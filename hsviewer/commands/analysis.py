@@ -88,7 +88,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     _check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
     reduction = _reduction(args)
-    grid = parse_grid(args.grid or "", reduction) if args.grid is not None else []
+    grid = parse_grid(args.grid or "", reduction)
     if args.texts is not None:
         return _run_corpus_sweep(args, reduction, grid)
     text = _text(args)

@@ -110,7 +110,7 @@ def _fetch(url: str) -> bytes:
 
 
 def _decode_gray(
-    data: bytes, source: str, downsample: int, max_side: int, notes: list[str] | None = None
+    data: bytes, source: str, downsample: int, max_side: int, notes: list[str]
 ) -> tuple[np.ndarray, tuple[int, int], str]:
     """The grayscale pixels (possibly decoded at a reduced scale), the file's own width and height, and
     its mode when it had colour that the conversion dropped ('RGB'; '' for a grey image).
@@ -131,7 +131,7 @@ def _decode_gray(
                     "decodes (decompression bomb)."
                 )
             if img.mode.startswith("I") or img.mode == "F":
-                return _wide_gray(img, notes if notes is not None else []), size, ""
+                return _wide_gray(img, notes), size, ""
             colour = img.mode if _in_colour(img) else ""  # before draft(), which decodes a JPEG as L
             # JPEG can decode at a reduced scale: a 40-megapixel photo then loads at once.
             scale = max(img.width, img.height) / (max_side * downsample)
