@@ -6,7 +6,7 @@ STAMP := $(VENV)/.hsviewer-installed
 # The CPU build, served from this machine's disk; see README for a CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: install run test lint bench screenshots bundle clean
+.PHONY: install run test test-fast lint bench screenshots bundle clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# The inner loop: everything but the real default model's tests (make test runs those too).
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not default_model"
 
 # mypy and the import contract (hsviewer.core never imports Qt or the GUI) are configured in pyproject.toml.
 lint: $(STAMP)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,8 +11,8 @@ from typing import Any, NoReturn
 from hsviewer import __version__
 from hsviewer._frozen import fix_std_streams
 from hsviewer.core.choices import CENTERINGS, CONTROLS, METHODS, METRICS
-from hsviewer.core.errors import HsviewerError
-from hsviewer.core.memory import DTYPES
+from hsviewer.core.errors import HsviewerError, user_message
+from hsviewer.core.model.memory import DTYPES
 
 EXIT_BAD_INPUT = 2
 ROOT_OPTIONS = ("--model", "--screenshots", "--selftest")  # the app's, before any command; kept for old scripts
@@ -36,47 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_root_options(args)
         return args.run(args)
-    except HsviewerError as e:
-        print(f"hsviewer: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as e:  # a file in the way that no check foresaw
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"hsviewer: error: {where}{e.strerror or e}.", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("hsviewer: interrupted", file=sys.stderr)
         return 130
-    except (MemoryError, RuntimeError) as e:
-        message = out_of_memory(e)
+    except Exception as e:
+        message = user_message(e)
         if message is None:
             raise
         print(f"hsviewer: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
-
-
-def out_of_memory(error: BaseException) -> str | None:
-    """One line for an allocation that failed (MemoryError, torch's OutOfMemoryError, a
-    CPU allocator's RuntimeError), saying how much was asked for when the error says; else None."""
-    text = str(error)
-    torch = sys.modules.get("torch")
-    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
-    allocator = isinstance(error, RuntimeError) and re.search(r"can't allocate memory|out of memory", text, re.I)
-    if not (isinstance(error, MemoryError) or (oom is not None and isinstance(error, oom)) or allocator):
-        return None
-    asked = re.search(r"tried to allocate ([\d.]+)\s*(bytes|[KMGT]i?B)", text, re.I)
-    size = ""
-    if asked:
-        amount, unit = asked.groups()
-        size = f" ({_bytes(int(amount))} asked for)" if unit == "bytes" else f" ({amount} {unit} asked for)"
-    return f"Out of memory{size}: try a shorter text, a smaller model or another device."
-
-
-def _bytes(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,7 +183,7 @@ def _save_run(
     """Keep the finished run in the library; a library that cannot be written is a warning, the outputs stand."""
     if args.no_save:
         return
-    from hsviewer.core.provenance import save_run
+    from hsviewer.core.library.provenance import save_run
 
     try:
         info = save_run(kind, handle, result, settings, texts)
@@ -277,7 +244,7 @@ def _device(text: str) -> str:
 
 
 def _size(text: str) -> int:
-    from hsviewer.core.memory import parse_size
+    from hsviewer.core.model.memory import parse_size
 
     try:
         return parse_size(text)
@@ -328,7 +295,7 @@ def _reduction(args: argparse.Namespace) -> Any:
 
 def _text(args: argparse.Namespace) -> str:
     from hsviewer.core import read_text_file
-    from hsviewer.resources import default_text
+    from hsviewer.core.resources import default_text
 
     if args.text is not None:
         return _valid_utf8(args.text)
@@ -367,8 +334,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _print_plan(args: argparse.Namespace, text: str) -> int:
     """--plan: the load's memory plan for about as many tokens as the text holds, without loading."""
-    from hsviewer.core.memory import refusal
-    from hsviewer.core.models import plan_load
+    from hsviewer.core.model.loading import plan_load
+    from hsviewer.core.model.memory import refusal
 
     tokens = max(2, round(len(text.encode("utf-8")) / 3.5))  # about as many as a BPE tokenizer makes
     plan = plan_load(args.model, device=args.device, dtype=args.dtype, memory_budget=args.memory_budget, tokens=tokens)
@@ -389,8 +356,8 @@ class _ProgressPrinter:
         self.width = 0  # of the line being rewritten; 0 when none is
 
     def __call__(self, event: Any) -> None:
+        from hsviewer.core.analyses.sweep.results import LayerDone
         from hsviewer.core.events import Step
-        from hsviewer.core.sweep_results import LayerDone
 
         if not isinstance(event, Step):
             return
@@ -414,7 +381,7 @@ class _ProgressPrinter:
 
 def _check_outputs(*paths: tuple[str, Path | None]) -> None:
     """Before any work: every output can be a file (not a folder, not a socket), and no two are the same file."""
-    from hsviewer.export import output_target
+    from hsviewer.core.library.writing import output_target
 
     seen: dict[str, str] = {}
     for flag, path in paths:
@@ -432,7 +399,7 @@ def _check_outputs(*paths: tuple[str, Path | None]) -> None:
 
 def _write(*writes: tuple[Path, Any]) -> None:
     """All outputs or none; a failure names the user's file."""
-    from hsviewer.export import write_all
+    from hsviewer.core.library.writing import write_all
 
     try:
         write_all(writes)
@@ -458,7 +425,7 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 
 def _run_selftest(args: argparse.Namespace) -> int:
-    from hsviewer.selftest import selftest
+    from hsviewer.commands.selftest import selftest
 
     return selftest()
 
@@ -467,7 +434,7 @@ class _CorpusPrinter(_ProgressPrinter):
     """The sweep's progress, a line per text, and each skipped text's note."""
 
     def __call__(self, event: Any) -> None:
-        from hsviewer.core.corpus_results import TextSkipped, TextStarted
+        from hsviewer.core.analyses.corpus.results import TextSkipped, TextStarted
         from hsviewer.core.events import Finished
 
         if isinstance(event, (TextStarted, TextSkipped)):

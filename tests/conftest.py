@@ -84,11 +84,13 @@ def text():
     return TEXT
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
-    """Tiny models on shared, busy cores: two intra-op threads spin against each other (70x slower).
+    """Every module runs torch on one intra-op thread, and gets back the count it found.
 
-    A module asks for it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
+    Tests run small models on shared, busy cores, where two threads spin against each other
+    (70x slower with tiny models); a command under test that sets its own count (--threads)
+    does not leak into the next module.
     """
     import torch
 
@@ -113,7 +115,8 @@ def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
 
     Returns the .gguf path and the list of folders built so far.
     """
-    from hsviewer.core import default_model, gguf_cache
+    from hsviewer.core.model import default as default_model
+    from hsviewer.core.model import gguf_cache
 
     gguf = tmp_path / "default.gguf"
     gguf.write_bytes(b"GGUF" + bytes(64))

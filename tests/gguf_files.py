@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hsviewer.bench_large import MERGES, add_byte_tokenizer
+from hsviewer.commands.bench_large import MERGES, add_byte_tokenizer
 
 HIDDEN = 64  # a multiple of 32: every weight row can be Q8_0
 GGUF_ARCH = {"llama": "llama", "qwen2": "qwen2", "gpt2": "gpt2", "phi3": "phi3"}

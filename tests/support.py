@@ -114,7 +114,7 @@ def hold_sweep(window, release: threading.Event | None = None) -> threading.Even
     """
     from PySide6.QtCore import Qt
 
-    from hsviewer.core.sweep_results import LayerDone
+    from hsviewer.core.analyses.sweep.results import LayerDone
 
     held = threading.Event()
 
@@ -189,7 +189,7 @@ def xvfb_display() -> Iterator[str]:
 def ctrl_c_at_the_second_text(monkeypatch) -> None:
     """`hsviewer sweep --texts` as if Ctrl+C came when its second text starts."""
     from hsviewer import cli
-    from hsviewer.core.corpus_results import TextStarted
+    from hsviewer.core.analyses.corpus.results import TextStarted
 
     printer = cli._CorpusPrinter.__call__
 
@@ -203,7 +203,7 @@ def ctrl_c_at_the_second_text(monkeypatch) -> None:
 
 def kept_after_the_first_text(events):
     """What a consumer of corpus events keeps when it stops after the first text is done."""
-    from hsviewer.core.corpus_results import CorpusCollector, TextDone
+    from hsviewer.core.analyses.corpus.results import CorpusCollector, TextDone
 
     collector = CorpusCollector()
     for event in events:

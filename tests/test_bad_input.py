@@ -21,11 +21,11 @@ import pytest
 from PIL import Image
 
 import hsviewer.core
-from hsviewer import export
 from hsviewer.cli import build_parser, main
 from hsviewer.core import HsviewerError, Reduction
-from hsviewer.core import image as image_module
-from hsviewer.resources import default_image
+from hsviewer.core.analyses import image as image_module
+from hsviewer.core.library import writing as export
+from hsviewer.core.resources import default_image
 from tests.support import TEXT
 
 OLD = b"the previous file, kept whole\n"
@@ -115,11 +115,11 @@ def hsviewer_process(*args, **kwargs) -> subprocess.CompletedProcess:
     ],
 )
 def test_an_app_option_with_a_command_is_an_error(args, capsys, monkeypatch, no_loading, tmp_path, tiny_model_dir):
+    import hsviewer.commands.selftest
     import hsviewer.gui.app
-    import hsviewer.selftest
 
     ran = []
-    monkeypatch.setattr(hsviewer.selftest, "selftest", lambda: ran.append("selftest") or 0)
+    monkeypatch.setattr(hsviewer.commands.selftest, "selftest", lambda: ran.append("selftest") or 0)
     monkeypatch.setattr(hsviewer.gui.app, "main", lambda **kwargs: ran.append(("gui", kwargs)) or 0)
     fill = {"tmp": tmp_path, "model": tiny_model_dir, "image": default_image()}
     code, out, err = run(capsys, *[a.format(**fill) for a in args])
@@ -144,11 +144,11 @@ def test_an_app_option_with_a_command_is_an_error(args, capsys, monkeypatch, no_
     ],
 )
 def test_the_app_selftest_and_screenshots_old_and_new_spellings(args, expected, monkeypatch):
+    import hsviewer.commands.selftest
     import hsviewer.gui.app
-    import hsviewer.selftest
 
     ran = []
-    monkeypatch.setattr(hsviewer.selftest, "selftest", lambda: ran.append("selftest") or 0)
+    monkeypatch.setattr(hsviewer.commands.selftest, "selftest", lambda: ran.append("selftest") or 0)
     monkeypatch.setattr(hsviewer.gui.app, "main", lambda **kwargs: ran.append(("gui", kwargs)) or 0)
     assert main(args) == 0
     assert ran == [expected]
@@ -198,7 +198,7 @@ def test_bad_grid_values_are_refused_before_loading(grid, k, words, capsys, no_l
 
 
 def test_parse_grid_keeps_the_reduction_and_accepts_semicolons_and_percent():
-    from hsviewer.core.grid import parse_grid
+    from hsviewer.core.linalg.grid import parse_grid
 
     base = Reduction(threshold=90.0, centering="column", exclude_first=True)
     grid = parse_grid(" 80 ; 95%, 99,", base)
@@ -551,7 +551,7 @@ def test_a_bad_device_is_refused_before_loading(device, capsys, no_loading, tmp_
 
 
 def test_load_model_refuses_a_bad_device_before_loading(monkeypatch, tiny_model_dir):
-    from hsviewer.core import models
+    from hsviewer.core.model import loading as models
 
     monkeypatch.setattr(models, "_resolve", lambda *a: pytest.fail("the model was looked up"))
     with pytest.raises(HsviewerError, match="'meta'"):
@@ -606,7 +606,7 @@ def test_other_runtime_errors_are_not_called_out_of_memory(capsys, monkeypatch, 
 
 
 def test_gguf_file_key_changes_with_the_size_alone(tmp_path):
-    from hsviewer.core.gguf_cache import file_key
+    from hsviewer.core.model.gguf_cache import file_key
 
     head, tail = b"GGUF" + bytes(2**20 - 4), b"\x07" * 2**20
     paths = []
@@ -668,7 +668,7 @@ def test_refusals_before_loading_do_not_import_torch(args, tmp_path):
 
 def test_a_hub_id_not_in_the_cache_fails_at_once_when_the_hub_cannot_be_reached(monkeypatch, capsys):
     """Without HF_HUB_OFFLINE, huggingface_hub would retry for about half a minute."""
-    import hsviewer.core.models as models
+    import hsviewer.core.model.loading as models
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there

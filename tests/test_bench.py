@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import copy
 
-import pytest
-
-from hsviewer.bench import _sweep_times, sweep_agreement
 from hsviewer.cli import build_parser
+from hsviewer.commands.bench import _sweep_times, sweep_agreement
 from hsviewer.core import Reduction, layer_sweep
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_agreement_names_the_layers_whose_components_differ(tiny_handle, text):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from hsviewer.cli import main
-from hsviewer.resources import default_image
+from hsviewer.core.resources import default_image
 
 LAYER_KEYS = {"layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "token_diff_norms"}
 

@@ -9,8 +9,6 @@ import pytest
 from hsviewer.cli import main
 from tests.support import ctrl_c_at_the_second_text
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 AGGREGATE_KEYS = {
     "layer", "components_mean", "components_ci95", "loss_change_mean", "loss_change_ci95", "kl_mean", "kl_ci95",
 }  # fmt: skip

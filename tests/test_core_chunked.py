@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from hsviewer.core import Reduction, layer_sweep, reduce_layer
-from hsviewer.core import runs as runs_module
-from hsviewer.core.runs import CleanReference, pass_states, separable_head
-from hsviewer.core.text import tokenize
+from hsviewer.core.model.anatomy import separable_head
+from hsviewer.core.passes import clean as runs_module
+from hsviewer.core.passes.clean import CleanReference, pass_states
+from hsviewer.core.passes.text import tokenize
 from tests.core_helpers import cross_entropy_by_hand, kl_by_hand
 from tests.tiny_models import ARCHITECTURES
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def full_logits(handle, ids) -> np.ndarray:
@@ -124,7 +123,7 @@ def progress_until(events, stop_type):
 @pytest.mark.parametrize("cached", [True, False])
 def test_the_sweep_reports_the_clean_pass_and_each_clean_logits_chunk(tiny_handle, text, cached, monkeypatch):
     from hsviewer.core import iter_sweep
-    from hsviewer.core.sweep_results import RunStarted
+    from hsviewer.core.analyses.sweep.results import RunStarted
 
     handle = tiny_handle("llama")
     n = len(tokenize(handle, text))
@@ -137,8 +136,8 @@ def test_the_sweep_reports_the_clean_pass_and_each_clean_logits_chunk(tiny_handl
 
 
 def test_a_reduction_reports_the_clean_pass_and_its_logits_before_the_reduced_pass(tiny_handle, text, monkeypatch):
+    from hsviewer.core.analyses.reduce.run import iter_reduce
     from hsviewer.core.events import Finished
-    from hsviewer.core.hidden import iter_reduce
 
     handle = tiny_handle("llama")
     n = len(tokenize(handle, text))

@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 
 from hsviewer.core import HsviewerError, Reduction, layer_sweep
-from hsviewer.core.corpus import BUNDLED, CorpusText, bundled_folder, read_corpus
-from hsviewer.core.corpus_results import Interval, TextSkipped, t975
-from hsviewer.core.corpus_sweep import iter_corpus_sweep
+from hsviewer.core.analyses.corpus.results import Interval, TextSkipped, t975
+from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
+from hsviewer.core.analyses.corpus.texts import BUNDLED, CorpusText, bundled_folder, read_corpus
 from hsviewer.core.events import Finished, run_to_end
 from tests.support import kept_after_the_first_text
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TEXTS = [
     CorpusText(name="one", text="the museum of modern art in amsterdam is a building by van gogh ."),

@@ -18,9 +18,6 @@ from tests.core_helpers import (
 )
 from tests.tiny_models import ARCHITECTURES
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 LONG_TEXT = " ".join(["the museum of modern art in amsterdam is a building"] * 10)  # 100 tokens > 64
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hsviewer.core.blocks import block_hidden, replace_hidden
-from hsviewer.core.hooks import capture_outputs, replace_block_output, replay_prefix
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
+from hsviewer.core.passes.blocks import block_hidden, replace_hidden
+from hsviewer.core.passes.hooks import capture_outputs, replace_block_output, replay_prefix
 
 IDS = torch.tensor([[2, 5, 7, 3, 11, 4, 9, 6]])
 

@@ -30,7 +30,7 @@ def test_importing_the_core_imports_neither_torch_nor_transformers():
 
 # The GUI thread imports these (errors, Reduction and lowrank when it builds its tabs, read_text_file
 # when a text file is opened), and it never waits for torch.
-@pytest.mark.parametrize("module", ["errors", "lowrank", "reduction", "text"])
+@pytest.mark.parametrize("module", ["errors", "linalg.lowrank", "linalg.reduction", "passes.text"])
 def test_modules_the_gui_thread_imports_leave_torch_out(module):
     assert {"torch", "transformers"} & imported_after(f"import hsviewer.core.{module}") == set()
 
@@ -50,7 +50,7 @@ def test_an_unknown_name_is_an_attribute_error():
 
 def test_listing_models_leaves_torch_out():
     # `hsviewer models` reads headers only; importing torch for it cost two seconds.
-    modules = imported_after("from hsviewer.core.discovery import find_models\nfind_models()")
+    modules = imported_after("from hsviewer.core.model.discovery import find_models\nfind_models()")
     assert {"torch", "transformers"} & modules == set()
 
 

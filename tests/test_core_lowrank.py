@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from hsviewer.core import HsviewerError, lowrank
-from hsviewer.core.reduction import Reduction, reduce_matrix
+from hsviewer.core import HsviewerError
+from hsviewer.core.linalg import lowrank
+from hsviewer.core.linalg.reduction import Reduction, reduce_matrix
 from tests.core_helpers import notebook_reconstruction
 from tests.core_helpers import smallest_k as loop_smallest_k
 

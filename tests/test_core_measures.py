@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 
 from hsviewer.core import Reduction, layer_sweep, reduce_layer
-from hsviewer.core.measures import effective_rank, massive_activation, participation_ratio
+from hsviewer.core.linalg.measures import effective_rank, massive_activation, participation_ratio
 from tests.support import TEXT
 from tests.test_core_sweep import clean_run, token_ids
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def double_centred_spectrum(x: np.ndarray) -> np.ndarray:

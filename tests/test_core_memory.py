@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.memory import (
+from hsviewer.core.model.memory import (
     GB,
     RUNTIME_BYTES,
     ModelFacts,

@@ -8,12 +8,11 @@ import shutil
 import pytest
 import torch
 
-from hsviewer.core import HsviewerError, gguf_cache, load_model
-from hsviewer.core.blocks import find_blocks
+from hsviewer.core import HsviewerError, load_model
+from hsviewer.core.model import gguf_cache
+from hsviewer.core.model.anatomy import find_blocks
 from tests.core_helpers import LAYERS, block_path
 from tests.tiny_models import ARCHITECTURES, make_tiny_bert, make_tiny_model, make_tokenizer
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

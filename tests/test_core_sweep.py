@@ -9,13 +9,10 @@ import pytest
 import torch
 
 from hsviewer.core import HsviewerError, Reduction, iter_sweep, layer_sweep
-from hsviewer.core.sweep import LayerDone, RunStarted, SweepCollector
+from hsviewer.core.analyses.sweep.run import LayerDone, RunStarted, SweepCollector
 from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, run_with_block_output
 from tests.support import TEXT
 from tests.tiny_models import ARCHITECTURES
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 THRESHOLD = 90.0
 SWEEP_KEYS = {"model", "tokens", "n_layers", "threshold", "clean_loss", "layers"}

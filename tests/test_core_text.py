@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hsviewer.core import HsviewerError, read_text_file
-from hsviewer.core.text import tokenize
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+from hsviewer.core.passes.text import tokenize
 
 
 def test_utf8_file_is_read_and_stripped(tmp_path):

@@ -12,18 +12,16 @@ import numpy as np
 import pytest
 
 from hsviewer.cli import main
-from hsviewer.core.compare import compare
-from hsviewer.core.corpus import CorpusText
-from hsviewer.core.corpus_results import CorpusResult
-from hsviewer.core.corpus_sweep import iter_corpus_sweep
+from hsviewer.core.analyses.corpus.results import CorpusResult
+from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
+from hsviewer.core.analyses.corpus.texts import CorpusText
+from hsviewer.core.analyses.sweep.run import layer_sweep
 from hsviewer.core.events import run_to_end
-from hsviewer.core.library import Library, read_run
-from hsviewer.core.provenance import provenance
-from hsviewer.core.reduction import Reduction
-from hsviewer.core.sweep import layer_sweep
+from hsviewer.core.library.compare import compare
+from hsviewer.core.library.provenance import provenance
+from hsviewer.core.library.store import Library, read_run
+from hsviewer.core.linalg.reduction import Reduction
 from tests.support import TEXT, ctrl_c_at_the_second_text, kept_after_the_first_text
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TEXTS = [
     CorpusText(name="one", text="the museum of modern art in amsterdam is a building by van gogh ."),

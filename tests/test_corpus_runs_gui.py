@@ -11,10 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from hsviewer.core.library import Library
+from hsviewer.core.library.store import Library
 from tests.support import TEXT, wait_job
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
@@ -78,10 +76,10 @@ def test_a_corpus_sweep_is_saved_reopened_and_restored(qtbot, loaded, corpus, ma
 
 
 def test_the_newest_corpus_run_comes_back_in_front(qtbot, window, corpus, tiny_handle, make_window, settings):
-    from hsviewer.core.corpus import read_corpus
-    from hsviewer.core.corpus_sweep import iter_corpus_sweep
+    from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
+    from hsviewer.core.analyses.corpus.texts import read_corpus
+    from hsviewer.core.analyses.sweep.run import layer_sweep
     from hsviewer.core.events import run_to_end
-    from hsviewer.core.sweep import layer_sweep
 
     handle = tiny_handle("gpt_neo")
     library = Library()
@@ -155,8 +153,8 @@ def test_a_run_that_cannot_be_saved_says_so_in_the_status_bar(qtbot, loaded, tmp
 
 
 def test_the_comparison_legend_is_below_the_plots(qtbot, window, tiny_handle):
-    from hsviewer.core.reduction import Reduction
-    from hsviewer.core.sweep import layer_sweep
+    from hsviewer.core.analyses.sweep.run import layer_sweep
+    from hsviewer.core.linalg.reduction import Reduction
 
     library = Library()
     for arch in ("gpt_neo", "gpt_neox", "gpt2"):

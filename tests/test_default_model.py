@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hsviewer.core import Reduction, layer_sweep, load_model, reduce_layer
-from hsviewer.core.gguf_cache import MANIFEST, cache_root
-from hsviewer.resources import default_text
+from hsviewer.core.model.gguf_cache import MANIFEST, cache_root
+from hsviewer.core.resources import default_text
 
 pytestmark = pytest.mark.default_model
 

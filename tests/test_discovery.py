@@ -14,10 +14,11 @@ import pytest
 from safetensors.numpy import save_file
 
 from hsviewer.cli import main
-from hsviewer.core import default_model, discovery
-from hsviewer.core import models as models_module
-from hsviewer.core.discovery import FoundModel, find_models, read_gguf_header, resolve_ollama
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.model import default as default_model
+from hsviewer.core.model import discovery
+from hsviewer.core.model import loading as models_module
+from hsviewer.core.model.discovery import FoundModel, find_models, read_gguf_header, resolve_ollama
 
 ENV = ("OLLAMA_MODELS", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "LLAMA_CACHE")
 
@@ -342,13 +343,13 @@ def test_an_ollama_model_whose_blob_is_missing_says_so_in_one_line(home, monkeyp
         models_module.load_model("ollama:gone:7b")
     message = str(error.value)
     assert "\n" not in message and "gone:7b" in message and "missing" in message and "ollama pull" in message
-    with caplog.at_level(logging.WARNING, logger="hsviewer.core.discovery"):
+    with caplog.at_level(logging.WARNING, logger="hsviewer.core.model.discovery"):
         (row,) = [m for m in find_models() if m.kind == "ollama"]
     assert row.problem == message and "gone:7b" in caplog.text
 
 
 def test_load_model_loads_an_ollama_blob_as_a_gguf_file(home, tmp_path, monkeypatch, tiny_model_dir):
-    from hsviewer.core import gguf_cache
+    from hsviewer.core.model import gguf_cache
 
     write_gguf(tmp_path / "m.gguf")
     write_ollama(home / ".ollama" / "models", "registry.ollama.ai", "library", "tiny", "latest", tmp_path / "m.gguf")
@@ -400,7 +401,7 @@ def test_a_folder_found_twice_is_listed_once(stores, home):
 
 def test_fifty_models_list_from_headers_without_loading_any(home, tmp_path, monkeypatch):
     """The benchmark's shape (50 GGUF files, listed whole); its time is measured by a script, never here."""
-    from hsviewer.core import gguf_cache
+    from hsviewer.core.model import gguf_cache
 
     def no_build(*args):
         raise AssertionError("listing must not build or load a model")

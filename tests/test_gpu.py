@@ -35,7 +35,7 @@ def test_cuda_sweep_equals_cpu_sweep(arch, tiny_folder):
 
 @pytest.mark.default_model
 def test_default_model_cuda_sweep_equals_cpu_sweep():
-    from hsviewer.resources import default_text
+    from hsviewer.core.resources import default_text
 
     text = default_text()
     cpu = layer_sweep(load_model("default", device="cpu"), text)
@@ -43,7 +43,7 @@ def test_default_model_cuda_sweep_equals_cpu_sweep():
 
 
 def test_cuda_batch_fills_free_memory_up_to_every_layer(tiny_folder):
-    from hsviewer.core.sweep import _default_batch
+    from hsviewer.core.analyses.sweep.run import _default_batch
 
     handle = load_model(str(tiny_folder("gpt_neox")), device="cuda")
     assert _default_batch(handle, 20) == handle.n_layers  # a tiny model's rows fit many times over
@@ -51,7 +51,7 @@ def test_cuda_batch_fills_free_memory_up_to_every_layer(tiny_folder):
 
 @pytest.mark.parametrize("arch", ["llama", "gpt_neo"])
 def test_cuda_bench_times_the_batched_sweep_and_agrees_with_the_cpu(arch, tiny_folder):
-    from hsviewer.bench import _sweep_times
+    from hsviewer.commands.bench import _sweep_times
 
     rows = dict(_sweep_times(str(tiny_folder(arch)), TEXT, "cuda", "float32"))
     assert rows["components equal to the CPU run's"] == "yes"
@@ -61,8 +61,8 @@ def test_cuda_bench_times_the_batched_sweep_and_agrees_with_the_cpu(arch, tiny_f
 
 @pytest.mark.default_model
 def test_default_model_cuda_bench_agrees_with_the_cpu():
-    from hsviewer.bench import _sweep_times
-    from hsviewer.resources import default_text
+    from hsviewer.commands.bench import _sweep_times
+    from hsviewer.core.resources import default_text
 
     rows = dict(_sweep_times("default", default_text(), "cuda", "float32"))
     assert rows["components equal to the CPU run's"] == "yes"

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from hsviewer.core.corpus_results import TextDone
+from hsviewer.core.analyses.corpus.results import TextDone
 from tests.support import wait_job
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def byte_tokenizer():
 
 
 def test_byte_tokens_show_their_bytes_not_a_replacement_character(byte_tokenizer):
-    from hsviewer.core.text import token_strings
+    from hsviewer.core.passes.text import token_strings
 
     text = "café — ok"
     ids = byte_tokenizer(text)["input_ids"]
@@ -41,7 +41,7 @@ def test_byte_tokens_show_their_bytes_not_a_replacement_character(byte_tokenizer
 
 
 def test_sentencepiece_byte_tokens_keep_their_own_name():
-    from hsviewer.core.text import token_strings
+    from hsviewer.core.passes.text import token_strings
 
     class ByteFallback:  # a SentencePiece tokenizer's byte-fallback piece, as transformers answers for it
         def decode(self, ids):
@@ -59,7 +59,7 @@ def test_sentencepiece_byte_tokens_keep_their_own_name():
 def test_a_colour_image_is_said_to_be_shown_in_greyscale(tmp_path, mode, colour):
     from PIL import Image
 
-    from hsviewer.core.image import load_image
+    from hsviewer.core.analyses.image import load_image
 
     rng = np.random.default_rng(0)
     grey = (rng.random((20, 30)) * 255).astype(np.uint8)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from hsviewer.core import gguf_cache
+from hsviewer.core.model import gguf_cache
 
 APP_CLOSED_DURING_A_BUILD = textwrap.dedent(
     """
@@ -16,7 +16,8 @@ APP_CLOSED_DURING_A_BUILD = textwrap.dedent(
     from pathlib import Path
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
-    from hsviewer.core import default_model, gguf_cache
+    from hsviewer.core.model import default as default_model
+    from hsviewer.core.model import gguf_cache
     from hsviewer.gui import app as gui_app
 
     building = threading.Event()

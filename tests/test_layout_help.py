@@ -142,7 +142,7 @@ def test_every_picture_the_guide_shows_exists_and_loads(window):
     from PySide6.QtCore import QUrl
     from PySide6.QtGui import QImage, QTextDocument
 
-    from hsviewer.resources import guide_path
+    from hsviewer.core.resources import guide_path
 
     pictures = _guide_images(guide_path().read_text(encoding="utf-8"))
     assert len(pictures) >= 8

@@ -13,16 +13,14 @@ import numpy as np
 import pytest
 
 from hsviewer.cli import main
-from hsviewer.core.compare import compare
+from hsviewer.core.analyses.reduce.run import reduce_layer
+from hsviewer.core.analyses.sweep.run import layer_sweep
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.hidden import reduce_layer
-from hsviewer.core.library import Library, Run, RunFileError, read_info, read_run
-from hsviewer.core.provenance import file_sha256, provenance
-from hsviewer.core.reduction import Reduction
-from hsviewer.core.sweep import layer_sweep
+from hsviewer.core.library.compare import compare
+from hsviewer.core.library.provenance import file_sha256, provenance
+from hsviewer.core.library.store import Library, Run, RunFileError, read_info, read_run
+from hsviewer.core.linalg.reduction import Reduction
 from tests.support import TEXT
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SETTINGS = {"note": "test"}
 
@@ -237,7 +235,7 @@ def test_corpus_runs_compare_by_their_means_with_a_band(tmp_path):
         data = {"format": "hsviewer-run", "version": 1, "kind": "corpus", "id": path.stem, "name": path.stem}
         path.write_text(json.dumps({**data, "created": "2026-01-01T00:00:00", "provenance": {}, "result": result}))
 
-    from hsviewer.core import library as library_module
+    from hsviewer.core.library import store as library_module
 
     corpus(tmp_path / "a.json", 3, [0.0, 1.0, 2.0], 0.5)
     corpus(tmp_path / "b.json", 2, [1.0, 1.0], 0.25)
@@ -312,7 +310,7 @@ def test_cli_bad_runs_are_one_line_and_exit_code_2(tmp_path, sweeps, tiny_handle
 
 
 def test_replayed_events_rebuild_the_sweep(sweeps):
-    from hsviewer.core.sweep_results import SweepCollector
+    from hsviewer.core.analyses.sweep.results import SweepCollector
 
     sweep = sweeps[0]
     collector = SweepCollector()

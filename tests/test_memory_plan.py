@@ -10,10 +10,8 @@ import torch
 
 from hsviewer.cli import main
 from hsviewer.core import HsviewerError, Reduction, layer_sweep, load_model, reduce_layer
-from hsviewer.core.memory import RUNTIME_BYTES
-from hsviewer.core.models import plan_load
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+from hsviewer.core.model.loading import plan_load
+from hsviewer.core.model.memory import RUNTIME_BYTES
 
 
 def test_the_plan_of_a_tiny_model_counts_its_weights(tiny_model_dir):
@@ -39,7 +37,7 @@ def test_a_budget_below_the_runtime_refuses_the_load_with_numbers(tiny_model_dir
 
 
 def test_plan_prints_and_loads_nothing(tiny_model_dir, tmp_path, capsys, monkeypatch):
-    import hsviewer.core.models as models
+    import hsviewer.core.model.loading as models
 
     monkeypatch.setattr(models, "_load", lambda *a, **k: pytest.fail("--plan loaded the model"))
     out = tmp_path / "s.json"

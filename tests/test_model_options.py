@@ -11,15 +11,13 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from hsviewer.core import gguf_cache
 from hsviewer.core.choices import available_devices
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.memory import RUNTIME_BYTES, MemoryPlan
+from hsviewer.core.model import gguf_cache
+from hsviewer.core.model.memory import RUNTIME_BYTES, MemoryPlan
 from hsviewer.gui.dialogs import ChooseModelDialog
 from tests.gguf_files import write_tiny_gguf
 from tests.support import TIMEOUT_MS, wait_job
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_plan_summary_is_the_peak_against_what_is_free_or_the_budget():
@@ -118,7 +116,7 @@ def test_a_budget_that_is_no_size_is_said_and_nothing_loads(qtbot, window, setti
 
 
 def test_the_chooser_shows_the_plan_of_the_chosen_model_with_the_chosen_options(qtbot, window, tiny_model_dir):
-    from hsviewer.core.models import plan_load
+    from hsviewer.core.model.loading import plan_load
 
     dialog = ChooseModelDialog([], "", submit=window.submit)
     qtbot.addWidget(dialog)
@@ -250,6 +248,7 @@ def test_a_cache_that_cannot_be_listed_is_said_once_not_retried(qtbot, window, m
     dialog = ConvertedModelsDialog(window.submit, "")
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: bool(warnings), timeout=TIMEOUT_MS)
-    qtbot.wait(500)
+    with qtbot.assertNotEmitted(window.job_submitted, wait=500):  # no listing again behind the warning
+        pass
     assert warnings == ["Could not read the cache: Permission denied"]
     assert dialog.total.text() == warnings[0]

@@ -25,11 +25,11 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings
 
-import hsviewer.core.models
+import hsviewer.core.model.loading
 from hsviewer.cli import main as cli_main
-from hsviewer.core import gguf_cache
-from hsviewer.core import image as image_module
+from hsviewer.core.analyses import image as image_module
 from hsviewer.core.events import Progress
+from hsviewer.core.model import gguf_cache
 from hsviewer.gui.main_window import MainWindow
 from hsviewer.gui.settings import Settings
 from tests.support import (
@@ -133,7 +133,7 @@ def disk_full(limit: int = 64):
 
 def hold_loading(monkeypatch, window) -> threading.Event:
     """Make the window's model load stop half-way (after its first progress event) until cancelled."""
-    real = hsviewer.core.models.iter_load
+    real = hsviewer.core.model.loading.iter_load
     held = threading.Event()
     jobs = []
     window.job_submitted.connect(jobs.append)
@@ -147,7 +147,7 @@ def hold_loading(monkeypatch, window) -> threading.Event:
             time.sleep(0.005)
         yield from real(source, **kwargs)  # the worker sees the cancel at its first event
 
-    monkeypatch.setattr(hsviewer.core.models, "iter_load", slow_load)
+    monkeypatch.setattr(hsviewer.core.model.loading, "iter_load", slow_load)
     return held
 
 

@@ -9,13 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from hsviewer.core.library import Library
-from hsviewer.core.provenance import provenance
-from hsviewer.core.reduction import Reduction
-from hsviewer.core.sweep import layer_sweep
+from hsviewer.core.analyses.sweep.run import layer_sweep
+from hsviewer.core.library.provenance import provenance
+from hsviewer.core.library.store import Library
+from hsviewer.core.linalg.reduction import Reduction
 from tests.support import TEXT, wait_job
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def sweep_panels(tab):

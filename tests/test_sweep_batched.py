@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from hsviewer.core import Reduction, iter_sweep, layer_sweep, load_model
-from hsviewer.core.batched import batched_tails
-from hsviewer.core.blocks import block_hidden
-from hsviewer.core.runs import clean_forward, first_row
-from hsviewer.core.sweep import LayerDone, tail_states
-from hsviewer.core.text import tokenize
+from hsviewer.core.analyses.sweep.run import LayerDone, tail_states
+from hsviewer.core.passes.batched import batched_tails
+from hsviewer.core.passes.blocks import block_hidden
+from hsviewer.core.passes.clean import clean_forward, first_row
+from hsviewer.core.passes.text import tokenize
 from tests.tiny_models import ARCHITECTURES, make_tiny_model
 
 
@@ -85,7 +85,7 @@ def test_batched_sweep_still_reports_every_layer(tiny_model, text):
 
 
 def test_on_the_cpu_a_sweep_runs_one_layer_a_pass(tiny_model, text, monkeypatch):
-    from hsviewer.core import sweep
+    from hsviewer.core.analyses.sweep import run as sweep
 
     def fail(*args, **kwargs):
         raise AssertionError("batched on the CPU")
@@ -97,8 +97,8 @@ def test_on_the_cpu_a_sweep_runs_one_layer_a_pass(tiny_model, text, monkeypatch)
 def test_on_cuda_the_batch_is_what_free_memory_holds(monkeypatch):
     from types import SimpleNamespace
 
-    from hsviewer.core import sweep
-    from hsviewer.core.memory import GB, sweep_batch
+    from hsviewer.core.analyses.sweep import run as sweep
+    from hsviewer.core.model.memory import GB, sweep_batch
     from tests.test_core_memory import SMALL
 
     asked = []

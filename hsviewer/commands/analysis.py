@@ -25,8 +25,8 @@ from hsviewer.core.errors import HsviewerError
 
 def run_image(args: argparse.Namespace) -> int:
     from hsviewer.core import image_svd
-    from hsviewer.export import gray_png_writer, json_writer
-    from hsviewer.render import spectrum_png
+    from hsviewer.core.library.writing import gray_png_writer, json_writer
+    from hsviewer.gui.render import spectrum_png
 
     out = args.out
     if out.exists() and not out.is_dir():
@@ -54,8 +54,8 @@ def run_reduce(args: argparse.Namespace) -> int:
     if args.plan:
         return _print_plan(args, text)
     from hsviewer.core import reduce_layer
-    from hsviewer.core.provenance import reduction_settings
-    from hsviewer.export import json_writer
+    from hsviewer.core.library.provenance import reduction_settings
+    from hsviewer.core.library.writing import json_writer
 
     handle = _load(args)
     result = reduce_layer(handle, text, args.layer, reduction)
@@ -83,8 +83,8 @@ def format_measures(measures: Any) -> str:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from hsviewer.core.grid import parse_grid
-    from hsviewer.core.provenance import sweep_settings
+    from hsviewer.core.library.provenance import sweep_settings
+    from hsviewer.core.linalg.grid import parse_grid
 
     _check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
     reduction = _reduction(args)
@@ -96,7 +96,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         return _print_plan(args, text)
     from hsviewer.core import iter_sweep
     from hsviewer.core.events import run_to_end
-    from hsviewer.export import sweep_rows
+    from hsviewer.core.library.writing import sweep_rows
 
     handle = _load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
@@ -115,8 +115,8 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
     """sweep --texts: every text of the corpus swept, then the per-layer aggregate."""
-    from hsviewer.core.corpus import read_corpus
-    from hsviewer.core.provenance import sweep_settings
+    from hsviewer.core.analyses.corpus.texts import read_corpus
+    from hsviewer.core.library.provenance import sweep_settings
 
     if args.text is not None or args.text_file is not None:
         raise HsviewerError("--texts gives the texts: leave out --text and --text-file.")
@@ -125,8 +125,8 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         print(f"note: {note}", file=sys.stderr)
     if args.plan:
         return _print_plan(args, max((t.text for t in corpus.texts), key=len))
-    from hsviewer.core.corpus_results import CorpusCollector, aggregate_rows
-    from hsviewer.core.corpus_sweep import iter_corpus_sweep
+    from hsviewer.core.analyses.corpus.results import CorpusCollector, aggregate_rows
+    from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
     from hsviewer.core.events import run_to_end
 
     handle = _load(args)
@@ -163,7 +163,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
 
 def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callable[[], Any]) -> None:
     """--out's JSON and, with --csv, the per-layer table: both written or neither."""
-    from hsviewer.export import csv_writer, json_writer
+    from hsviewer.core.library.writing import csv_writer, json_writer
 
     writes = [(args.out, json_writer(data))]
     if args.csv:

@@ -16,7 +16,7 @@ from hsviewer.core.errors import HsviewerError
 def run_runs(args: argparse.Namespace) -> int:
     import json
 
-    from hsviewer.core.library import Library
+    from hsviewer.core.library.store import Library
 
     library = Library()
     if args.runs_command == "list":
@@ -33,7 +33,7 @@ def run_runs(args: argparse.Namespace) -> int:
     run = library.load(args.ref)
     if args.runs_command == "export":
         _check_outputs(("OUT.json", args.out))
-        from hsviewer.export import json_writer
+        from hsviewer.core.library.writing import json_writer
 
         _write((args.out, json_writer(run.envelope())))
         say(f"Wrote {args.out}")
@@ -68,10 +68,10 @@ def format_run(run: Any) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from hsviewer.core.compare import compare
-    from hsviewer.core.library import Library
-    from hsviewer.export import csv_writer, export_suffix
-    from hsviewer.render import comparison_writer
+    from hsviewer.core.library.compare import compare
+    from hsviewer.core.library.store import Library
+    from hsviewer.core.library.writing import csv_writer, export_suffix
+    from hsviewer.gui.render import comparison_writer
 
     export_suffix(args.out, (".png", ".svg"), "--out: a comparison")
     if args.csv:
@@ -94,7 +94,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _read_run_arg(library: Any, ref: str) -> Any:
     """A run file, or a run in the library by name or id."""
-    from hsviewer.core.library import read_run
+    from hsviewer.core.library.store import read_run
 
     if Path(ref).is_file():
         return read_run(ref)

@@ -13,7 +13,7 @@ from hsviewer.core.errors import HsviewerError
 def run_models(args: argparse.Namespace) -> int:
     import json
 
-    from hsviewer.core import discovery
+    from hsviewer.core.model import discovery
 
     if args.add:
         print(f"Added {discovery.remember_path(args.add)} (saved in {discovery.paths_file()})", file=sys.stderr)
@@ -28,7 +28,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_cache(args: argparse.Namespace) -> int:
-    from hsviewer.core import gguf_cache
+    from hsviewer.core.model import gguf_cache
 
     if args.cache_command == "clear":
         removed = gguf_cache.clear_cached(args.name)
@@ -43,10 +43,10 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from hsviewer.bench import run_bench
+    from hsviewer.commands.bench import run_bench
 
     if args.large_gguf:
-        from hsviewer.bench_large import run_large_bench
+        from hsviewer.commands.bench_large import run_large_bench
 
         return run_large_bench(args.large_gguf, _text(args))
     return run_bench(args.model, _text(args), with_gui=not args.skip_gui, device=args.device, dtype=args.dtype)

@@ -10,24 +10,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "CorpusResult": "corpus_results",
-    "DEFAULT_MODEL": "default_model",
-    "HiddenReduction": "hidden_results",
+    "CorpusResult": "analyses.corpus.results",
+    "DEFAULT_MODEL": "model.default",
+    "HiddenReduction": "analyses.reduce.results",
     "HsviewerError": "errors",
-    "ImageSVD": "image",
-    "LayerResult": "sweep_results",
-    "ModelHandle": "models",
-    "Reduction": "reduction",
-    "SweepResult": "sweep_results",
-    "image_svd": "image",
-    "iter_corpus_sweep": "corpus_sweep",
-    "iter_sweep": "sweep",
-    "layer_sweep": "sweep",
-    "load_image": "image",
-    "load_model": "models",
-    "read_corpus": "corpus",
-    "read_text_file": "text",
-    "reduce_layer": "hidden",
+    "ImageSVD": "analyses.image",
+    "LayerResult": "analyses.sweep.results",
+    "ModelHandle": "model.loading",
+    "Reduction": "linalg.reduction",
+    "SweepResult": "analyses.sweep.results",
+    "image_svd": "analyses.image",
+    "iter_corpus_sweep": "analyses.corpus.run",
+    "iter_sweep": "analyses.sweep.run",
+    "layer_sweep": "analyses.sweep.run",
+    "load_image": "analyses.image",
+    "load_model": "model.loading",
+    "read_corpus": "analyses.corpus.texts",
+    "read_text_file": "passes.text",
+    "reduce_layer": "analyses.reduce.run",
 }
 
 __all__ = [
@@ -66,16 +66,16 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from hsviewer.core.corpus import read_corpus
-    from hsviewer.core.corpus_results import CorpusResult
-    from hsviewer.core.corpus_sweep import iter_corpus_sweep
-    from hsviewer.core.default_model import DEFAULT_MODEL
+    from hsviewer.core.analyses.corpus.results import CorpusResult
+    from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
+    from hsviewer.core.analyses.corpus.texts import read_corpus
+    from hsviewer.core.analyses.image import ImageSVD, image_svd, load_image
+    from hsviewer.core.analyses.reduce.results import HiddenReduction
+    from hsviewer.core.analyses.reduce.run import reduce_layer
+    from hsviewer.core.analyses.sweep.results import LayerResult, SweepResult
+    from hsviewer.core.analyses.sweep.run import iter_sweep, layer_sweep
     from hsviewer.core.errors import HsviewerError
-    from hsviewer.core.hidden import reduce_layer
-    from hsviewer.core.hidden_results import HiddenReduction
-    from hsviewer.core.image import ImageSVD, image_svd, load_image
-    from hsviewer.core.models import ModelHandle, load_model
-    from hsviewer.core.reduction import Reduction
-    from hsviewer.core.sweep import iter_sweep, layer_sweep
-    from hsviewer.core.sweep_results import LayerResult, SweepResult
-    from hsviewer.core.text import read_text_file
+    from hsviewer.core.linalg.reduction import Reduction
+    from hsviewer.core.model.default import DEFAULT_MODEL
+    from hsviewer.core.model.loading import ModelHandle, load_model
+    from hsviewer.core.passes.text import read_text_file

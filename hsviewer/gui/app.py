@@ -133,7 +133,7 @@ def start(
 
     The last image is reopened only while it is still a file; otherwise the default image.
     """
-    from hsviewer.resources import default_image
+    from hsviewer.core.resources import default_image
 
     window.build_tabs()
     if screenshots:

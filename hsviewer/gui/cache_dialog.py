@@ -22,10 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hsviewer.core.errors import failure_message
 from hsviewer.gui.worker import Job
 
 if TYPE_CHECKING:
-    from hsviewer.core.gguf_cache import CachedModel
+    from hsviewer.core.model.gguf_cache import CachedModel
 
 HEADERS = ["Model", "Precision", "Size on disk", "Converted from"]
 NAME_ROLE = Qt.ItemDataRole.UserRole
@@ -150,17 +151,18 @@ class ConvertedModelsDialog(QDialog):
         self.total.setText(f"{count} converted model{'s' * (count != 1)}, {total} on disk, in {root}")
         self._set_enabled(True)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, error: BaseException) -> None:
         if self.sender() is self._job:
             self._job = None
+            message = failure_message(error, "the converted models")
             self.total.setText(message)
             self._set_enabled(True)
             QMessageBox.warning(self, "Converted models", message)
 
-    def _deletion_failed(self, message: str) -> None:
+    def _deletion_failed(self, error: BaseException) -> None:
         """What is left after a deletion that stopped partway; a listing that fails is not retried."""
         if self.sender() is self._job:
-            self._failed(message)
+            self._failed(error)
             self.refresh()
 
     def _row(self, cached: CachedModel) -> list[QStandardItem]:

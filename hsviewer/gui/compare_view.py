@@ -9,11 +9,11 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from hsviewer.core.choices import METRICS
-from hsviewer.core.compare import Comparison, compare
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.library.compare import Comparison, compare
 from hsviewer.gui import figure_export, plots
 from hsviewer.gui.plot_area import PlotArea, scroll_area
-from hsviewer.render import draw_comparison, legend_below
+from hsviewer.gui.render import draw_comparison, legend_below
 
 METRIC_TIPS = {
     "loss_change": "Reduced loss minus the clean loss, per block",
@@ -125,7 +125,7 @@ class CompareView(QWidget):
         figure_export.export_figure(self.graphics.ci, path, 2 if path.lower().endswith(".png") else 1)
 
     def export_csv(self, path: str) -> None:
-        from hsviewer.export import export_suffix, plain_write_errors, write_csv
+        from hsviewer.core.library.writing import export_suffix, plain_write_errors, write_csv
 
         comparison = self._need_comparison()
         export_suffix(path, (".csv",), "A comparison's table")

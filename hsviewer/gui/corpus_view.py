@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hsviewer.core.corpus import BUNDLED
-from hsviewer.core.corpus_results import CorpusResult, LayerAggregate
-from hsviewer.core.sweep_results import LayerResult
+from hsviewer.core.analyses.corpus.results import CorpusResult, LayerAggregate
+from hsviewer.core.analyses.corpus.texts import BUNDLED
+from hsviewer.core.analyses.sweep.results import LayerResult
 from hsviewer.gui import plots
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings

@@ -26,13 +26,14 @@ from PySide6.QtWidgets import (
 )
 
 import hsviewer
-from hsviewer.core.discovery import FoundModel, row_text
+from hsviewer.core.errors import failure_message
+from hsviewer.core.model.discovery import FoundModel, row_text
 from hsviewer.gui.forms import ModelPicker
 from hsviewer.gui.model_options import LoadOptions, LoadOptionsRow
 from hsviewer.gui.worker import Job
 
 if TYPE_CHECKING:
-    from hsviewer.core.memory import MemoryPlan
+    from hsviewer.core.model.memory import MemoryPlan
 
 PLAN_DELAY_MS = 250  # typing in the source or budget field plans once it pauses, not on every key
 
@@ -195,14 +196,14 @@ class ChooseModelDialog(QDialog):
         elif plan.fits:
             self._show_plan(f"{plan.describe()}.")
         else:
-            from hsviewer.core.memory import refusal
+            from hsviewer.core.model.memory import refusal
 
             self._show_plan(refusal(plan), warn=True)
 
-    def _plan_failed(self, message: str) -> None:
+    def _plan_failed(self, error: BaseException) -> None:
         if self.sender() is self._plan_job:
             self._plan_job = None
-            self._show_plan(message, warn=True)
+            self._show_plan(failure_message(error, "the memory plan"), warn=True)
 
     def _show_plan(self, text: str, warn: bool = False) -> None:
         self.plan.setText(text)
@@ -217,10 +218,10 @@ class ChooseModelDialog(QDialog):
             count = len(self.models)
             self.status.setText(f"{count} model{'s' * (count != 1)} found{note}.")
 
-    def _scan_failed(self, message: str) -> None:
+    def _scan_failed(self, error: BaseException) -> None:
         if self.sender() is self._job:
             self._job = None
-            self.status.setText(f"Scanning failed: {message}")
+            self.status.setText(f"Scanning failed: {failure_message(error, 'the scan')}")
 
     def set_models(self, models: list[FoundModel]) -> None:
         """Fill the table: the default model, the recent ones (most recent first), then the rest."""
@@ -261,8 +262,8 @@ class ChooseModelDialog(QDialog):
         """Remember a folder or file for every later scan, and scan again."""
         if not path:
             return
-        from hsviewer.core.discovery import remember_path
         from hsviewer.core.errors import HsviewerError
+        from hsviewer.core.model.discovery import remember_path
 
         try:
             remember_path(path)

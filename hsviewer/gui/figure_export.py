@@ -23,8 +23,8 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
     so that readers ignoring SVG 1.2's non-scaling strokes draw them thin (svg_strokes); each heatmap
     is one embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
     """
-    from hsviewer.export import export_suffix, plain_write_errors, write_atomic
-    from hsviewer.svg_strokes import flatten_strokes
+    from hsviewer.core.library.writing import export_suffix, plain_write_errors, write_atomic
+    from hsviewer.gui.svg_strokes import flatten_strokes
 
     suffix = export_suffix(path, (".png", ".svg"), "A figure")
     if scale not in PNG_SCALES:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hsviewer.core.reduction import Reduction
+from hsviewer.core.linalg.reduction import Reduction
 from hsviewer.gui.settings import Settings
 
 LONG_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"  # a hub id the model box shows whole

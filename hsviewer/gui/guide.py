@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
-from hsviewer.resources import guide_path
+from hsviewer.core.resources import guide_path
 
 SIZE = (780, 820)  # shrunk to the screen
 

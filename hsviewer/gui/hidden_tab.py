@@ -195,7 +195,7 @@ class HiddenTab(QWidget):
         }
 
     def set_default_text(self) -> None:
-        from hsviewer.resources import default_text
+        from hsviewer.core.resources import default_text
 
         self.text.setPlainText(default_text())
 
@@ -275,7 +275,7 @@ class HiddenTab(QWidget):
         self.u.set_data(r.u, plots.symmetric_levels(r.u, percentile=95), r.tokens)
         plots.show_sigma(self.sigma, r.s)
         self.vh.set_data(r.vh, plots.symmetric_levels(r.vh, percentile=95))
-        from hsviewer.core.lowrank import cumulative_percent
+        from hsviewer.core.linalg.lowrank import cumulative_percent
 
         self.spectrum.set_spectrum(r.s, cumulative_percent(r.s), r.components)
         self.spike.set(r.measures.massive_activation, r.tokens)
@@ -319,7 +319,7 @@ class HiddenTab(QWidget):
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""
-        from hsviewer.export import hidden_rows
+        from hsviewer.core.library.writing import hidden_rows
 
         return None if self.result is None else (self.result, hidden_rows(self.result))
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hsviewer.core.lowrank import components_for_threshold
+from hsviewer.core.linalg.lowrank import components_for_threshold
 from hsviewer.gui import plots
 from hsviewer.gui.jobs import image_job
 from hsviewer.gui.plot_area import PlotArea, scroll_area
@@ -26,7 +26,7 @@ from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
 if TYPE_CHECKING:
-    from hsviewer.core.image import ImageSVD
+    from hsviewer.core.analyses.image import ImageSVD
 
 GRAY = "CET-L1"
 SIGNED = "plasma"
@@ -246,7 +246,7 @@ class ImageTab(QWidget):
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""
-        from hsviewer.export import image_rows
+        from hsviewer.core.library.writing import image_rows
 
         return None if self.result is None else (self.result, image_rows(self.result))
 

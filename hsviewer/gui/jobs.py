@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hsviewer.core.library import Library
+from hsviewer.core.library.store import Library
 from hsviewer.gui.worker import Job, ModelSlot
 
 if TYPE_CHECKING:
-    from hsviewer.core.models import ModelHandle
-    from hsviewer.core.reduction import Reduction
+    from hsviewer.core.linalg.reduction import Reduction
+    from hsviewer.core.model.loading import ModelHandle
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +60,7 @@ def load_model_job(
 
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.events import Finished
-        from hsviewer.core.models import iter_load
+        from hsviewer.core.model.loading import iter_load
 
         for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget):
             if isinstance(event, Finished):
@@ -78,7 +78,7 @@ def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int 
 
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.events import Finished
-        from hsviewer.core.models import plan_load
+        from hsviewer.core.model.loading import plan_load
 
         yield Finished(result=plan_load(source, dtype=dtype, device=device, memory_budget=memory_budget))
 
@@ -102,8 +102,8 @@ def cached_models_job(delete: Sequence[str] = (), clear_all: bool = False) -> Jo
     cache folder and [CachedModel]."""
 
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core import gguf_cache
         from hsviewer.core.events import Finished
+        from hsviewer.core.model import gguf_cache
 
         if clear_all:
             gguf_cache.clear_cached()
@@ -118,7 +118,7 @@ def find_models_job() -> Job:
     """List the models on this machine (headers only; no model needed); returns [FoundModel]."""
 
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core.discovery import iter_find_models
+        from hsviewer.core.model.discovery import iter_find_models
 
         yield from iter_find_models()
 
@@ -127,8 +127,8 @@ def find_models_job() -> Job:
 
 def image_job(source: str, downsample: int, variance: float) -> Job:
     def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.analyses.image import image_svd
         from hsviewer.core.events import Finished
-        from hsviewer.core.image import image_svd
 
         svd = image_svd(source, downsample=downsample, variance=variance)
         svd.preview(1)  # builds the float32 factors here, off the GUI thread
@@ -142,8 +142,8 @@ def hidden_job(text: str, layer: int, reduction: Reduction) -> Job:
     library = Library()
 
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core.hidden import iter_reduce
-        from hsviewer.core.provenance import reduction_settings, saving
+        from hsviewer.core.analyses.reduce.run import iter_reduce
+        from hsviewer.core.library.provenance import reduction_settings, saving
 
         handle = slot.get()
         settings = {"layer": layer, "reduction": reduction_settings(reduction)}
@@ -158,8 +158,8 @@ def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], contro
     library = Library()
 
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core.provenance import saving, sweep_settings
-        from hsviewer.core.sweep import iter_sweep
+        from hsviewer.core.analyses.sweep.run import iter_sweep
+        from hsviewer.core.library.provenance import saving, sweep_settings
 
         handle = slot.get()
         settings = sweep_settings(reduction, grid, controls, method="prefix")
@@ -175,9 +175,9 @@ def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], con
     library = Library()
 
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core.corpus import read_corpus
-        from hsviewer.core.corpus_sweep import iter_corpus_sweep
-        from hsviewer.core.provenance import saving, sweep_settings
+        from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
+        from hsviewer.core.analyses.corpus.texts import read_corpus
+        from hsviewer.core.library.provenance import saving, sweep_settings
 
         handle = slot.get()
         corpus = read_corpus(source)
@@ -193,7 +193,7 @@ def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], con
 
 def licence(source: str) -> str:
     """The model's licence as its files state it, or a pointer to where to look."""
-    from hsviewer.core.default_model import DEFAULT_DESCRIPTION, DEFAULT_MODEL
+    from hsviewer.core.model.default import DEFAULT_DESCRIPTION, DEFAULT_MODEL
 
     if source == DEFAULT_MODEL:
         return DEFAULT_DESCRIPTION

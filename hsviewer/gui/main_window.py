@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hsviewer.core.errors import failure_message
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job, Worker
 
@@ -126,7 +127,7 @@ class MainWindow(QMainWindow):
 
     def build_tabs(self) -> None:
         """Import pyqtgraph and the core, and build the tabs in place of their placeholders."""
-        from hsviewer.core.library import Library
+        from hsviewer.core.library.store import Library
         from hsviewer.gui.garbage import collect_on_gui_thread
         from hsviewer.gui.hidden_tab import HiddenTab
         from hsviewer.gui.image_tab import ImageTab
@@ -284,10 +285,11 @@ class MainWindow(QMainWindow):
             self.status.setText("Ready")
         self.job_done.emit(job.name)
 
-    def _job_failed(self, message: str) -> None:
+    def _job_failed(self, error: BaseException) -> None:
         if not self._closed:
-            self.status.setText(f"{self._sender_job().description} failed")
-            self.report_error(message)
+            description = self._sender_job().description
+            self.status.setText(f"{description} failed")
+            self.report_error(failure_message(error, description))
 
     def _job_cancelled(self) -> None:
         if not self._closed:
@@ -442,8 +444,8 @@ class MainWindow(QMainWindow):
 
     def export_data(self, path: str) -> None:
         """Write the current tab's result as JSON (the CLI's schema) or CSV."""
-        from hsviewer import export
         from hsviewer.core.errors import HsviewerError
+        from hsviewer.core.library import writing as export
 
         found = self.tabs.currentWidget().exportable()
         if found is None:

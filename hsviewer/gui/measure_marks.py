@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from hsviewer.core.measures import MassiveActivation, SpectrumMeasures
+from hsviewer.core.linalg.measures import MassiveActivation, SpectrumMeasures
 from hsviewer.gui import plots
 
 RING = "#e0118a"  # magenta: in none of the heatmap's turbo colours

@@ -9,7 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.memory import DTYPES, parse_size
+from hsviewer.core.model.memory import DTYPES, parse_size
 from hsviewer.gui.settings import Settings
 
 AUTO = "auto"

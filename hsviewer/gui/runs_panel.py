@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.library import Library, RunInfo, Saved, SaveFailed
+from hsviewer.core.library.store import Library, RunInfo, Saved, SaveFailed
 from hsviewer.gui.compare_view import CompareView
 from hsviewer.gui.forms import inputs_beside_plots
 from hsviewer.gui.worker import Job

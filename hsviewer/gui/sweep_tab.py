@@ -20,8 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hsviewer.core import grid as core_grid
-from hsviewer.core.corpus_results import (
+from hsviewer.core.analyses.corpus.results import (
     CorpusCollector,
     CorpusResult,
     CorpusStarted,
@@ -29,9 +28,10 @@ from hsviewer.core.corpus_results import (
     TextSkipped,
     aggregate_rows,
 )
+from hsviewer.core.analyses.sweep.results import LayerDone, LayerResult, RunStarted, SweepCollector, SweepResult
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.reduction import Reduction
-from hsviewer.core.sweep_results import LayerDone, LayerResult, RunStarted, SweepCollector, SweepResult
+from hsviewer.core.linalg import grid as core_grid
+from hsviewer.core.linalg.reduction import Reduction
 from hsviewer.gui import plots
 from hsviewer.gui.corpus_view import CorpusView, MeasuresView, TextsSource
 from hsviewer.gui.forms import ReductionForm, inputs_beside_plots
@@ -471,7 +471,7 @@ class SweepTab(QWidget):
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""
-        from hsviewer.export import sweep_rows
+        from hsviewer.core.library.writing import sweep_rows
 
         if self.views.currentWidget() is self.corpus_view and self.corpus_result is not None:
             return self.corpus_result, aggregate_rows(self.corpus_result.to_dict())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 if TYPE_CHECKING:
-    from hsviewer.core.models import ModelHandle
+    from hsviewer.core.model.loading import ModelHandle
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Job(QObject):
     started = Signal()
     yielded = Signal(object)  # a core event: Progress, a sweep's RunStarted or LayerDone, ...
     returned = Signal(object)  # the result of the work's Finished event
-    failed = Signal(str)  # a message for the user
+    failed = Signal(object)  # the exception; core.errors.failure_message words it for the user
     cancelled = Signal()
     finished = Signal()
 
@@ -111,7 +111,7 @@ class Worker(QObject):
         job.finished.emit()
 
     def _drive(self, job: Job) -> None:
-        from hsviewer.core.errors import HsviewerError
+        from hsviewer.core.errors import user_message
         from hsviewer.core.events import Finished
 
         try:
@@ -126,12 +126,9 @@ class Worker(QObject):
                     job.cancelled.emit()
                     return
             raise RuntimeError("the work ended without a result")
-        except HsviewerError as e:
-            log.warning("%s failed: %s", job.name, e)
-            job.failed.emit(str(e))
-        except MemoryError:
-            log.exception("%s ran out of memory", job.name)
-            job.failed.emit("Out of memory: try a shorter text, a smaller image or a smaller model.")
         except Exception as e:
-            log.exception("%s failed unexpectedly", job.name)
-            job.failed.emit(f"Unexpected error in {job.description}: {type(e).__name__}: {e}")
+            if user_message(e) is None:
+                log.exception("%s failed unexpectedly", job.name)
+            else:
+                log.warning("%s failed: %s", job.name, e)
+            job.failed.emit(e)

@@ -1,0 +1,1 @@
+"""A sweep over every text of a corpus, aggregated per layer."""

@@ -1,0 +1,1 @@
+"""Reduce each layer in turn, with controls and a grid."""

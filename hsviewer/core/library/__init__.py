@@ -1,0 +1,1 @@
+"""Results kept: the runs library, provenance, comparison, and files written whole or not at all."""

@@ -1,0 +1,1 @@
+"""The linear algebra every analysis shares: centred SVD, the reduction, spectrum measures, grids."""
