@@ -144,7 +144,7 @@ def pass_states(handle: ModelHandle, ids: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class Run(Generic[Recorded]):
+class ForwardPass(Generic[Recorded]):
     """What one forward pass gives: every block's hidden state and the logits."""
 
     hidden: dict[int, Recorded]  # block index -> (1, T, D) tensor; raw block outputs when raw=True
@@ -152,14 +152,14 @@ class Run(Generic[Recorded]):
 
 
 @overload
-def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: Literal[False] = False) -> Run[torch.Tensor]: ...
+def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: Literal[False] = False) -> ForwardPass[torch.Tensor]: ...
 @overload
-def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: bool) -> Run[BlockOutput]: ...
-def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: bool = False) -> Run[Any]:
+def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: bool) -> ForwardPass[BlockOutput]: ...
+def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: bool = False) -> ForwardPass[Any]:
     """One pass with no changes, recording each block's output."""
     with capture_outputs(handle.blocks, raw=raw) as outputs:
         states = pass_states(handle, ids)
-    return Run(outputs, states[0])
+    return ForwardPass(outputs, states[0])
 
 
 def first_row(hidden: torch.Tensor) -> torch.Tensor:

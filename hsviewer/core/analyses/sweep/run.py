@@ -30,7 +30,7 @@ from hsviewer.core.linalg.reduction import Decomposition, Reduction, decompose, 
 from hsviewer.core.model.memory import free_bytes, sweep_batch
 from hsviewer.core.passes.batched import batched_tails
 from hsviewer.core.passes.blocks import block_hidden
-from hsviewer.core.passes.clean import CleanReference, LogitMetrics, Run, clean_forward, first_row, pass_states
+from hsviewer.core.passes.clean import CleanReference, ForwardPass, LogitMetrics, clean_forward, first_row, pass_states
 from hsviewer.core.passes.hooks import capture_outputs, replace_block_output, replay_prefix
 from hsviewer.core.passes.text import Tokens, tokenize
 
@@ -171,7 +171,7 @@ def _layers(
     reduction: Reduction,
     method: str,
     grid: Sequence[Reduction],
-    clean: Run,
+    clean: ForwardPass,
     reference: CleanReference,
     batch: int,
 ) -> Iterator[LayerResult]:
@@ -222,7 +222,7 @@ def _measure(
 def _prefix(
     handle: ModelHandle,
     ids: torch.Tensor,
-    clean: Run,
+    clean: ForwardPass,
     layers: list[int],
     decs: list[Decomposition],
     reduction: Reduction,
@@ -235,7 +235,7 @@ def _prefix(
 
 
 def _tails(
-    handle: ModelHandle, ids: torch.Tensor, clean: Run, layers: list[int], reduced: list[torch.Tensor]
+    handle: ModelHandle, ids: torch.Tensor, clean: ForwardPass, layers: list[int], reduced: list[torch.Tensor]
 ) -> list[torch.Tensor]:
     """The layers' tails in one batched pass; one layer a pass when that fails: out of GPU memory,
     or blocks taking batch-shaped arguments the batch's cut cannot see (ALiBi's batch x heads rows in Bloom)."""
@@ -248,7 +248,7 @@ def _tails(
 def _grid(
     handle: ModelHandle,
     ids: torch.Tensor,
-    clean: Run,
+    clean: ForwardPass,
     reference: CleanReference,
     layer: int,
     dec: Decomposition,
@@ -278,7 +278,9 @@ def _basis(reduction: Reduction) -> tuple[str, bool, str, int]:
     return (reduction.centering, reduction.exclude_first, reduction.basis, reduction.seed)
 
 
-def tail_states(handle: ModelHandle, ids: torch.Tensor, clean: Run, layer: int, reduced: torch.Tensor) -> torch.Tensor:
+def tail_states(
+    handle: ModelHandle, ids: torch.Tensor, clean: ForwardPass, layer: int, reduced: torch.Tensor
+) -> torch.Tensor:
     """The (T, X) states of a pass with block `layer` set to `reduced`, computing only the blocks after it."""
     hidden = reduced[None].to(block_hidden(clean.hidden[layer]).dtype)
     with replay_prefix(handle.blocks, clean.hidden, layer, hidden):
