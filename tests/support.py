@@ -188,17 +188,17 @@ def xvfb_display() -> Iterator[str]:
 
 def ctrl_c_at_the_second_text(monkeypatch) -> None:
     """`hsviewer sweep --texts` as if Ctrl+C came when its second text starts."""
-    from hsviewer import cli
+    from hsviewer.commands import common
     from hsviewer.core.analyses.corpus.results import TextStarted
 
-    printer = cli._CorpusPrinter.__call__
+    printer = common.CorpusPrinter.__call__
 
     def interrupt_at_the_second_text(self, event):
         if isinstance(event, TextStarted) and event.index == 1:
             raise KeyboardInterrupt
         printer(self, event)
 
-    monkeypatch.setattr(cli._CorpusPrinter, "__call__", interrupt_at_the_second_text)
+    monkeypatch.setattr(common.CorpusPrinter, "__call__", interrupt_at_the_second_text)
 
 
 def kept_after_the_first_text(events):

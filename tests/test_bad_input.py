@@ -23,21 +23,25 @@ from PIL import Image
 import hsviewer.core
 from hsviewer.cli import build_parser, main
 from hsviewer.core import HsviewerError, Reduction
-from hsviewer.core.analyses import image as image_module
+from hsviewer.core.analyses.image import run as image_module
+from hsviewer.core.analyses.image.kind import IMAGE
+from hsviewer.core.analyses.reduce.kind import REDUCE
 from hsviewer.core.library import writing as export
 from hsviewer.core.resources import default_image
 from tests.support import TEXT
 
 OLD = b"the previous file, kept whole\n"
 # hsviewer's progress printer, silenced here so that stderr holds only what went wrong
-SILENT_PROGRESS = "import hsviewer.cli as cli; cli._ProgressPrinter.__call__ = lambda self, event: None"
+SILENT_PROGRESS = (
+    "import hsviewer.commands.common as common; common.ProgressPrinter.__call__ = lambda self, event: None"
+)
 
 
 @pytest.fixture(autouse=True)
 def silent_progress(monkeypatch):
-    import hsviewer.cli
+    from hsviewer.commands import common
 
-    monkeypatch.setattr(hsviewer.cli._ProgressPrinter, "__call__", lambda self, event: None)
+    monkeypatch.setattr(common.ProgressPrinter, "__call__", lambda self, event: None)
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -623,26 +627,26 @@ def test_gguf_file_key_changes_with_the_size_alone(tmp_path):
     assert file_key(same) == file_key(paths[0])
 
 
-def test_hidden_rows_flag_exactly_the_reduced_layer():
+def test_reduce_table_flags_exactly_the_reduced_layer():
     norms = [0.0, 0.0, 1.25, 3.5, 7.0]
-    rows = export.hidden_rows(SimpleNamespace(layer=2, diff_norms=norms))
+    rows = REDUCE.table(SimpleNamespace(layer=2, diff_norms=norms))
     assert rows[0] == ["layer", "diff_norm", "reduced_layer"]
     assert rows[1:] == [[0, 0.0, 0], [1, 0.0, 0], [2, 1.25, 1], [3, 3.5, 0], [4, 7.0, 0]]
 
 
-def test_hidden_rows_of_a_real_reduction(tiny_model):
+def test_reduce_table_of_a_real_reduction(tiny_model):
     from hsviewer.core import reduce_layer
 
     result = reduce_layer(tiny_model, TEXT, 1, Reduction(90.0))
-    rows = export.hidden_rows(result)
+    rows = REDUCE.table(result)
     assert [r[2] for r in rows[1:]] == [0, 1, 0]
     assert [r[1] for r in rows[1:]] == pytest.approx([float(n) for n in result.diff_norms])
 
 
-def test_image_rows_give_each_component_its_value_and_cumulative_percent():
+def test_image_table_gives_each_component_its_value_and_cumulative_percent():
     rng = np.random.default_rng(2)
     pixels = rng.random((9, 6)) * 255
-    rows = export.image_rows(hsviewer.core.image_svd(pixels))
+    rows = IMAGE.table(hsviewer.core.image_svd(pixels))
     s = np.linalg.svd(pixels, compute_uv=False)
     assert rows[0] == ["component", "singular_value", "cumulative_percent"]
     assert [r[0] for r in rows[1:]] == list(range(1, 7))

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from hsviewer.core import HsviewerError, image_svd, load_image
-from hsviewer.core.analyses import image as image_module
+from hsviewer.core.analyses.image import run as image_module
 from tests.core_helpers import notebook_reconstruction
 from tests.support import local_server, png_header_only
 

@@ -43,10 +43,10 @@ def test_default_model_cuda_sweep_equals_cpu_sweep():
 
 
 def test_cuda_batch_fills_free_memory_up_to_every_layer(tiny_folder):
-    from hsviewer.core.analyses.sweep.run import _default_batch
+    from hsviewer.core.analyses.sweep.run import default_batch
 
     handle = load_model(str(tiny_folder("gpt_neox")), device="cuda")
-    assert _default_batch(handle, 20) == handle.n_layers  # a tiny model's rows fit many times over
+    assert default_batch(handle, 20) == handle.n_layers  # a tiny model's rows fit many times over
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt_neo"])

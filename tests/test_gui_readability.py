@@ -59,7 +59,7 @@ def test_sentencepiece_byte_tokens_keep_their_own_name():
 def test_a_colour_image_is_said_to_be_shown_in_greyscale(tmp_path, mode, colour):
     from PIL import Image
 
-    from hsviewer.core.analyses.image import load_image
+    from hsviewer.core.analyses.image.run import load_image
 
     rng = np.random.default_rng(0)
     grey = (rng.random((20, 30)) * 255).astype(np.uint8)

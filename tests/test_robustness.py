@@ -27,7 +27,7 @@ from PySide6.QtCore import QSettings
 
 import hsviewer.core.model.loading
 from hsviewer.cli import main as cli_main
-from hsviewer.core.analyses import image as image_module
+from hsviewer.core.analyses.image import run as image_module
 from hsviewer.core.events import Progress
 from hsviewer.core.model import gguf_cache
 from hsviewer.gui.main_window import MainWindow

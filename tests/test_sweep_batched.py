@@ -104,7 +104,7 @@ def test_on_cuda_the_batch_is_what_free_memory_holds(monkeypatch):
     asked = []
     monkeypatch.setattr(sweep, "free_bytes", lambda device: asked.append(device) or int(2 * GB))
     handle = SimpleNamespace(device=torch.device("cuda", 1), facts=lambda: SMALL, dtype="float32")
-    assert sweep._default_batch(handle, 8192) == sweep_batch(SMALL, 8192, "float32", int(2 * GB)) == 3
+    assert sweep.default_batch(handle, 8192) == sweep_batch(SMALL, 8192, "float32", int(2 * GB)) == 3
     assert asked == ["cuda:1"]
 
 

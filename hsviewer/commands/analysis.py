@@ -7,19 +7,26 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hsviewer.cli import (
-    _check_outputs,
-    _CorpusPrinter,
-    _load,
-    _print_plan,
-    _print_warnings,
-    _ProgressPrinter,
-    _reduction,
-    _save_run,
-    _text,
-    _write,
+from hsviewer.commands.common import (
+    CorpusPrinter,
+    ProgressPrinter,
+    add_k,
+    add_model_text,
+    add_no_save,
+    add_reduction,
+    check_outputs,
+    controls_arg,
+    load,
+    path_arg,
+    print_plan,
+    print_warnings,
+    reduction_of,
+    save_run_of,
     say,
+    text_of,
+    write_outputs,
 )
+from hsviewer.core.choices import CONTROLS, METHODS
 from hsviewer.core.errors import HsviewerError
 
 
@@ -34,7 +41,7 @@ def run_image(args: argparse.Namespace) -> int:
     result = image_svd(args.source, args.downsample, args.components, args.variance)
     for note in result.warnings:
         print(f"note: {note}", file=sys.stderr)
-    _write(
+    write_outputs(
         (out / "original.png", gray_png_writer(result.image)),
         (out / "reconstruction.png", gray_png_writer(result.reconstruction())),
         (out / "spectrum.png", lambda tmp: spectrum_png(tmp, result.s, result.cumulative_percent, result.components)),
@@ -49,19 +56,21 @@ def run_image(args: argparse.Namespace) -> int:
 
 
 def run_reduce(args: argparse.Namespace) -> int:
-    _check_outputs(("--out", args.out))  # the checks first: they need no torch
-    reduction, text = _reduction(args), _text(args)
+    check_outputs(("--out", args.out))  # the checks first: they need no torch
+    reduction, text = reduction_of(args), text_of(args)
     if args.plan:
-        return _print_plan(args, text)
+        return print_plan(args, text)
     from hsviewer.core import reduce_layer
     from hsviewer.core.library.provenance import reduction_settings
     from hsviewer.core.library.writing import json_writer
 
-    handle = _load(args)
+    handle = load(args)
     result = reduce_layer(handle, text, args.layer, reduction)
-    _print_warnings(result.warnings)
-    _write((args.out, json_writer(result.to_dict())))
-    _save_run(args, "reduce", handle, result, {"layer": args.layer, "reduction": reduction_settings(reduction)}, [text])
+    print_warnings(result.warnings)
+    write_outputs((args.out, json_writer(result.to_dict())))
+    save_run_of(
+        args, "reduce", handle, result, {"layer": args.layer, "reduction": reduction_settings(reduction)}, [text]
+    )
     say(
         f"Layer {result.layer}: {result.components} of {len(result.s)} components keep "
         f"{result.variance_kept:.2f}% of the variance; correlation {result.correlation:.5f}; "
@@ -86,29 +95,31 @@ def run_sweep(args: argparse.Namespace) -> int:
     from hsviewer.core.library.provenance import sweep_settings
     from hsviewer.core.linalg.grid import parse_grid
 
-    _check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
-    reduction = _reduction(args)
+    check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
+    reduction = reduction_of(args)
     grid = parse_grid(args.grid or "", reduction)
     if args.texts is not None:
         return _run_corpus_sweep(args, reduction, grid)
-    text = _text(args)
+    text = text_of(args)
     if args.plan:
-        return _print_plan(args, text)
+        return print_plan(args, text)
     from hsviewer.core import iter_sweep
+    from hsviewer.core.analyses.sweep.kind import SWEEP
     from hsviewer.core.events import run_to_end
-    from hsviewer.core.library.writing import sweep_rows
 
-    handle = _load(args)
+    handle = load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
-    printer = _ProgressPrinter()
+    printer = ProgressPrinter()
     result = run_to_end(events, printer)
     printer.end()
-    _print_warnings(result.warnings)
+    print_warnings(result.warnings)
     data = result.to_dict()
-    _write_json_csv(args, data, lambda: sweep_rows(result))
+    _write_json_csv(args, data, lambda: SWEEP.table(result))
     if not result.cancelled:
-        _save_run(args, "sweep", handle, result, sweep_settings(reduction, grid, args.controls, args.method), [text])
-    say(format_sweep_table(data))
+        save_run_of(
+            args, SWEEP.name, handle, result, sweep_settings(reduction, grid, args.controls, args.method), [text]
+        )
+    say(SWEEP.summary(data))
     say(f"Wrote {args.out}")
     return 0
 
@@ -124,12 +135,13 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     for note in corpus.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.plan:
-        return _print_plan(args, max((t.text for t in corpus.texts), key=len))
-    from hsviewer.core.analyses.corpus.results import CorpusCollector, aggregate_rows
+        return print_plan(args, max((t.text for t in corpus.texts), key=len))
+    from hsviewer.core.analyses.corpus.kind import CORPUS
+    from hsviewer.core.analyses.corpus.results import CorpusCollector
     from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
     from hsviewer.core.events import run_to_end
 
-    handle = _load(args)
+    handle = load(args)
     events = iter_corpus_sweep(
         handle,
         corpus.texts,
@@ -140,7 +152,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         controls=args.controls,
         notes=corpus.notes,
     )
-    printer, collector = _CorpusPrinter(), CorpusCollector()
+    printer, collector = CorpusPrinter(), CorpusCollector()
     try:
         result = run_to_end(events, lambda event: (printer(event), collector.add(event)))
     except KeyboardInterrupt:  # Ctrl+C keeps the texts done
@@ -152,11 +164,11 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         done = f"{n} text{'s' * (n != 1)} done"
         print(f"\nhsviewer: interrupted; writing the {done} (not saved to the runs library)", file=sys.stderr)
     data = result.to_dict()
-    _write_json_csv(args, data, lambda: aggregate_rows(data))
+    _write_json_csv(args, data, lambda: CORPUS.table(result))
     if not result.cancelled:  # as a one-text sweep: only a whole run is kept
         settings = sweep_settings(reduction, grid, args.controls, args.method) | {"source": corpus.source}
-        _save_run(args, "corpus", handle, result, settings, [t.text for t in corpus.texts])
-    say(format_aggregate_table(data))
+        save_run_of(args, CORPUS.name, handle, result, settings, [t.text for t in corpus.texts])
+    say(CORPUS.summary(data))
     say(f"Wrote {args.out}")
     return 130 if result.cancelled else 0
 
@@ -168,47 +180,45 @@ def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callab
     writes = [(args.out, json_writer(data))]
     if args.csv:
         writes.append((args.csv, csv_writer(rows())))
-    _write(*writes)
+    write_outputs(*writes)
 
 
-def format_aggregate_table(data: dict[str, Any]) -> str:
-    """Per layer: the mean and 95% interval over the texts of components, loss change and KL."""
-    n = len(data["texts"])
-    lines = [f"{data['model']}: {n} texts swept, mean [95% interval] over texts"]
-    for note in data["notes"]:
-        lines.append(f"  {note}")
-    runs = {"": data["aggregate"], **data["aggregate"].get("controls", {})}
-    for run, agg in runs.items():
-        if run:
-            lines.append(f"control {run}:")
-        lines.append(f"{'layer':>5} {'components':>22} {'% of rank':>20} {'loss change':>26} {'KL':>26}")
-        for r in agg["layers"]:
-            lines.append(
-                f"{r['layer']:>5} {_interval(r, 'components', '.1f'):>22} "
-                f"{_interval(r, 'components_percent', '.1f'):>20} "
-                f"{_interval(r, 'loss_change', '.4f'):>26} {_interval(r, 'kl', '.4f'):>26}"
-            )
-    if data.get("cancelled"):
-        lines.append("(cancelled: the texts above are all that ran)")
-    return "\n".join(lines)
+def add_image(sub: Any) -> None:
+    """image SOURCE: an image's SVD and reconstruction."""
+    image = sub.add_parser("image", help="SVD of an image and its low-rank reconstruction")
+    image.add_argument("source", help="image file or http(s) URL")
+    image.add_argument("--downsample", type=int, default=2, help="keep every Nth pixel (default 2; 1 = none)")
+    add_k(image, "--variance", 98.0)
+    image.add_argument("--out", required=True, type=path_arg, help="folder for summary.json and PNGs")
+    image.set_defaults(run=run_image)
 
 
-def _interval(row: dict[str, Any], name: str, spec: str) -> str:
-    mean, ci = row[f"{name}_mean"], row[f"{name}_ci95"]
-    return f"{mean:{spec}}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci is not None else "")
+def add_reduce(sub: Any) -> None:
+    """reduce: one layer's reduction, then inside the forward pass."""
+    reduce = sub.add_parser("reduce", help="reduce one layer's hidden state, then inside the forward pass")
+    add_model_text(reduce)
+    reduce.add_argument("--layer", type=int, required=True, help="decoder block, 0-based")
+    add_reduction(reduce)
+    reduce.add_argument("--out", required=True, type=path_arg, help="JSON file")
+    add_no_save(reduce)
+    reduce.set_defaults(run=run_reduce)
 
 
-def format_sweep_table(data: dict[str, Any]) -> str:
-    """The per-layer table the notebook plots, as text."""
-    lines = [
-        f"{data['model']}: {len(data['tokens'])} tokens, clean loss {data['clean_loss']:.4f}",
-        f"{'layer':>5} {'comps':>5} {'var %':>7} {'hs diff':>10} {'logit diff':>11} {'loss':>8} {'KL':>8}",
-    ]
-    for r in data["layers"]:
-        lines.append(
-            f"{r['layer']:>5} {r['components']:>5} {r['variance_kept']:>7.2f} {r['hidden_diff_norm']:>10.2f} "
-            f"{r['logit_diff_norm']:>11.2f} {r['loss']:>8.4f} {r['kl_divergence']:>8.4f}"
-        )
-    if data.get("cancelled"):
-        lines.append("(cancelled: the layers above are all that ran)")
-    return "\n".join(lines)
+def add_sweep(sub: Any) -> None:
+    """sweep: each layer reduced in turn, on one text or a corpus."""
+    sweep = sub.add_parser("sweep", help="reduce each layer in turn")
+    add_model_text(sweep)
+    add_reduction(sweep)
+    sweep.add_argument("--grid", help="more thresholds (or k with --components) for a layer x setting grid: 80,90,99")
+    sweep.add_argument("--controls", type=controls_arg, default=[], help=f"comma-separated: {', '.join(CONTROLS)}")
+    sweep.add_argument("--method", choices=METHODS, default=METHODS[0], help=argparse.SUPPRESS)
+    sweep.add_argument(
+        "--texts",
+        metavar="PATH",
+        help="a corpus: a folder of .txt files, a .txt file (blank-line separated), .jsonl or .csv with a text "
+        "column, or 'bundled'; each text swept, the layers aggregated (mean, 95%% interval)",
+    )
+    sweep.add_argument("--csv", type=path_arg, help="also write the per-layer table as CSV")
+    sweep.add_argument("--out", required=True, type=path_arg, help="JSON file")
+    add_no_save(sweep, " A sweep stopped with Ctrl+C is not saved (with --texts, --out keeps the texts done).")
+    sweep.set_defaults(run=run_sweep)

@@ -120,10 +120,10 @@ def _batched_times(handle: Any, text: str, hooks: float, prefix: float) -> list[
     import torch
 
     from hsviewer.core import layer_sweep
-    from hsviewer.core.analyses.sweep.run import _default_batch
+    from hsviewer.core.analyses.sweep.run import default_batch
     from hsviewer.core.passes.text import tokenize
 
-    batch = _default_batch(handle, len(tokenize(handle, text)))
+    batch = default_batch(handle, len(tokenize(handle, text)))
     torch.cuda.reset_peak_memory_stats(handle.device)
     batched = _best_of(2, lambda: layer_sweep(handle, text))
     peak = torch.cuda.max_memory_allocated(handle.device)

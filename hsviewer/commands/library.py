@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hsviewer.cli import _check_outputs, _write, say
-from hsviewer.commands.analysis import format_aggregate_table, format_sweep_table
+from hsviewer.commands.common import check_outputs, path_arg, say, write_outputs
+from hsviewer.core.choices import METRICS
 from hsviewer.core.errors import HsviewerError
 
 
@@ -32,10 +32,10 @@ def run_runs(args: argparse.Namespace) -> int:
         return 0
     run = library.load(args.ref)
     if args.runs_command == "export":
-        _check_outputs(("OUT.json", args.out))
+        check_outputs(("OUT.json", args.out))
         from hsviewer.core.library.writing import json_writer
 
-        _write((args.out, json_writer(run.envelope())))
+        write_outputs((args.out, json_writer(run.envelope())))
         say(f"Wrote {args.out}")
         return 0
     say(format_run(run))
@@ -54,16 +54,11 @@ def format_run(run: Any) -> str:
     lines += [f"  {f['path']}: {f['size']} bytes, sha256 {f['sha256']}" for f in model.get("files", [])]
     versions = ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items())
     lines += [f"settings: {prov.get('settings', {})}", f"versions: {versions}", f"file: {info.path}"]
-    if info.kind == "sweep":
-        lines.append(format_sweep_table(run.data))
-    elif info.kind == "corpus":
-        lines.append(format_aggregate_table(run.data))
-    elif info.kind == "reduce":
-        d = run.data
-        lines.append(
-            f"Layer {d['layer']}: {d['components']} components keep {d['variance_kept']:.2f}% of the variance; "
-            f"correlation {d['correlation']:.5f}; loss {d['clean_loss']:.4f} -> {d['loss']:.4f}"
-        )
+    from hsviewer.core.analyses.registry import SAVED
+
+    summary = SAVED[info.kind].summary(run.data)
+    if summary:
+        lines.append(summary)
     return "\n".join(lines)
 
 
@@ -76,14 +71,14 @@ def run_compare(args: argparse.Namespace) -> int:
     export_suffix(args.out, (".png", ".svg"), "--out: a comparison")
     if args.csv:
         export_suffix(args.csv, (".csv",), "--csv: the comparison's table")
-    _check_outputs(("--out", args.out), ("--csv", args.csv))
+    check_outputs(("--out", args.out), ("--csv", args.csv))
     library = Library()
     runs = [_read_run_arg(library, ref) for ref in args.runs]
     comparison = compare(runs, args.metric)
     writes = [(args.out, comparison_writer(args.out, comparison))]
     if args.csv:
         writes.append((args.csv, csv_writer(comparison.rows())))
-    _write(*writes)
+    write_outputs(*writes)
     depths = ", ".join(f"{c.label}: {c.n_layers} blocks" for c in comparison.curves)
     say(
         f"Compared {len(runs)} runs ({depths}) by {args.metric}. Wrote {args.out}"
@@ -101,3 +96,34 @@ def _read_run_arg(library: Any, ref: str) -> Any:
     if ref.endswith(".json") or os.sep in ref:
         raise HsviewerError(f"No run file at {ref}.")
     return library.load(ref)
+
+
+def add_runs(sub: Any) -> None:
+    """runs: the runs library's list, show and export."""
+    runs = sub.add_parser(
+        "runs", help="the runs library: every finished reduce, sweep and corpus sweep, saved by itself"
+    )
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="{list,show,export}", required=True)
+    listing = runs_sub.add_parser("list", help="id, kind, model, setting, time and name of each saved run")
+    listing.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    show = runs_sub.add_parser("show", help="a run's provenance and results")
+    show.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
+    export = runs_sub.add_parser(
+        "export",
+        help="write a run's JSON (provenance and results) to a file; a reduction's matrices stay in the library",
+    )
+    export.add_argument("ref", metavar="NAME|ID", help="a run's name or id (or the start of its id)")
+    export.add_argument("out", metavar="OUT.json", type=path_arg, help="the file to write")
+    runs.set_defaults(run=run_runs)
+
+
+def add_compare(sub: Any) -> None:
+    """compare: several runs' curves on relative depth."""
+    compare = sub.add_parser("compare", help="overlay two or more runs' per-layer curves on relative depth")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run files (.json) or names or ids in the library")
+    compare.add_argument("--out", required=True, type=path_arg, help="the figure, .png or .svg")
+    compare.add_argument("--csv", type=path_arg, help="also write the curves and differences as CSV")
+    compare.add_argument(
+        "--metric", choices=METRICS, default="loss_change", help="what to compare (default loss_change)"
+    )
+    compare.set_defaults(run=run_compare)

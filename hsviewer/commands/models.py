@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from hsviewer.cli import _text
+from hsviewer.commands.common import add_model_text, text_of
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.model.memory import DTYPES
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -48,5 +50,43 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.large_gguf:
         from hsviewer.commands.bench_large import run_large_bench
 
-        return run_large_bench(args.large_gguf, _text(args))
-    return run_bench(args.model, _text(args), with_gui=not args.skip_gui, device=args.device, dtype=args.dtype)
+        return run_large_bench(args.large_gguf, text_of(args))
+    return run_bench(args.model, text_of(args), with_gui=not args.skip_gui, device=args.device, dtype=args.dtype)
+
+
+def add_bench(sub: Any) -> None:
+    """bench: the benchmarks (run by hand, never a test)."""
+    bench = sub.add_parser("bench", help="benchmarks: sweep speed, load time, image latency, memory, GUI stalls")
+    add_model_text(bench, loading=False)
+    bench.add_argument("--skip-gui", action="store_true", help="leave out the GUI event-loop probe")
+    bench.add_argument(
+        "--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where sweeps are timed (auto: cuda if any)"
+    )
+    bench.add_argument("--dtype", choices=DTYPES, default="auto", help="the timed sweeps' precision")
+    bench.add_argument(
+        "--large-gguf",
+        metavar="PATH",
+        help="instead: peak memory of a ~1.1B Q8_0 GGUF (written at PATH if missing) against the plan",
+    )
+    bench.set_defaults(run=run_bench)
+
+
+def add_models(sub: Any) -> None:
+    """models: the causal LMs on this machine."""
+    models = sub.add_parser("models", help="list the causal LMs on this machine (offline, headers only)")
+    models.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    models.add_argument("--path", action="append", default=[], metavar="DIR", help="also search DIR (repeatable)")
+    edit = models.add_mutually_exclusive_group()
+    edit.add_argument("--add", metavar="DIR", help="remember DIR (or a .gguf file) for every later listing")
+    edit.add_argument("--remove", metavar="DIR", help="forget a remembered DIR")
+    models.set_defaults(run=run_models)
+
+
+def add_cache(sub: Any) -> None:
+    """cache: the converted GGUF models."""
+    cache = sub.add_parser("cache", help="the GGUF models converted once and kept in the user cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="{list,clear}", required=True)
+    cache_sub.add_parser("list", help="name, source GGUF, precision, size on disk and folder of each")
+    clear = cache_sub.add_parser("clear", help="delete them all, or the one named")
+    clear.add_argument("name", nargs="?", help="a name from hsviewer cache list (all when left out)")
+    cache.set_defaults(run=run_cache)

@@ -14,16 +14,16 @@ _EXPORTS = {
     "DEFAULT_MODEL": "model.default",
     "HiddenReduction": "analyses.reduce.results",
     "HsviewerError": "errors",
-    "ImageSVD": "analyses.image",
+    "ImageSVD": "analyses.image.run",
     "LayerResult": "analyses.sweep.results",
     "ModelHandle": "model.loading",
     "Reduction": "linalg.reduction",
     "SweepResult": "analyses.sweep.results",
-    "image_svd": "analyses.image",
+    "image_svd": "analyses.image.run",
     "iter_corpus_sweep": "analyses.corpus.run",
     "iter_sweep": "analyses.sweep.run",
     "layer_sweep": "analyses.sweep.run",
-    "load_image": "analyses.image",
+    "load_image": "analyses.image.run",
     "load_model": "model.loading",
     "read_corpus": "analyses.corpus.texts",
     "read_text_file": "passes.text",
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from hsviewer.core.analyses.corpus.results import CorpusResult
     from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
     from hsviewer.core.analyses.corpus.texts import read_corpus
-    from hsviewer.core.analyses.image import ImageSVD, image_svd, load_image
+    from hsviewer.core.analyses.image.run import ImageSVD, image_svd, load_image
     from hsviewer.core.analyses.reduce.results import HiddenReduction
     from hsviewer.core.analyses.reduce.run import reduce_layer
     from hsviewer.core.analyses.sweep.results import LayerResult, SweepResult

@@ -72,6 +72,7 @@ PANEL_TIPS = {
 class HiddenTab(QWidget):
     """Inputs on the left, the Part 2 and Part 3 figures on the right."""
 
+    kinds = ("reduce",)  # the saved runs it draws (the Runs tab's Open)
     error = Signal(str)
 
     def __init__(self, submit: Callable[[Job], None], recent_models: list[str], parent: QWidget | None = None) -> None:
@@ -319,9 +320,9 @@ class HiddenTab(QWidget):
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""
-        from hsviewer.core.library.writing import hidden_rows
+        from hsviewer.core.analyses.reduce.kind import REDUCE
 
-        return None if self.result is None else (self.result, hidden_rows(self.result))
+        return None if self.result is None else (self.result, REDUCE.table(self.result))
 
     def _draw_scatter(self, original: np.ndarray, reconstruction: np.ndarray, correlation: float) -> None:
         x = original.ravel()[::SCATTER_STEP]

@@ -26,7 +26,7 @@ from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
 if TYPE_CHECKING:
-    from hsviewer.core.analyses.image import ImageSVD
+    from hsviewer.core.analyses.image.run import ImageSVD
 
 GRAY = "CET-L1"
 SIGNED = "plasma"
@@ -246,9 +246,9 @@ class ImageTab(QWidget):
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""
-        from hsviewer.core.library.writing import image_rows
+        from hsviewer.core.analyses.image.kind import IMAGE
 
-        return None if self.result is None else (self.result, image_rows(self.result))
+        return None if self.result is None else (self.result, IMAGE.table(self.result))
 
     def current_reconstruction(self) -> np.ndarray | None:
         return None if self.result is None else self.reconstruction.image.image

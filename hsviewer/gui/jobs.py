@@ -127,7 +127,7 @@ def find_models_job() -> Job:
 
 def image_job(source: str, downsample: int, variance: float) -> Job:
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core.analyses.image import image_svd
+        from hsviewer.core.analyses.image.run import image_svd
         from hsviewer.core.events import Finished
 
         svd = image_svd(source, downsample=downsample, variance=variance)
@@ -142,13 +142,14 @@ def hidden_job(text: str, layer: int, reduction: Reduction) -> Job:
     library = Library()
 
     def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.analyses.reduce.kind import REDUCE
         from hsviewer.core.analyses.reduce.run import iter_reduce
         from hsviewer.core.library.provenance import reduction_settings, saving
 
         handle = slot.get()
         settings = {"layer": layer, "reduction": reduction_settings(reduction)}
         events = iter_reduce(handle, text, layer, reduction)
-        yield from saving(events, handle, kind="reduce", settings=settings, texts=[text], library=library)
+        yield from saving(events, handle, kind=REDUCE.name, settings=settings, texts=[text], library=library)
 
     return Job("hidden", f"Layer {layer} reduction", work)
 
@@ -158,13 +159,14 @@ def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], contro
     library = Library()
 
     def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.analyses.sweep.kind import SWEEP
         from hsviewer.core.analyses.sweep.run import iter_sweep
         from hsviewer.core.library.provenance import saving, sweep_settings
 
         handle = slot.get()
         settings = sweep_settings(reduction, grid, controls, method="prefix")
         events = iter_sweep(handle, text, reduction, grid=list(grid), controls=list(controls))
-        yield from saving(events, handle, kind="sweep", settings=settings, texts=[text], library=library)
+        yield from saving(events, handle, kind=SWEEP.name, settings=settings, texts=[text], library=library)
 
     return Job("sweep", "Layer sweep", work)
 
@@ -175,6 +177,7 @@ def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], con
     library = Library()
 
     def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.analyses.corpus.kind import CORPUS
         from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
         from hsviewer.core.analyses.corpus.texts import read_corpus
         from hsviewer.core.library.provenance import saving, sweep_settings
@@ -186,7 +189,7 @@ def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], con
             handle, corpus.texts, reduction, source=corpus.source, grid=grid, controls=controls, notes=corpus.notes
         )
         texts = [t.text for t in corpus.texts]
-        yield from saving(events, handle, kind="corpus", settings=settings, texts=texts, library=library)
+        yield from saving(events, handle, kind=CORPUS.name, settings=settings, texts=texts, library=library)
 
     return Job("sweep", "Corpus sweep", work)
 

@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
         self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
         text = self.hidden_tab.text
         self.sweep_tab = SweepTab(self.submit, text.toPlainText, set_text=text.setPlainText)
-        viewers = {"reduce": self.hidden_tab, "sweep": self.sweep_tab, "corpus": self.sweep_tab}
+        viewers = {kind: tab for tab in (self.hidden_tab, self.sweep_tab) for kind in tab.kinds}
         self.runs_tab = RunsTab(Library(), viewers, self.tabs.setCurrentWidget)
         self.tabs.clear()
         tabs = (self.image_tab, self.hidden_tab, self.sweep_tab, self.runs_tab)

@@ -26,7 +26,6 @@ from hsviewer.core.analyses.corpus.results import (
     CorpusStarted,
     TextDone,
     TextSkipped,
-    aggregate_rows,
 )
 from hsviewer.core.analyses.sweep.results import LayerDone, LayerResult, RunStarted, SweepCollector, SweepResult
 from hsviewer.core.errors import HsviewerError
@@ -91,6 +90,7 @@ def parse_grid(text: str, centering: str) -> list[Reduction]:
 class SweepTab(QWidget):
     """Sweep settings on the left; the Part 4 panels, plus controls, KL and the threshold grid."""
 
+    kinds = ("sweep", "corpus")  # the saved runs it draws (the Runs tab's Open)
     error = Signal(str)
     layer_shown = Signal(str, int)  # run label, layer
 
@@ -471,11 +471,12 @@ class SweepTab(QWidget):
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
         """The result and its CSV rows, for File > Export data."""
-        from hsviewer.core.library.writing import sweep_rows
+        from hsviewer.core.analyses.corpus.kind import CORPUS
+        from hsviewer.core.analyses.sweep.kind import SWEEP
 
         if self.views.currentWidget() is self.corpus_view and self.corpus_result is not None:
-            return self.corpus_result, aggregate_rows(self.corpus_result.to_dict())
-        return None if self.result is None else (self.result, sweep_rows(self.result))
+            return self.corpus_result, CORPUS.table(self.corpus_result)
+        return None if self.result is None else (self.result, SWEEP.table(self.result))
 
     def _describe_token(self, row: int, col: int, value: float) -> None:
         tokens = self.start.run.tokens if self.start else []

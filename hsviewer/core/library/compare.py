@@ -3,37 +3,24 @@ of different depths line up: 0 is the first block, 1 the last.
 
 Differences are against the first run, the reference: at each point of another run, its value
 minus the reference's, the reference interpolated linearly in relative depth (NaN outside the
-depths the reference covers, as a cancelled sweep leaves it). A kind plugs in with one entry
-in CURVES. Free of torch: the GUI thread draws comparisons.
+depths the reference covers, as a cancelled sweep leaves it). A kind is comparable when its
+AnalysisKind has curves. Free of torch: the GUI thread draws comparisons.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hsviewer.core.analyses.kind import Points
+from hsviewer.core.analyses.registry import COMPARABLE
 from hsviewer.core.choices import METRICS
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.library.store import Run
-
-SWEEP_KEYS = {"components": "components", "kl": "kl_divergence", "hidden_diff": "hidden_diff_norm"}
-SWEEP_KEYS["logit_diff"] = "logit_diff_norm"
-CORPUS_KEYS = {"components": "components", "percent_rank": "components_percent", "loss_change": "loss_change"}
-CORPUS_KEYS["kl"] = "kl"  # each + _mean, _ci95 in the corpus run's aggregate
-
-
-@dataclass(kw_only=True)
-class Points:
-    """One run's values per layer, with a confidence band where the run has one."""
-
-    layers: np.ndarray
-    values: np.ndarray
-    low: np.ndarray | None = None
-    high: np.ndarray | None = None
 
 
 @dataclass(kw_only=True)
@@ -112,11 +99,12 @@ def compare(runs: Sequence[Run], metric: str = "loss_change") -> Comparison:
     labels = _labels(runs)
     curves = []
     for run, label in zip(runs, labels, strict=True):
-        if run.info.kind not in CURVES:
+        kind = COMPARABLE.get(run.info.kind)
+        if kind is None or kind.curves is None:
             raise HsviewerError(
-                f"{run.info.name} is a {run.info.kind} run: comparisons take per-layer runs ({', '.join(CURVES)})."
+                f"{run.info.name} is a {run.info.kind} run: comparisons take per-layer runs ({', '.join(COMPARABLE)})."
             )
-        points = CURVES[run.info.kind](run, metric)
+        points = kind.curves(run.data, run.hidden_size(), metric, run.info.name)
         n_layers = int(run.data["n_layers"])
         depth = relative_depth(points.layers, n_layers)
         curves.append(
@@ -137,52 +125,6 @@ def compare(runs: Sequence[Run], metric: str = "loss_change") -> Comparison:
         base = np.interp(c.depth, reference.depth[order], reference.points.values[order], left=np.nan, right=np.nan)
         c.difference = c.points.values - base
     return Comparison(metric=metric, curves=curves)
-
-
-def sweep_points(run: Run, metric: str) -> Points:
-    layers = run.data["layers"]
-    numbers = np.array([r["layer"] for r in layers], dtype=int)
-    if metric == "loss_change":
-        values = [r["loss"] - run.data["clean_loss"] for r in layers]
-    elif metric == "percent_rank":
-        size = run.hidden_size()
-        if size is None:
-            raise HsviewerError(f"{run.info.name} does not say its model's hidden size, so its % of rank is unknown.")
-        rank = min(len(run.data["tokens"]), size)
-        values = [100.0 * r["components"] / rank for r in layers]
-    else:
-        values = [r[SWEEP_KEYS[metric]] for r in layers]
-    return Points(layers=numbers, values=np.asarray(values, dtype=float))
-
-
-def corpus_points(run: Run, metric: str) -> Points:
-    """A corpus run's means over its texts, with their 95% confidence intervals."""
-    if metric not in CORPUS_KEYS:
-        raise HsviewerError(
-            f"{run.info.name} is a corpus run: it has {', '.join(CORPUS_KEYS)} per layer, not {metric}."
-        )
-    key = CORPUS_KEYS[metric]
-    layers = run.data["aggregate"]["layers"]
-    values = np.asarray([r[f"{key}_mean"] for r in layers], dtype=float)
-    low, high = zip(*(_band(r[f"{key}_mean"], r.get(f"{key}_ci95")) for r in layers), strict=True)
-    return Points(
-        layers=np.array([r["layer"] for r in layers], dtype=int),
-        values=values,
-        low=np.asarray(low, dtype=float),
-        high=np.asarray(high, dtype=float),
-    )
-
-
-CURVES: dict[str, Callable[[Run, str], Points]] = {"sweep": sweep_points, "corpus": corpus_points}
-
-
-def _band(mean: float, ci: Any) -> tuple[float, float]:
-    """A 95% interval given as [low, high] or as the half-width around the mean."""
-    if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        return float(ci[0]), float(ci[1])
-    if isinstance(ci, (int, float)):
-        return mean - ci, mean + ci
-    return math.nan, math.nan
 
 
 def _labels(runs: Sequence[Run]) -> list[str]:

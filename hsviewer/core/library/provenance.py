@@ -55,9 +55,9 @@ def provenance(handle: ModelHandle, *, settings: dict[str, Any], texts: list[str
 
 def versions() -> dict[str, str | None]:
     """hsviewer's, torch's and transformers' versions, from their metadata (torch is not imported)."""
-    from hsviewer import __version__
+    import hsviewer
 
-    found: dict[str, str | None] = {"hsviewer": __version__}
+    found: dict[str, str | None] = {"hsviewer": hsviewer.__version__}
     for name in ("torch", "transformers"):
         try:
             found[name] = metadata.version(name)

@@ -4,7 +4,7 @@ A run is one JSON file, {"format": "hsviewer-run", "version": 1, "kind", "id", "
 "created", "provenance", "result"}, the result being the result's to_dict(); a kind whose
 result holds matrices (a reduction's heatmaps) keeps them beside it in an .npz of the same
 stem, written with the JSON as a pair (the JSON last, so a listed run has its matrices).
-A kind plugs in with one entry in KINDS. Free of torch: the GUI thread lists and redraws runs.
+A kind plugs in through its AnalysisKind (core.analyses.registry). Free of torch: the GUI thread lists and redraws runs.
 """
 
 from __future__ import annotations
@@ -21,29 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from hsviewer.core.analyses.corpus.results import CorpusResult
-from hsviewer.core.analyses.reduce.results import HiddenReduction
-from hsviewer.core.analyses.sweep.results import SweepResult
+from hsviewer.core.analyses.registry import SAVED
 from hsviewer.core.errors import HsviewerError
 
 FORMAT = "hsviewer-run"
 VERSION = 1
 DATA_DIR_ENV = "HSVIEWER_DATA_DIR"
-
-
-@dataclass(frozen=True)
-class Kind:
-    """How a kind of result comes back from its to_dict (and matrices), and what the list calls its setting."""
-
-    load: Callable[[dict[str, Any], dict[str, np.ndarray]], Any]
-    arrays: bool = False  # whether it has an .npz beside its JSON
-
-
-KINDS: dict[str, Kind] = {
-    "sweep": Kind(lambda data, arrays: SweepResult.from_dict(data)),
-    "reduce": Kind(HiddenReduction.from_dict, arrays=True),
-    "corpus": Kind(lambda data, arrays: CorpusResult.from_dict(data)),
-}
 
 
 class RunFileError(HsviewerError):
@@ -91,7 +74,7 @@ class Run:
     def result(self) -> Any:
         """The result object itself (a SweepResult, a HiddenReduction), as the GUI draws it."""
         try:
-            return KINDS[self.info.kind].load(self.data, self.arrays)
+            return SAVED[self.info.kind].load(self.data, self.arrays)
         except (KeyError, TypeError, ValueError, HsviewerError) as e:
             raise RunFileError(f"{self.info.path.name} is damaged: its result cannot be read ({_reason(e)}).") from None
 
@@ -159,16 +142,16 @@ class Library:
         data = result.to_dict()
         info = RunInfo(
             id=run_id,
-            name=name or default_name(kind, data),
+            name=name or SAVED[kind].default_name(data),
             kind=kind,
             model=str(data.get("model", "")),
-            setting=setting_label(data),
+            setting=SAVED[kind].setting(data),
             created=now.isoformat(timespec="seconds"),
             path=self.folder / f"{run_id}.json",
         )
         run = Run(info=info, provenance=provenance, data=data)
         writes: list[tuple[Path, Callable[[Path], None]]] = []
-        if KINDS[kind].arrays:
+        if SAVED[kind].arrays:
             writes.append((_arrays_path(info.path), _npz_writer(result.arrays())))
         writes.append((info.path, json_writer(run.envelope())))
         write_all(writes)
@@ -244,32 +227,12 @@ def read_run(path: str | Path) -> Run:
     envelope = _read_envelope(path)
     info = _info(path, envelope)
     arrays: dict[str, np.ndarray] = {}
-    if KINDS[info.kind].arrays:
+    if SAVED[info.kind].arrays:
         arrays = _read_arrays(_arrays_path(path))
     provenance = envelope.get("provenance") or {}
     if not isinstance(provenance, dict):
         raise RunFileError(f"{path.name} is damaged: its provenance is not a table.")
     return Run(info=info, provenance=provenance, data=envelope["result"], arrays=arrays)
-
-
-def default_name(kind: str, data: dict[str, Any]) -> str:
-    layer = f" layer {data['layer']}" if kind == "reduce" and "layer" in data else ""
-    source = f" {Path(str(data['source'])).name}" if kind == "corpus" and data.get("source") else ""
-    return f"{kind} {data.get('model', '')}{layer}{source} {setting_label(data)}"
-
-
-def setting_label(data: dict[str, Any]) -> str:
-    """The threshold or k the result reduced with, as the tabs label it: '95%', 'k = 8'; a corpus
-    run's with its number of texts: '95%, 3 texts'."""
-    if data.get("fixed_components") is not None:
-        label = f"k = {data['fixed_components']}"
-    else:
-        threshold = data.get("threshold")
-        label = f"{threshold:g}%" if isinstance(threshold, (int, float)) else ""
-    if data.get("kind") == "corpus" and isinstance(data.get("texts"), list):
-        n = len(data["texts"])
-        label += f", {n} text{'s' * (n != 1)}"
-    return label
 
 
 def _read_envelope(path: Path) -> dict[str, Any]:
@@ -298,20 +261,17 @@ def _read_envelope(path: Path) -> dict[str, Any]:
     for key, kind in (("kind", str), ("id", str), ("name", str), ("created", str), ("result", dict)):
         if not isinstance(data.get(key), kind):
             raise RunFileError(f"{path.name} is damaged: its {key} is missing or not a {kind.__name__}.")
-    if data["kind"] not in KINDS:
+    if data["kind"] not in SAVED:
         raise RunFileError(
-            f"{path.name} holds a {data['kind']!r} run, which this version cannot show (it reads {', '.join(KINDS)})."
+            f"{path.name} holds a {data['kind']!r} run, which this version cannot show (it reads {', '.join(SAVED)})."
         )
     return data
 
 
-PLAIN_KEYS = {"sweep": {"layers", "n_layers", "clean_loss", "tokens"}, "corpus": {"texts", "aggregate", "n_layers"}}
-
-
 def _plain_kind(data: dict[str, Any]) -> str | None:
     """The kind of a result's own JSON (hsviewer sweep --out, with or without --texts), or None."""
-    kind = data.get("kind", "sweep")
-    return kind if kind in PLAIN_KEYS and PLAIN_KEYS[kind] <= set(data) else None
+    kind = SAVED.get(data.get("kind", "sweep"))
+    return kind.name if kind is not None and kind.plain_keys and kind.plain_keys <= set(data) else None
 
 
 def _wrap_plain(path: Path, data: dict[str, Any]) -> dict[str, Any]:
@@ -326,7 +286,7 @@ def _info(path: Path, data: dict[str, Any]) -> RunInfo:
         name=data["name"],
         kind=data["kind"],
         model=str(result.get("model", "")),
-        setting=setting_label(result),
+        setting=SAVED[data["kind"]].setting(result),
         created=data["created"],
         path=path,
     )

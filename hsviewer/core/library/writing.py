@@ -18,9 +18,6 @@ import numpy as np
 
 from hsviewer.core.errors import HsviewerError
 
-SWEEP_FIELDS = ("layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "kl_divergence")
-
-
 Writer = Callable[[Path], None]
 STREAMS = ("/dev/", "/proc/")  # paths there are written through, never replaced
 
@@ -159,33 +156,6 @@ def write_data(path: str | Path, result: Any, rows: list[list[Any]]) -> Path:
     suffix = export_suffix(path, (".json", ".csv"), "Data")
     with plain_write_errors(path):
         return write_json(path, result.to_dict()) if suffix == ".json" else write_csv(path, rows)
-
-
-def image_rows(svd: Any) -> list[list[Any]]:
-    """One row per component: its singular value and the cumulative percent of variance."""
-    rows: list[list[Any]] = [["component", "singular_value", "cumulative_percent"]]
-    rows += [[i + 1, float(s), float(c)] for i, (s, c) in enumerate(zip(svd.s, svd.cumulative_percent, strict=True))]
-    return rows
-
-
-def hidden_rows(result: Any) -> list[list[Any]]:
-    """One row per layer: the norm of the difference with the reduction applied at result.layer."""
-    rows: list[list[Any]] = [["layer", "diff_norm", "reduced_layer"]]
-    rows += [[i, float(n), int(i == result.layer)] for i, n in enumerate(result.diff_norms)]
-    return rows
-
-
-def sweep_rows(result: Any) -> list[list[Any]]:
-    """One row per run and layer ("main" is the plain sweep), with the run's own clean loss (shuffled
-    tokens have theirs) and the grid's losses as extra columns."""
-    grid = [f"loss_{g.label()}" for g in result.grid]
-    rows: list[list[Any]] = [["run", *SWEEP_FIELDS, "clean_loss", *grid]]
-    for run, sweep in [("", result), *result.controls.items()]:
-        for layer in sweep.layers:
-            values = [getattr(layer, name) for name in SWEEP_FIELDS]
-            losses = layer.grid_loss if run == "" else []
-            rows.append([run or "main", *values, sweep.clean_loss, *losses, *[""] * (len(grid) - len(losses))])
-    return rows
 
 
 def gray_png_writer(array: np.ndarray) -> Writer:

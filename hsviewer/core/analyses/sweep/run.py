@@ -96,7 +96,7 @@ def iter_sweep(
         event: SweepEvent = RunStarted(label=label, run=run, runs=labels, hidden_size=handle.hidden_size)
         collector.add(event)
         yield event
-        rows = batch or _default_batch(handle, len(run_tokens))
+        rows = batch or default_batch(handle, len(run_tokens))
         for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, rows):
             done += 1
             event = LayerDone(label=label, done=done, total=total, result=layer_result)
@@ -143,7 +143,7 @@ def check_options(method: str, controls: Sequence[str]) -> None:
         raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
 
 
-def _default_batch(handle: ModelHandle, tokens: int) -> int:
+def default_batch(handle: ModelHandle, tokens: int) -> int:
     """On CUDA as many rows as the free memory holds beside the clean run; 1 elsewhere."""
     if handle.device.type != "cuda":
         return 1

@@ -1,0 +1,94 @@
+"""The corpus sweep as the runs library, comparisons, the command line and the app see it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hsviewer.core.analyses.corpus.results import CorpusResult, aggregate_rows
+from hsviewer.core.analyses.kind import AnalysisKind, Points, reduction_label
+from hsviewer.core.errors import HsviewerError
+
+# A comparison's metric -> the aggregate's measure (each with _mean and _ci95 per layer).
+AGGREGATE_KEYS = {"components": "components", "percent_rank": "components_percent", "loss_change": "loss_change"}
+AGGREGATE_KEYS["kl"] = "kl"
+
+
+def setting(data: dict[str, Any]) -> str:
+    """The reduction and the number of texts: '95%, 3 texts'."""
+    label = reduction_label(data)
+    if isinstance(data.get("texts"), list):
+        n = len(data["texts"])
+        label += f", {n} text{'s' * (n != 1)}"
+    return label
+
+
+def title(data: dict[str, Any]) -> str:
+    return f" {Path(str(data['source'])).name}" if data.get("source") else ""
+
+
+def points(data: dict[str, Any], hidden_size: int | None, metric: str, name: str) -> Points:
+    """A corpus run's means over its texts, with their 95% confidence intervals."""
+    if metric not in AGGREGATE_KEYS:
+        raise HsviewerError(f"{name} is a corpus run: it has {', '.join(AGGREGATE_KEYS)} per layer, not {metric}.")
+    key = AGGREGATE_KEYS[metric]
+    layers = data["aggregate"]["layers"]
+    values = np.asarray([r[f"{key}_mean"] for r in layers], dtype=float)
+    low, high = zip(*(_band(r[f"{key}_mean"], r.get(f"{key}_ci95")) for r in layers), strict=True)
+    return Points(
+        layers=np.array([r["layer"] for r in layers], dtype=int),
+        values=values,
+        low=np.asarray(low, dtype=float),
+        high=np.asarray(high, dtype=float),
+    )
+
+
+def _band(mean: float, ci: Any) -> tuple[float, float]:
+    """A 95% interval given as [low, high] or as the half-width around the mean."""
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        return float(ci[0]), float(ci[1])
+    if isinstance(ci, (int, float)):
+        return mean - ci, mean + ci
+    return math.nan, math.nan
+
+
+def summary(data: dict[str, Any]) -> str:
+    """Per layer: the mean and 95% interval over the texts of components, loss change and KL."""
+    n = len(data["texts"])
+    lines = [f"{data['model']}: {n} texts swept, mean [95% interval] over texts"]
+    for note in data["notes"]:
+        lines.append(f"  {note}")
+    runs = {"": data["aggregate"], **data["aggregate"].get("controls", {})}
+    for run, agg in runs.items():
+        if run:
+            lines.append(f"control {run}:")
+        lines.append(f"{'layer':>5} {'components':>22} {'% of rank':>20} {'loss change':>26} {'KL':>26}")
+        for r in agg["layers"]:
+            lines.append(
+                f"{r['layer']:>5} {_interval(r, 'components', '.1f'):>22} "
+                f"{_interval(r, 'components_percent', '.1f'):>20} "
+                f"{_interval(r, 'loss_change', '.4f'):>26} {_interval(r, 'kl', '.4f'):>26}"
+            )
+    if data.get("cancelled"):
+        lines.append("(cancelled: the texts above are all that ran)")
+    return "\n".join(lines)
+
+
+def _interval(row: dict[str, Any], name: str, spec: str) -> str:
+    mean, ci = row[f"{name}_mean"], row[f"{name}_ci95"]
+    return f"{mean:{spec}}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci is not None else "")
+
+
+CORPUS = AnalysisKind(
+    name="corpus",
+    result=CorpusResult,
+    table=lambda result: aggregate_rows(result.to_dict()),
+    setting=setting,
+    title=title,
+    plain_keys=frozenset({"texts", "aggregate", "n_layers"}),
+    curves=points,
+    summary=summary,
+)

@@ -1,0 +1,62 @@
+"""What an analysis declares about itself, once, so that nothing else keeps a table of kinds.
+
+The runs library reads and labels saved runs, comparisons draw their curves, the command line
+prints them and the app exports their data through an AnalysisKind; a new analysis is one package
+with its kind.py and one entry in registry.py. Free of torch: the GUI thread lists runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Rows = list[list[Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Points:
+    """One run's per-layer values of a metric, with a 95% band where the run has one (corpora)."""
+
+    layers: np.ndarray  # block numbers
+    values: np.ndarray
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+
+# A run's curve of a metric: (its result's to_dict(), its model's hidden size when known, the metric,
+# the run's name for messages) -> Points.
+Curves = Callable[[dict[str, Any], "int | None", str, str], Points]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisKind:
+    """One kind of analysis: its name, its result type and what the rest of hsviewer asks of it."""
+
+    name: str  # as saved in a run's "kind" and shown in the Runs tab
+    result: type[Any]  # the result dataclass: to_dict(), and from_dict(data) (with arrays= when `arrays`)
+    table: Callable[[Any], Rows]  # the result's data as CSV rows, header first
+    setting: Callable[[dict[str, Any]], str]  # the Setting column: '95%', 'k = 8', '95%, 3 texts'
+    title: Callable[[dict[str, Any]], str] = lambda data: ""  # what a run's default name adds after the model
+    saved: bool = True  # kept in the runs library when it finishes
+    arrays: bool = False  # its result holds matrices, kept in an .npz beside the run's JSON
+    plain_keys: frozenset[str] = frozenset()  # the keys of the result's own JSON file (hsviewer sweep --out)
+    curves: Curves | None = None  # per-layer curves for comparisons; None: not comparable
+    summary: Callable[[dict[str, Any]], str] = lambda data: ""  # the result as text (hsviewer runs show)
+
+    def load(self, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+        """The result object its to_dict() (and matrices) describe."""
+        return self.result.from_dict(data, arrays) if self.arrays else self.result.from_dict(data)
+
+    def default_name(self, data: dict[str, Any]) -> str:
+        return f"{self.name} {data.get('model', '')}{self.title(data)} {self.setting(data)}"
+
+
+def reduction_label(data: dict[str, Any]) -> str:
+    """The threshold or k a result reduced with, as the tabs label it: '95%', 'k = 8'."""
+    if data.get("fixed_components") is not None:
+        return f"k = {data['fixed_components']}"
+    threshold = data.get("threshold")
+    return f"{threshold:g}%" if isinstance(threshold, (int, float)) else ""

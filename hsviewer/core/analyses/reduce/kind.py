@@ -1,0 +1,33 @@
+"""The one-layer reduction as the runs library, the command line and the app see it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hsviewer.core.analyses.kind import AnalysisKind, Rows, reduction_label
+from hsviewer.core.analyses.reduce.results import HiddenReduction
+
+
+def rows(result: HiddenReduction) -> Rows:
+    """One row per layer: the norm of the difference with the reduction applied at result.layer."""
+    table: Rows = [["layer", "diff_norm", "reduced_layer"]]
+    table += [[i, float(n), int(i == result.layer)] for i, n in enumerate(result.diff_norms)]
+    return table
+
+
+def summary(data: dict[str, Any]) -> str:
+    return (
+        f"Layer {data['layer']}: {data['components']} components keep {data['variance_kept']:.2f}% of the variance; "
+        f"correlation {data['correlation']:.5f}; loss {data['clean_loss']:.4f} -> {data['loss']:.4f}"
+    )
+
+
+REDUCE = AnalysisKind(
+    name="reduce",
+    result=HiddenReduction,
+    table=rows,
+    setting=reduction_label,
+    title=lambda data: f" layer {data['layer']}" if "layer" in data else "",
+    arrays=True,
+    summary=summary,
+)
