@@ -242,7 +242,10 @@ def test_corpus_runs_compare_by_their_means_with_a_band(tmp_path):
     corpus(tmp_path / "a.json", 3, [0.0, 1.0, 2.0], 0.5)
     corpus(tmp_path / "b.json", 2, [1.0, 1.0], 0.25)
     plain = SimpleNamespace(from_dict=lambda data: data)  # these hand-written aggregates have no texts to load
-    kinds = {**library_module.SAVED, "corpus": dataclasses.replace(library_module.SAVED["corpus"], result=plain)}
+    kinds = {
+        **library_module.SAVED,
+        "corpus": dataclasses.replace(library_module.SAVED["corpus"], result=plain, check=lambda data: None),
+    }
     with pytest.MonkeyPatch.context() as m:
         m.setattr(library_module, "SAVED", kinds)
         comparison = compare([read_run(tmp_path / "a.json"), read_run(tmp_path / "b.json")])

@@ -170,5 +170,5 @@ def test_a_damaged_or_newer_run_is_skipped_listed_and_one_message_when_opened(qt
     runs.refresh()
     npz_less.path.write_text(json.dumps({**json.loads(npz_less.path.read_text()), "result": {"model": "x"}}))
     runs.open(next(r for r in runs.infos() if r.name == "gone"))
-    assert len(window.errors) == 1 and "is damaged: its result cannot be read" in window.errors[0]
+    assert len(window.errors) == 1 and "is damaged: its result has no 'tokens'" in window.errors[0]
     assert (info.path.parent / "newer.json").exists() and (info.path.parent / "broken.json").exists()

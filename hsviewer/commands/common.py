@@ -231,14 +231,16 @@ def write_outputs(*writes: tuple[Path, Any]) -> None:
         raise HsviewerError(f"Could not write {e.filename}: {e.strerror or e}.") from None
 
 
-def say(text: str) -> None:
-    """Print the result to stdout; a full or closed stdout is a note, since the files are already written."""
+def say(text: str, *, wrote_files: bool = True) -> None:
+    """Print the result to stdout; a full or closed stdout is a note (saying the files are written,
+    where the command wrote some before printing)."""
     try:
         print(text, flush=True)
     except (OSError, ValueError) as e:  # ValueError: a closed file
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is printed, and exit must not flush
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        print(f"note: could not print to stdout ({reason}); the output files were written.", file=sys.stderr)
+        written = "; the output files were written" if wrote_files else ""
+        print(f"note: could not print to stdout ({reason}){written}.", file=sys.stderr)
 
 
 class CorpusPrinter(ProgressPrinter):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +23,49 @@ def run_runs(args: argparse.Namespace) -> int:
     if args.runs_command == "list":
         listing = library.list()
         for problem in listing.problems:
-            print(f"note: skipped {problem}", file=sys.stderr)
+            print(f"note: skipped {printable(problem)}", file=sys.stderr)
         if args.json:
-            say(json.dumps([r.to_dict() for r in listing.runs], indent=2))
+            say(json.dumps([r.to_dict() for r in listing.runs], indent=2), wrote_files=False)
         elif not listing.runs:
-            say(f"No saved runs in {library.folder}")
+            say(f"No saved runs in {printable(str(library.folder))}", wrote_files=False)
         else:
-            say("\n".join(f"{r.id}  {r.kind:<6} {r.model}  {r.setting}  {r.when}  {r.name}" for r in listing.runs))
+            lines = [f"{r.id}  {r.kind:<6} {r.model}  {r.setting}  {r.when}  {r.name}" for r in listing.runs]
+            say(printable("\n".join(lines), keep="\n"), wrote_files=False)
         return 0
     run = library.load(args.ref)
     if args.runs_command == "export":
         check_outputs(("OUT.json", args.out))
+        _refuse_inside(library.folder, args.out)
         from hsviewer.core.library.writing import json_writer
 
         write_outputs((args.out, json_writer(run.envelope())))
         say(f"Wrote {args.out}")
         return 0
-    say(format_run(run))
+    say(printable(format_run(run), keep="\n"), wrote_files=False)
     return 0
+
+
+ESCAPED = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # controls, format marks (bidi overrides), unassigned
+
+
+def printable(text: str, keep: str = "") -> str:
+    """The text with every control or invisible format character (a terminal escape, a bidi override)
+    written as its Python escape, so that what a run file holds cannot drive the terminal; `keep`: those
+    printed as they are (the newlines between lines)."""
+    return "".join(
+        c if c in keep or unicodedata.category(c) not in ESCAPED else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
+
+def _refuse_inside(folder: Path, out: Path) -> None:
+    """An export is a copy for elsewhere: inside the library it would be a second file with a run's id."""
+    library, target = Path(os.path.realpath(folder)), Path(os.path.realpath(out))
+    if target.is_relative_to(library):
+        raise HsviewerError(
+            f"OUT.json {out} is inside the runs library ({folder}): export to a file outside it "
+            "(the run is already in the library)."
+        )
 
 
 def format_run(run: Any) -> str:
@@ -81,7 +107,7 @@ def run_compare(args: argparse.Namespace) -> int:
     write_outputs(*writes)
     depths = ", ".join(f"{c.label}: {c.n_layers} blocks" for c in comparison.curves)
     say(
-        f"Compared {len(runs)} runs ({depths}) by {args.metric}. Wrote {args.out}"
+        printable(f"Compared {len(runs)} runs ({depths}) by {args.metric}. Wrote {args.out}")
         + (f" and {args.csv}" if args.csv else "")
     )
     return 0

@@ -46,6 +46,8 @@ def _offscreen_app() -> None:
         QtWidgets.QApplication(["hsviewer", "-platform", "offscreen"])
 
 
+LEGEND_ROWS = 12  # entries a comparison's legend holds at most: past them, one line says how many more
+LEGEND_LABEL = 28  # characters of a run's name in the legend (the CSV has it whole)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
@@ -63,10 +65,14 @@ def legend_below(layout: Any, row: int) -> Any:
 def draw_comparison(curves_plot: Any, difference_plot: Any, comparison: Any, legend: Any) -> None:
     """The runs' curves (with their 95% bands where they have them) over relative depth, and below
     them each run's difference from the first; the same drawing in the app and in `hsviewer compare`.
-    legend: a legend_below() the plots, naming each run once."""
+    legend: a legend_below() the plots, naming each run once, in up to three columns; past
+    LEGEND_ROWS runs it names the first ones and says how many more, so it never fills the figure."""
     import pyqtgraph as pg
 
     legend.clear()
+    count = len(comparison.curves)
+    named = count if count <= LEGEND_ROWS else LEGEND_ROWS - 1
+    legend.setColumnCount(1 if count <= 4 else 2 if count <= 8 else 3)
     for plot in (curves_plot, difference_plot):
         plot.clear()
         plot.setLabel("bottom", "Relative depth (block / (blocks − 1))")
@@ -79,16 +85,21 @@ def draw_comparison(curves_plot: Any, difference_plot: Any, comparison: Any, leg
     for i, curve in enumerate(comparison.curves):
         color = PALETTE[i % len(PALETTE)]
         style = {"pen": pg.mkPen(color, width=2), "symbol": "o", "symbolSize": 6, "symbolBrush": color}
-        name = f"{curve.label} ({curve.n_layers} blocks)"
+        label = curve.label if len(curve.label) <= LEGEND_LABEL else curve.label[: LEGEND_LABEL - 1] + "…"
+        name = f"{label} ({curve.n_layers} blocks)"
         points = curve.points
         if points.low is not None and points.high is not None:
             low = curves_plot.plot(curve.depth, points.low, pen=pg.mkPen(color, width=0.5))
             high = curves_plot.plot(curve.depth, points.high, pen=pg.mkPen(color, width=0.5))
             band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(color + "40"))
             curves_plot.addItem(band)
-        legend.addItem(curves_plot.plot(curve.depth, points.values, name=name, **style), name)
+        line = curves_plot.plot(curve.depth, points.values, name=name, **style)
+        if i < named:
+            legend.addItem(line, name)
         if i > 0:
             difference_plot.plot(curve.depth, curve.difference, name=name, connect="finite", **style)
+    if named < count:
+        legend.addItem(pg.PlotDataItem(pen=None), f"… and {count - named} more runs (each named in the CSV)")
     for plot in (curves_plot, difference_plot):
         plot.setXRange(0, 1, padding=0.03)
     legend.updateSize()

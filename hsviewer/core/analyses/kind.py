@@ -45,6 +45,7 @@ class AnalysisKind:
     plain_keys: frozenset[str] = frozenset()  # the keys of the result's own JSON file (hsviewer sweep --out)
     curves: Curves | None = None  # per-layer curves for comparisons; None: not comparable
     summary: Callable[[dict[str, Any]], str] = lambda data: ""  # the result as text (hsviewer runs show)
+    check: Callable[[dict[str, Any]], None] = lambda data: None  # a saved result's JSON: DamagedRun if malformed
 
     def load(self, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
         """The result object its to_dict() (and matrices) describe."""

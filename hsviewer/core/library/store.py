@@ -5,28 +5,49 @@ A run is one JSON file, {"format": "hsviewer-run", "version": 1, "kind", "id", "
 result holds matrices (a reduction's heatmaps) keeps them beside it in an .npz of the same
 stem, written with the JSON as a pair (the JSON last, so a listed run has its matrices).
 A kind plugs in through its AnalysisKind (core.analyses.registry). Free of torch: the GUI thread lists and redraws runs.
+
+A save stages both files under dot-names ending in .tmp (never listed), then links each to its
+final name, which fails if that name exists: an id is never reused, a run never overwritten. A
+save killed half-way leaves dot-files (and perhaps a matrices file without its JSON), removed by
+the next listing once they are older than any save takes. A run file is checked (library.checks and
+its kind's check) before anything is built from it.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import secrets
+import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from json import JSONDecodeError
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hsviewer.core.analyses.reduce.results import ARRAY_SHAPES
 from hsviewer.core.analyses.registry import SAVED
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.library.checks import (
+    DamagedRun,
+    as_text,
+    check_arrays,
+    check_provenance,
+    is_text,
+    read_json,
+)
 
 FORMAT = "hsviewer-run"
 VERSION = 1
 DATA_DIR_ENV = "HSVIEWER_DATA_DIR"
+STAGED_SUFFIX = ".tmp"
+LEFTOVER_SECONDS = 15 * 60  # a save's dot-files older than this are a killed save's leftovers
+NEW_ID_TRIES = 100
 
 
 class RunFileError(HsviewerError):
@@ -75,7 +96,7 @@ class Run:
         """The result object itself (a SweepResult, a HiddenReduction), as the GUI draws it."""
         try:
             return SAVED[self.info.kind].load(self.data, self.arrays)
-        except (KeyError, TypeError, ValueError, HsviewerError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, HsviewerError) as e:
             raise RunFileError(f"{self.info.path.name} is damaged: its result cannot be read ({_reason(e)}).") from None
 
     def hidden_size(self) -> int | None:
@@ -135,31 +156,44 @@ class Library:
 
     def save(self, kind: str, result: Any, provenance: dict[str, Any], name: str | None = None) -> RunInfo:
         """Write the run (and its matrices) whole or not at all; its id is new, its name the given one or made up."""
-        from hsviewer.core.library.writing import json_writer, write_all
+        from hsviewer.core.library.writing import json_writer
 
         now = datetime.now().astimezone()
-        run_id = f"{now:%Y%m%d-%H%M%S}-{kind}-{secrets.token_hex(2)}"
         data = result.to_dict()
-        info = RunInfo(
-            id=run_id,
-            name=name or SAVED[kind].default_name(data),
-            kind=kind,
-            model=str(data.get("model", "")),
-            setting=SAVED[kind].setting(data),
-            created=now.isoformat(timespec="seconds"),
-            path=self.folder / f"{run_id}.json",
-        )
-        run = Run(info=info, provenance=provenance, data=data)
-        writes: list[tuple[Path, Callable[[Path], None]]] = []
-        if SAVED[kind].arrays:
-            writes.append((_arrays_path(info.path), _npz_writer(result.arrays())))
-        writes.append((info.path, json_writer(run.envelope())))
-        write_all(writes)
-        return info
+        name = _valid_name(name) if name else as_text(SAVED[kind].default_name(data))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staged: list[Path] = []
+        try:
+            arrays = (
+                _stage(self.folder, "arrays.npz", _npz_writer(result.arrays()), staged) if SAVED[kind].arrays else None
+            )
+            for _ in range(NEW_ID_TRIES):
+                run_id = f"{now:%Y%m%d-%H%M%S}-{kind}-{secrets.token_hex(2)}"
+                info = RunInfo(
+                    id=run_id,
+                    name=name,
+                    kind=kind,
+                    model=str(data.get("model", "")),
+                    setting=SAVED[kind].setting(data),
+                    created=now.isoformat(timespec="seconds"),
+                    path=self.folder / f"{run_id}.json",
+                )
+                envelope = Run(info=info, provenance=provenance, data=data).envelope()
+                staged_json = _stage(self.folder, info.path.name, json_writer(envelope), staged)
+                if _place_pair(staged_json, info.path, arrays):
+                    return info
+        finally:
+            for path in staged:
+                path.unlink(missing_ok=True)
+        raise OSError(errno.EEXIST, f"No free run id after {NEW_ID_TRIES} tries", str(self.folder))
 
     def list(self) -> Listing:
+        """Every run file (never a save's dot-files), read one by one: a bad one is a problem, never the end."""
         runs, problems = [], []
-        paths = sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []
+        self.remove_leftovers()
+        paths = (
+            sorted(p for p in self.folder.glob("*.json") if not p.name.startswith(".")) if self.folder.is_dir() else []
+        )
         for path in paths:
             try:
                 runs.append(read_info(path))
@@ -167,6 +201,24 @@ class Library:
                 problems.append(str(e))
         runs.sort(key=lambda r: (r.created, r.id), reverse=True)
         return Listing(runs=runs, problems=problems)
+
+    def remove_leftovers(self, age: float = LEFTOVER_SECONDS) -> None:
+        """Remove what killed saves left, older than `age` seconds: staged dot-files, and matrices
+        files without their JSON (a save links the matrices first, a delete removes them last)."""
+        if not self.folder.is_dir():
+            return
+        old = time.time() - age
+        leftovers = [p for p in self.folder.glob(".*.json.*") if p.suffix in (".json", STAGED_SUFFIX)]
+        leftovers += [p for p in self.folder.glob(".*.npz.*") if p.suffix in (".npz", STAGED_SUFFIX)]
+        leftovers += [
+            p for p in self.folder.glob("*.npz") if not p.name.startswith(".") and not p.with_suffix(".json").exists()
+        ]
+        for path in leftovers:
+            try:
+                if path.lstat().st_mtime < old:
+                    path.unlink()
+            except OSError:  # gone already, or a folder we cannot write: the listing goes on
+                continue
 
     def find(self, ref: str) -> RunInfo:
         """The run with this id, this name, or the only id that starts with it."""
@@ -201,7 +253,7 @@ class Library:
     def rename(self, ref: str | RunInfo, name: str) -> RunInfo:
         from hsviewer.core.library.writing import write_json
 
-        name = name.strip()
+        name = _valid_name(name.strip())
         if not name:
             raise HsviewerError("A run's name cannot be empty.")
         run = self.load(ref)
@@ -226,26 +278,33 @@ def read_run(path: str | Path) -> Run:
     path = Path(path)
     envelope = _read_envelope(path)
     info = _info(path, envelope)
-    arrays: dict[str, np.ndarray] = {}
-    if SAVED[info.kind].arrays:
-        arrays = _read_arrays(_arrays_path(path))
     provenance = envelope.get("provenance") or {}
     if not isinstance(provenance, dict):
         raise RunFileError(f"{path.name} is damaged: its provenance is not a table.")
-    return Run(info=info, provenance=provenance, data=envelope["result"], arrays=arrays)
+    try:
+        check_provenance(provenance)
+        SAVED[info.kind].check(envelope["result"])
+    except DamagedRun as e:
+        raise RunFileError(f"{path.name} is damaged: {e}.") from None
+    run = Run(info=info, provenance=provenance, data=envelope["result"])
+    if SAVED[info.kind].arrays:
+        run.arrays = _read_arrays(_arrays_path(path), run.data, run.hidden_size())
+    return run
 
 
 def _read_envelope(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_json(path)
     except UnicodeDecodeError:
         raise RunFileError(f"{path.name} is not a hsviewer run: it is not UTF-8 text.") from None
     except OSError as e:
         raise RunFileError(f"Could not read {path}: {e.strerror or e}.") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
+    except DamagedRun as e:
+        raise RunFileError(f"{path.name} is not a hsviewer run: {e}.") from None
+    except JSONDecodeError as e:
         raise RunFileError(f"{path.name} is damaged: not valid JSON ({e.msg}, line {e.lineno}).") from None
+    except ValueError as e:  # a number of more digits than Python converts
+        raise RunFileError(f"{path.name} is damaged: not valid JSON ({e}).") from None
     if isinstance(data, dict) and "format" not in data and _plain_kind(data):
         return _wrap_plain(path, data)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -261,6 +320,9 @@ def _read_envelope(path: Path) -> dict[str, Any]:
     for key, kind in (("kind", str), ("id", str), ("name", str), ("created", str), ("result", dict)):
         if not isinstance(data.get(key), kind):
             raise RunFileError(f"{path.name} is damaged: its {key} is missing or not a {kind.__name__}.")
+    for key in ("kind", "id", "name", "created"):
+        if not is_text(data[key]):
+            raise RunFileError(f"{path.name} is damaged: its {key} is not valid text (it holds a lone surrogate).")
     if data["kind"] not in SAVED:
         raise RunFileError(
             f"{path.name} holds a {data['kind']!r} run, which this version cannot show (it reads {', '.join(SAVED)})."
@@ -276,7 +338,8 @@ def _plain_kind(data: dict[str, Any]) -> str | None:
 
 def _wrap_plain(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     created = datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="seconds")
-    return {"kind": _plain_kind(data), "id": path.stem, "name": path.stem, "created": created, "result": data}
+    stem = as_text(path.stem)  # a file name of other bytes than UTF-8
+    return {"kind": _plain_kind(data), "id": stem, "name": stem, "created": created, "result": data}
 
 
 def _info(path: Path, data: dict[str, Any]) -> RunInfo:
@@ -285,7 +348,7 @@ def _info(path: Path, data: dict[str, Any]) -> RunInfo:
         id=data["id"],
         name=data["name"],
         kind=data["kind"],
-        model=str(result.get("model", "")),
+        model=as_text(str(result.get("model", ""))),  # a model folder's name of other bytes than UTF-8
         setting=SAVED[data["kind"]].setting(result),
         created=data["created"],
         path=path,
@@ -306,14 +369,74 @@ def _npz_writer(arrays: dict[str, np.ndarray]) -> Callable[[Path], None]:
     return write
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def _valid_name(name: str) -> str:
+    """The name, if it is text that can be saved (no lone surrogates); else one message."""
+    if not is_text(name):
+        raise HsviewerError(
+            f"A run's name must be valid text: {name.encode('utf-8', 'backslashreplace').decode()!r} is not."
+        )
+    return name
+
+
+def _stage(folder: Path, name: str, write: Callable[[Path], None], staged: list[Path]) -> Path:
+    """write() into a new dot-file of the folder, never named like a run file; kept in `staged` to be removed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=STAGED_SUFFIX, dir=folder)
+    os.close(fd)
+    path = Path(tmp)
+    staged.append(path)
+    os.chmod(path, 0o666 & ~_umask())  # mkstemp makes it private; a run file is an ordinary file
+    write(path)
+    return path
+
+
+def _place_pair(staged_json: Path, target: Path, staged_arrays: Path | None) -> bool:
+    """The matrices, then the JSON, placed at names that must not exist yet; False (nothing placed) when one does."""
+    if staged_arrays is not None and not _place_new(staged_arrays, _arrays_path(target)):
+        return False
+    if not _place_new(staged_json, target):
+        if staged_arrays is not None:  # placed a moment ago by this save: staged again for the next id
+            os.replace(_arrays_path(target), staged_arrays)
+        return False
+    return True
+
+
+def _place_new(staged: Path, target: Path) -> bool:
+    """Give the staged file the target's name only if no file has it (False if one does), atomically:
+    a hard link, or where the file system has none, the name taken with O_EXCL and then replaced."""
     try:
+        os.link(staged, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EACCES):
+            raise
+    try:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        return False
+    os.replace(staged, target)  # over the empty file this save just created
+    return True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _read_arrays(path: Path, data: dict[str, Any], hidden_size: int | None) -> dict[str, np.ndarray]:
+    """The matrices, once their headers say they fit the run (no decompressing of what does not)."""
+    try:
+        check_arrays(path, data, hidden_size)
         with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+            return {name: npz[name] for name in ARRAY_SHAPES}  # only those checked, whatever else it holds
     except FileNotFoundError:
         raise RunFileError(
             f"{path.with_suffix('.json').name} is damaged: its matrices file {path.name} is missing."
         ) from None
+    except DamagedRun as e:
+        raise RunFileError(f"{path.name} is damaged: {e}.") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise RunFileError(f"{path.name} is damaged: its matrices cannot be read ({_reason(e)}).") from None
 

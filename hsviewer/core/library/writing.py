@@ -118,11 +118,19 @@ def json_writer(data: dict[str, Any]) -> Writer:
     return text_writer(json.dumps(data, indent=1, allow_nan=True) + "\n")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
+
+
 def csv_writer(rows: Iterable[Sequence[Any]]) -> Writer:
-    """Rows (the first one the header) as CSV."""
+    """Rows (the first one the header) as CSV; text that a spreadsheet would run as a formula (a run
+    named =HYPERLINK(...)) gets a leading ' as OWASP's CSV-injection advice says. Numbers are kept."""
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([[_inert(cell) for cell in row] for row in rows])
     return text_writer(buffer.getvalue())
+
+
+def _inert(cell: Any) -> Any:
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:

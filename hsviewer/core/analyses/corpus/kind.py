@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from hsviewer.core.analyses.checks import DamagedRun, check_depth, check_fields, check_layer_index, is_number, show
 from hsviewer.core.analyses.corpus.results import CorpusResult, aggregate_rows
 from hsviewer.core.analyses.kind import AnalysisKind, Points, reduction_label
+from hsviewer.core.analyses.sweep.kind import check_sweep
 from hsviewer.core.errors import HsviewerError
 
 # A comparison's metric -> the aggregate's measure (each with _mean and _ci95 per layer).
@@ -82,6 +84,44 @@ def _interval(row: dict[str, Any], name: str, spec: str) -> str:
     return f"{mean:{spec}}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci is not None else "")
 
 
+AGGREGATED = ("components", "components_percent", "loss_change", "kl")  # what show and compare read
+
+
+def check_corpus(data: Any, where: str = "its result") -> None:
+    """A corpus run's fields, its texts' (as sweeps) and its aggregate's, as show and compare read them."""
+    check_fields(CorpusResult, data, where)
+    check_depth(data, where)
+    for key in ("texts", "notes"):
+        if not isinstance(data.get(key), list):
+            raise DamagedRun(f"{where}'s {key} are missing or not a list")
+    for i, text in enumerate(data["texts"]):
+        check_sweep(text, f"{where}'s text {i + 1}")
+    aggregate = data.get("aggregate")
+    if not isinstance(aggregate, dict):
+        raise DamagedRun(f"{where}'s aggregate is missing or not a table")
+    controls = aggregate.get("controls", {})
+    if not isinstance(controls, dict):
+        raise DamagedRun(f"{where}'s aggregate controls are {show(controls)}, not a table")
+    for name, part in {"": aggregate, **controls}.items():
+        rows = part.get("layers") if isinstance(part, dict) else None
+        if not isinstance(rows, list):
+            raise DamagedRun(f"{where}'s aggregate{' ' + name if name else ''} has no list of layers")
+        for i, row in enumerate(rows):
+            _check_aggregate_row(row, data["n_layers"], f"{where}'s aggregate layer {i + 1}")
+
+
+def _check_aggregate_row(row: Any, n_layers: int, where: str) -> None:
+    if not isinstance(row, dict):
+        raise DamagedRun(f"{where} is {show(row)}, not a table")
+    check_layer_index(row.get("layer"), n_layers, where)
+    for name in AGGREGATED:
+        mean, ci = row.get(f"{name}_mean"), row.get(f"{name}_ci95")
+        if not is_number(mean):
+            raise DamagedRun(f"{where}'s {name}_mean is {show(mean)}, not a number")
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(is_number(x) for x in ci)):
+            raise DamagedRun(f"{where}'s {name}_ci95 is {show(ci)}, not a pair of numbers")
+
+
 CORPUS = AnalysisKind(
     name="corpus",
     result=CorpusResult,
@@ -91,4 +131,5 @@ CORPUS = AnalysisKind(
     plain_keys=frozenset({"texts", "aggregate", "n_layers"}),
     curves=points,
     summary=summary,
+    check=check_corpus,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hsviewer.core.analyses.checks import DamagedRun, check_depth, check_fields, check_layer_index
 from hsviewer.core.analyses.kind import AnalysisKind, Rows, reduction_label
 from hsviewer.core.analyses.reduce.results import HiddenReduction
 
@@ -22,6 +23,16 @@ def summary(data: dict[str, Any]) -> str:
     )
 
 
+def check_reduce(data: Any, where: str = "its result") -> None:
+    """A reduction's fields have the types HiddenReduction declares (its matrices: the library's check_arrays)."""
+    check_fields(HiddenReduction, data, where)
+    check_depth(data, where)
+    check_layer_index(data["layer"], data["n_layers"], where)
+    for key in ("singular_values", "diff_norms"):
+        if not isinstance(data.get(key), list):
+            raise DamagedRun(f"{where}'s {key} are missing or not a list")
+
+
 REDUCE = AnalysisKind(
     name="reduce",
     result=HiddenReduction,
@@ -30,4 +41,5 @@ REDUCE = AnalysisKind(
     title=lambda data: f" layer {data['layer']}" if "layer" in data else "",
     arrays=True,
     summary=summary,
+    check=check_reduce,
 )

@@ -12,6 +12,16 @@ from hsviewer.core.linalg.measures import SpectrumMeasures
 from hsviewer.core.linalg.reduction import Reduction
 
 ARRAYS = ("original", "reconstruction", "u", "s", "vh", "diff_norms")  # kept beside the JSON, as .npz
+# Their shapes, by what the JSON says: tokens, rank (its singular values), blocks (its diff_norms), the
+# model's hidden size, and rows (the tokens the basis was built from: one fewer under exclude_first).
+ARRAY_SHAPES = {
+    "original": ("tokens", "hidden"),
+    "reconstruction": ("tokens", "hidden"),
+    "u": ("rows", "rank"),
+    "s": ("rank",),
+    "vh": ("rank", "hidden"),
+    "diff_norms": ("blocks",),
+}
 
 
 @dataclass(kw_only=True)

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from hsviewer.core.analyses.checks import DamagedRun, check_depth, check_fields, check_layer_index, show
 from hsviewer.core.analyses.kind import AnalysisKind, Points, Rows, reduction_label
-from hsviewer.core.analyses.sweep.results import SweepResult
+from hsviewer.core.analyses.sweep.results import LayerResult, SweepResult
 from hsviewer.core.errors import HsviewerError
 
 FIELDS = ("layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "kl_divergence")
@@ -64,6 +65,23 @@ def summary(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_sweep(data: Any, where: str = "its result") -> None:
+    """A sweep's fields (and its layers' and controls') have the types SweepResult and LayerResult declare."""
+    check_fields(SweepResult, data, where)
+    check_depth(data, where)
+    layers = data.get("layers")
+    if not isinstance(layers, list):
+        raise DamagedRun(f"{where} has no list of layers")
+    for i, layer in enumerate(layers):
+        check_fields(LayerResult, layer, f"{where}'s layer {i + 1}")
+        check_layer_index(layer["layer"], data["n_layers"], f"{where}'s layer {i + 1}")
+    controls = data.get("controls") or {}
+    if not isinstance(controls, dict):
+        raise DamagedRun(f"{where}'s controls are {show(controls)}, not a table")
+    for name, control in controls.items():
+        check_sweep(control, f"{where}'s control {name!r}")
+
+
 SWEEP = AnalysisKind(
     name="sweep",
     result=SweepResult,
@@ -72,4 +90,5 @@ SWEEP = AnalysisKind(
     plain_keys=frozenset({"layers", "n_layers", "clean_loss", "tokens"}),
     curves=points,
     summary=summary,
+    check=check_sweep,
 )
