@@ -74,6 +74,7 @@ def test_a_deeply_nested_run_file_is_a_note_and_the_runs_are_listed(sweep, tiny_
     ]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_fifo_named_like_a_run_is_a_note_and_never_waited_on(sweep, tiny_handle, capsys):
     good = save("sweep", sweep, tiny_handle("gpt_neox"), name="good")
     os.mkfifo(good.path.parent / "pipe.json")  # a listing that opened it for reading would wait forever
@@ -118,6 +119,7 @@ Library(sys.argv[1]).save("reduce", Result(), {})
 """
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_a_save_killed_before_naming_its_files_leaves_nothing_listed_and_its_leftovers_go(capsys):
     folder = Library().folder
     folder.mkdir(parents=True, exist_ok=True)
