@@ -167,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(run=model_commands.run_models)
 
     cache = sub.add_parser("cache", help="the GGUF models converted once and kept in the user cache")
-    cache_sub = cache.add_subparsers(dest="cache_command", metavar="{list,clear}", required=True)
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="{list,verify,clear}", required=True)
     cache_sub.add_parser("list", help="name, source GGUF, precision, size on disk and folder of each")
+    cache_sub.add_parser(
+        "verify", help="check every file against the checksum recorded at conversion (exit 2 if any is damaged)"
+    )
     clear = cache_sub.add_parser("clear", help="delete them all, or the one named")
     clear.add_argument("name", nargs="?", help="a name from hsviewer cache list (all when left out)")
     cache.set_defaults(run=model_commands.run_cache)

@@ -356,8 +356,7 @@ def test_load_model_loads_an_ollama_blob_as_a_gguf_file(home, tmp_path, monkeypa
 
     def build(path, folder, key, dtype="float32"):  # the conversion, replaced by a copy of a tiny model
         shutil.copytree(tiny_model_dir, folder)
-        files = {p.name: p.stat().st_size for p in folder.iterdir()}
-        (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": key, "files": files}))
+        gguf_cache.write_manifest(folder, key, path, dtype)
         built.append(path)
         yield from ()  # the real build is a generator of Progress events
 

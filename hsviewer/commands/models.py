@@ -34,11 +34,31 @@ def run_cache(args: argparse.Namespace) -> int:
         removed = gguf_cache.clear_cached(args.name)
         print(f"Removed {len(removed)} converted model{'s' * (len(removed) != 1)} from {gguf_cache.cache_root()}")
         return 0
+    if args.cache_command == "verify":
+        return _verify_cache()
     cached = gguf_cache.list_cached()
     if not cached:
         print(f"No converted models in {gguf_cache.cache_root()}")
     for c in cached:
         print(f"{c.name}  {c.dtype}  {c.size / 1e9:.2f} GB  {c.source}\n    {c.folder}")
+    return 0
+
+
+def _verify_cache() -> int:
+    """Hash every converted model's files against their manifest; exit 2 when any is damaged."""
+    from hsviewer.core import gguf_cache
+
+    checked = gguf_cache.verify_cached()
+    if not checked:
+        print(f"No converted models in {gguf_cache.cache_root()}")
+    for c, damage in checked:
+        print(f"{c.name}  {'damaged: ' + damage if damage else 'ok'}")
+    damaged = [c.name for c, damage in checked if damage]
+    if damaged:
+        raise HsviewerError(
+            f"{len(damaged)} of {len(checked)} converted models damaged; each is converted again at its next load "
+            "(or remove it with hsviewer cache clear NAME)."
+        )
     return 0
 
 

@@ -19,6 +19,7 @@ from hsviewer.core.default_model import DEFAULT_MODEL
 from hsviewer.core.discovery import OLLAMA_PREFIX
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
+from hsviewer.core.finite import check_finite
 from hsviewer.core.memory import (
     DTYPES,
     PLAN_TOKENS,
@@ -400,6 +401,7 @@ def _check_causal(handle: ModelHandle) -> None:
     with torch.no_grad():
         a = handle.model(ids, use_cache=False).logits[0, :-1]
         b = handle.model(changed, use_cache=False).logits[0, :-1]
+    check_finite(handle, a, "on four tokens")
     if not torch.allclose(a, b, rtol=1e-3, atol=1e-4):
         raise HsviewerError(
             f"{handle.name} is not a causal (decoder-only) language model: its outputs depend on later tokens."

@@ -17,6 +17,7 @@ from torch import nn
 
 from hsviewer.core.blocks import BlockOutput
 from hsviewer.core.events import Progress
+from hsviewer.core.finite import check_finite
 from hsviewer.core.hooks import capture_outputs
 
 if TYPE_CHECKING:
@@ -203,6 +204,7 @@ def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: bool = False) -> 
     """One pass with no changes, recording each block's output."""
     with capture_outputs(handle.blocks, raw=raw) as outputs:
         states = pass_states(handle, ids)
+    check_finite(handle, states, "in the clean pass of this text")
     return Run(outputs, states[0])
 
 
