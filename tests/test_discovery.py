@@ -568,7 +568,7 @@ def hostile(kind: str, tmp_path: Path, store: Path) -> tuple[str, str, str]:
         return "cut.gguf", str(folder / "cut.gguf"), "cut short"
     if kind == "huge-kv-count":  # a sparse 1 GiB file whose header claims 8e7 key-value pairs
         sparse(folder / "claims.gguf", b"GGUF" + struct.pack("<IQQ", 3, 1, 80_000_000), 1 << 30)
-        return "claims.gguf", str(folder / "claims.gguf"), "claims 1 tensors and 80000000 metadata keys"
+        return "claims.gguf", str(folder / "claims.gguf"), "claims 80,000,000 metadata keys"
     if kind == "deep-config":
         write_hf_folder(folder / "deep", llama_config(), {"w": (2, 2)})
         (folder / "deep" / "config.json").write_text(deep_json(100_000))
@@ -643,6 +643,6 @@ def test_a_claimed_header_is_never_read_past_the_first_piece(home, tmp_path, mon
     parsed = []
     original = discovery._parse_gguf
     monkeypatch.setattr(discovery, "_parse_gguf", lambda data, *a: parsed.append(len(data)) or original(data, *a))
-    with pytest.raises(ValueError, match="5000000 metadata keys"):
+    with pytest.raises(ValueError, match="claims 5,000,000 metadata keys"):
         read_gguf_header(tmp_path / "claims.gguf")
     assert parsed == [discovery.HEADER_START]

@@ -714,10 +714,12 @@ def _parse_gguf(data: Any, name: str, size: int) -> GGUFHeader:
         raise ValueError(f"{name} is GGUF version {version}; only versions 2 and later are read.")
     u32, u64 = struct.Struct(order + "I").unpack_from, struct.Struct(order + "Q").unpack_from
     tensor_count, kv_count = struct.unpack_from(order + "QQ", data, 8)
-    if tensor_count > min(size // 24, MAX_TENSORS) or kv_count > min(size // 12, MAX_KEYS):
-        raise ValueError(
-            f"{name} is not a readable GGUF file (it claims {tensor_count} tensors and {kv_count} metadata keys)."
-        )
+    for count, what, most in (
+        (kv_count, "metadata keys", min(size // 12, MAX_KEYS)),
+        (tensor_count, "tensors", min(size // 24, MAX_TENSORS)),
+    ):
+        if count > most:
+            raise ValueError(f"{name} is not a readable GGUF file (its header claims {count:,} {what}).")
     offset = 24
 
     def string(at: int) -> tuple[str, int]:
