@@ -3,7 +3,7 @@
 A cache folder holds hundreds of MB of weights that a disk error, a stray write or a copy cut
 short can damage without changing their size, and a model loaded from them computes on wrong
 numbers without a word. The conversion records each file's SHA-256 in the manifest (streamed:
-about 0.8 GB/s on this project's 2-core machine, 1.3 s for a 1 GiB shard, against the minutes
+about 0.8 GB/s on an idle 2-core machine, 1.4 s for a 1 GiB shard, against the minute and more
 the conversion of such a model takes), with each file's size and modification time. A load
 hashes again only a file whose size or time differs from the ones last verified, then remembers
 the new ones, so an ordinary load reads no weights twice; `hsviewer cache verify` hashes all.
