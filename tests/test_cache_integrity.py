@@ -108,6 +108,8 @@ def test_a_cache_entry_without_checksums_is_converted_again(converted, tmp_path,
     old = json.loads(manifest.read_text())
     del old["sha256"]  # as hsviewer wrote it before checksums were recorded
     manifest.write_text(json.dumps(old))
+    code, out, _ = cli(capsys, "cache", "verify")  # not known to be damaged: said, and no failure
+    assert code == 0 and f"{weights.parent.name}  unverified: converted before checksums were recorded" in out
     assert cli(capsys, *reduce_args(gguf, tmp_path / "again.json"))[0] == 0
     assert "sha256" in json.loads(manifest.read_text())
 

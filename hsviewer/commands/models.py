@@ -52,8 +52,9 @@ def _verify_cache() -> int:
     if not checked:
         print(f"No converted models in {gguf_cache.cache_root()}")
     for c, damage in checked:
-        print(f"{c.name}  {'damaged: ' + damage if damage else 'ok'}")
-    damaged = [c.name for c, damage in checked if damage]
+        state = "ok" if not damage else "unverified" if damage == gguf_cache.NO_CHECKSUMS else "damaged"
+        print(f"{c.name}  {state}{': ' + damage if damage else ''}")
+    damaged = [c.name for c, damage in checked if damage and damage != gguf_cache.NO_CHECKSUMS]
     if damaged:
         raise HsviewerError(
             f"{len(damaged)} of {len(checked)} converted models damaged; each is converted again at its next load "

@@ -41,6 +41,7 @@ MANIFEST = "hsviewer-cache.json"
 FORMAT = 1
 BUILDING = ".building-"  # then "<pid>-<random>": the building process, a unique suffix
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+NO_CHECKSUMS = "converted before checksums were recorded: converted again at its next load"
 SHARD_BYTES = CONVERSION_SHARD_BYTES  # a shard is written once it would grow past this (the plan counts it)
 DEQUANT_CHUNK = 1 << 24  # values dequantised at once (64 MB of float32): bounds gguf's temporaries
 # The first estimate: a fixed start (reading the header, the tokenizer) and seconds per byte of
@@ -142,8 +143,9 @@ def is_complete(folder: Path, key: str) -> bool:
 
 
 def verify_folder(folder: Path, everything: bool = False) -> str | None:
-    """What is damaged in a whole cache folder, in words, or None: the files changed since last
-    verified are hashed again against the manifest (or all of them, with `everything`)."""
+    """What is damaged in a whole cache folder, in words (NO_CHECKSUMS for one converted before they
+    were recorded), or None: the files changed since last verified are hashed again against the
+    manifest (or all of them, with `everything`)."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         recorded = manifest["sha256"]
@@ -152,7 +154,7 @@ def verify_folder(folder: Path, everything: bool = False) -> str | None:
     except OSError as e:
         return f"its manifest {MANIFEST} cannot be read ({e.strerror or e})"
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return f"its manifest {MANIFEST} records no checksums"
+        return NO_CHECKSUMS
     return cache_integrity.verify(folder, {str(k): str(v) for k, v in recorded.items()}, everything)
 
 
