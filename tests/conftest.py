@@ -1,4 +1,3 @@
-import json
 import os
 import shutil
 import tempfile
@@ -125,9 +124,7 @@ def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
     def build(path, folder, key, dtype="float32"):
         # A copy of a model built on the main thread: the worker thread only does file I/O.
         shutil.copytree(tiny_model_dir, folder)
-        files = {p.name: p.stat().st_size for p in folder.iterdir()}
-        manifest = {"key": key, "source": str(path), "dtype": dtype, "files": files}
-        (folder / gguf_cache.MANIFEST).write_text(json.dumps(manifest))
+        gguf_cache.write_manifest(folder, key, path, dtype)
         builds.append(folder)
         yield from ()  # the real build is a generator of Progress events
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import gguf
@@ -357,8 +358,7 @@ def test_load_model_loads_an_ollama_blob_as_a_gguf_file(home, tmp_path, monkeypa
 
     def build(path, folder, key, dtype="float32"):  # the conversion, replaced by a copy of a tiny model
         shutil.copytree(tiny_model_dir, folder)
-        files = {p.name: p.stat().st_size for p in folder.iterdir()}
-        (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": key, "files": files}))
+        gguf_cache.write_manifest(folder, key, path, dtype)
         built.append(path)
         yield from ()  # the real build is a generator of Progress events
 
@@ -526,3 +526,124 @@ def test_choose_model_dialog_without_a_worker_still_takes_typed_text(qtbot, home
     assert [dialog.row_source(r) for r in range(dialog.proxy.rowCount())] == ["a/b"]  # before any scan
     dialog.set_models(find_models())
     assert [dialog.row_source(r) for r in range(dialog.proxy.rowCount())] == ["default", "a/b"]
+
+
+# Hostile and damaged files: one note each, the listing goes on; through --model one line, exit 2 --------
+
+
+def nested_gguf(path: Path, depth: int) -> None:
+    """A GGUF file whose one metadata value is an array of arrays `depth` deep, and one tensor."""
+    array = struct.pack("<IQ", 9, 1) * depth + struct.pack("<IQ", 0, 0)
+    key = struct.pack("<Q", 1) + b"x" + struct.pack("<I", 9)
+    tensor = struct.pack("<Q", 1) + b"w" + struct.pack("<IQIQ", 1, 4, 0, 0)
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + key + array + tensor + bytes(64))
+
+
+def deep_json(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def sparse(path: Path, start: bytes, size: int) -> None:
+    """A file of `size` bytes that are zeros after `start`, taking no room on disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        f.write(start)
+        f.truncate(size)
+
+
+def hostile(kind: str, tmp_path: Path, store: Path) -> tuple[str, str, str]:
+    """Write one hostile model; return its name in the listing, its --model source and words its note holds."""
+
+    folder = tmp_path / "added"
+    if kind == "nested-gguf":
+        folder.mkdir()
+        nested_gguf(folder / "nested.gguf", 5000)
+        return "nested.gguf", str(folder / "nested.gguf"), "nested over"
+    if kind == "truncated-gguf":
+        from tests.gguf_files import write_tiny_gguf
+
+        folder.mkdir()
+        write_tiny_gguf(folder / "cut.gguf", "llama", "F32")
+        data = (folder / "cut.gguf").read_bytes()
+        (folder / "cut.gguf").write_bytes(data[: len(data) // 3])
+        return "cut.gguf", str(folder / "cut.gguf"), "cut short"
+    if kind == "huge-kv-count":  # a sparse 1 GiB file whose header claims 8e7 key-value pairs
+        sparse(folder / "claims.gguf", b"GGUF" + struct.pack("<IQQ", 3, 1, 80_000_000), 1 << 30)
+        return "claims.gguf", str(folder / "claims.gguf"), "claims 80,000,000 metadata keys"
+    if kind == "deep-config":
+        write_hf_folder(folder / "deep", llama_config(), {"w": (2, 2)})
+        (folder / "deep" / "config.json").write_text(deep_json(100_000))
+        return "deep", str(folder / "deep"), "nested too deeply"
+    if kind == "shape-1e400":
+        write_hf_folder(folder / "huge", llama_config(), None)
+        header = b'{"w":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}}'
+        (folder / "huge" / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
+        return "huge", str(folder / "huge"), "has the shape [inf]"
+    write_ollama(store, "registry.ollama.ai", "library", "evil", "latest", None)
+    manifest = store / "manifests" / "registry.ollama.ai" / "library" / "evil" / "latest"
+    if kind == "deep-manifest":
+        manifest.write_text(deep_json(100_000))
+        return "evil:latest", "ollama:evil:latest", "nested too deeply"
+    if kind == "huge-manifest":
+        sparse(manifest, b"", 1 << 30)
+        return "evil:latest", "ollama:evil:latest", "too large for an Ollama manifest"
+    target = {"passwd": "/etc/passwd", "climb": "../../../../etc/passwd", "absolute-gguf": str(tmp_path / "any.gguf")}
+    write_gguf(tmp_path / "any.gguf")
+    layers = [{"mediaType": discovery.OLLAMA_MODEL_LAYER, "digest": target[kind]}]
+    manifest.write_text(json.dumps({"layers": layers}))
+    return "evil:latest", "ollama:evil:latest", "not a sha256 digest"
+
+
+HOSTILE = [
+    "nested-gguf",
+    "truncated-gguf",
+    "huge-kv-count",
+    "deep-config",
+    "shape-1e400",
+    "deep-manifest",
+    "huge-manifest",
+    "passwd",
+    "climb",
+    "absolute-gguf",
+]
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_a_hostile_model_file_is_one_note_and_the_listing_goes_on(kind, home, tmp_path, monkeypatch, capsys):
+    store = tmp_path / "ollama"
+    monkeypatch.setenv("OLLAMA_MODELS", str(store))
+    name, _, words = hostile(kind, tmp_path, store)
+    write_gguf(tmp_path / "added" / "good.gguf")
+    assert main(["models", "--path", str(tmp_path / "added")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].startswith("default ") and any(
+        line.startswith("good.gguf ") for line in out.splitlines()
+    )
+    (note,) = [line for line in out.splitlines() if line.startswith(f"note: {name}: ")]
+    assert words in note
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_a_hostile_model_given_as_model_is_one_line(kind, home, tmp_path, monkeypatch, capsys):
+    store = tmp_path / "ollama"
+    monkeypatch.setenv("OLLAMA_MODELS", str(store))
+    monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
+    _, source, words = hostile(kind, tmp_path, store)
+    args = ["reduce", "--model", source, "--text", "a few words of text", "--layer", "1", "--device", "cpu"]
+    code = main([*args, "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert err.count("hsviewer: error:") == 1 and err.strip().splitlines()[-1].startswith("hsviewer: error:")
+    if kind not in ("deep-config", "shape-1e400"):  # these two are read, and refused, by transformers itself
+        assert words in err
+    assert not list((tmp_path / "cache").glob("models/*")) and not (tmp_path / "r.json").exists()
+
+
+def test_a_claimed_header_is_never_read_past_the_first_piece(home, tmp_path, monkeypatch):
+    sparse(tmp_path / "claims.gguf", b"GGUF" + struct.pack("<IQQ", 3, 1, 5_000_000), 64 << 20)
+    parsed = []
+    original = discovery._parse_gguf
+    monkeypatch.setattr(discovery, "_parse_gguf", lambda data, *a: parsed.append(len(data)) or original(data, *a))
+    with pytest.raises(ValueError, match="claims 5,000,000 metadata keys"):
+        read_gguf_header(tmp_path / "claims.gguf")
+    assert parsed == [discovery.HEADER_START]

@@ -36,11 +36,32 @@ def run_cache(args: argparse.Namespace) -> int:
         removed = gguf_cache.clear_cached(args.name)
         print(f"Removed {len(removed)} converted model{'s' * (len(removed) != 1)} from {gguf_cache.cache_root()}")
         return 0
+    if args.cache_command == "verify":
+        return _verify_cache()
     cached = gguf_cache.list_cached()
     if not cached:
         print(f"No converted models in {gguf_cache.cache_root()}")
     for c in cached:
         print(f"{c.name}  {c.dtype}  {c.size / 1e9:.2f} GB  {c.source}\n    {c.folder}")
+    return 0
+
+
+def _verify_cache() -> int:
+    """Hash every converted model's files against their manifest; exit 2 when any is damaged."""
+    from hsviewer.core.model import gguf_cache
+
+    checked = gguf_cache.verify_cached()
+    if not checked:
+        print(f"No converted models in {gguf_cache.cache_root()}")
+    for c, damage in checked:
+        state = "ok" if not damage else "unverified" if damage == gguf_cache.NO_CHECKSUMS else "damaged"
+        print(f"{c.name}  {state}{': ' + damage if damage else ''}")
+    damaged = [c.name for c, damage in checked if damage and damage != gguf_cache.NO_CHECKSUMS]
+    if damaged:
+        raise HsviewerError(
+            f"{len(damaged)} of {len(checked)} converted models damaged; each is converted again at its next load "
+            "(or remove it with hsviewer cache clear NAME)."
+        )
     return 0
 
 
@@ -85,8 +106,11 @@ def add_models(sub: Any) -> None:
 def add_cache(sub: Any) -> None:
     """cache: the converted GGUF models."""
     cache = sub.add_parser("cache", help="the GGUF models converted once and kept in the user cache")
-    cache_sub = cache.add_subparsers(dest="cache_command", metavar="{list,clear}", required=True)
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="{list,verify,clear}", required=True)
     cache_sub.add_parser("list", help="name, source GGUF, precision, size on disk and folder of each")
+    cache_sub.add_parser(
+        "verify", help="check every file against the checksum recorded at conversion (exit 2 if any is damaged)"
+    )
     clear = cache_sub.add_parser("clear", help="delete them all, or the one named")
     clear.add_argument("name", nargs="?", help="a name from hsviewer cache list (all when left out)")
     cache.set_defaults(run=run_cache)

@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import os
+import re
+import stat
 import struct
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +40,11 @@ CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
 NOT_CAUSAL_GGUF = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "neo-bert", "t5", "t5encoder", "clip"}
 NOT_MODEL_GGUF_TYPES = {"adapter", "mmproj", "clip-vision"}
 LEARNED_POSITIONS = {"gpt2", "gpt_neo", "opt", "gpt_bigcode", "biogpt", "xglm"}
+OLLAMA_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # how Ollama names a blob; anything else is refused
+# Small JSON files are read whole, but never more than this: a hostile or damaged one must not fill memory.
+MANIFEST_LIMIT = 1 << 20  # an Ollama manifest is about 1 kB
+CONFIG_LIMIT = 16 << 20  # a config.json is a few kB
+INDEX_LIMIT = 64 << 20  # a safetensors index names every tensor: a few MB for the largest models
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +134,7 @@ def remembered_paths() -> list[Path]:
     missing or damaged (with a warning)."""
     file = paths_file()
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = loads(file.read_text(encoding="utf-8"), file.name)
         paths = data["paths"]
         if not isinstance(paths, list):
             raise TypeError("paths is not a list")
@@ -170,6 +177,30 @@ def _write_paths(paths: Sequence[Path]) -> None:
         tmp.replace(file)
     except OSError as e:
         raise HsviewerError(f"Could not save the list of model folders to {file}: {e.strerror or e}.") from None
+
+
+def read_json(path: Path, limit: int, what: str) -> Any:
+    """A small JSON file of at most `limit` bytes, parsed; ValueError when it is not one.
+
+    A regular file only (a named pipe would block), its size checked before anything is read,
+    and nesting too deep for the parser (RecursionError) reported as damage like any other.
+    """
+    with path.open("rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{path.name} is {human_bytes(info.st_size)}, too large for {what}")
+        data = f.read(limit + 1)
+    return loads(data, path.name)
+
+
+def loads(data: str | bytes, name: str) -> Any:
+    """json.loads, with nesting too deep to parse a ValueError like any other damage."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply to be read") from None
 
 
 # Listing ----------------------------------------------------------------------------------
@@ -333,7 +364,7 @@ def _hf_model(folder: Path, *, name: str, source: str, kind: str) -> FoundModel 
     """A Hugging Face model folder from its config.json and its safetensors headers; None when it
     is not a causal LM."""
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = read_json(folder / "config.json", CONFIG_LIMIT, "a config.json")
         if not isinstance(config, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
@@ -380,7 +411,7 @@ def _weight_files(folder: Path) -> list[Path]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            weight_map = read_json(index, INDEX_LIMIT, "a safetensors index")["weight_map"]
             return [folder / name for name in sorted(set(weight_map.values()))]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
@@ -398,7 +429,7 @@ def safetensors_header(path: Path) -> dict[str, Any]:
         (length,) = struct.unpack("<Q", prefix)
         if length > 100_000_000:
             raise ValueError(f"{path.name} has an implausible header length {length}")
-        header = json.loads(f.read(length))
+        header = loads(f.read(length), path.name)
     if not isinstance(header, dict):
         raise ValueError(f"{path.name}: the header is not a JSON object")
     return header
@@ -411,7 +442,10 @@ def _safetensors_parameters(files: Sequence[Path]) -> tuple[int, list[str]]:
         for key, tensor in safetensors_header(path).items():
             if key == "__metadata__" or not isinstance(tensor, dict):
                 continue
-            total += math.prod(int(n) for n in tensor.get("shape", []))
+            shape = tensor.get("shape", [])
+            if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+                raise ValueError(f"{path.name}: tensor {str(key)[:80]!r} has the shape {str(shape)[:80]}")
+            total += math.prod(shape)
             dtypes.append(str(tensor.get("dtype", "")))
     return total, dtypes
 
@@ -524,12 +558,23 @@ def _ollama_parts(name: str) -> tuple[str, str, str, str]:
 
 
 def _ollama_blob(root: Path, manifest: Path, name: str) -> Path:
+    """The model layer's blob; refused unless the digest is sha256:HEX, a file in the store's blobs folder."""
     try:
-        layers = json.loads(manifest.read_text(encoding="utf-8"))["layers"]
+        layers = read_json(manifest, MANIFEST_LIMIT, "an Ollama manifest")["layers"]
         digest = next(layer["digest"] for layer in layers if layer.get("mediaType") == OLLAMA_MODEL_LAYER)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
+    except ValueError as e:
+        raise HsviewerError(f"Ollama model {name}: its manifest {manifest} cannot be read ({e}).") from None
+    except (OSError, KeyError, TypeError, AttributeError, StopIteration):
         raise HsviewerError(f"Ollama model {name}: its manifest {manifest} names no model file.") from None
-    blob = root / "blobs" / str(digest).replace(":", "-")
+    if not isinstance(digest, str) or not OLLAMA_DIGEST.fullmatch(digest):
+        raise HsviewerError(
+            f"Ollama model {name}: its manifest names the model file {str(digest)[:80]!r}, "
+            "not a sha256 digest of a file in the store; refused."
+        )
+    blobs = root / "blobs"
+    blob = blobs / digest.replace(":", "-")
+    if blob.is_file() and not blob.resolve().is_relative_to(blobs.resolve()):
+        raise HsviewerError(f"Ollama model {name}: its weights file {blob} links outside the store; refused.")
     if not blob.is_file():
         raise HsviewerError(
             f"Ollama model {name}: its weights file {blob.name} is missing from {blob.parent} "
@@ -559,7 +604,9 @@ def _gguf_model(path: Path, *, name: str, source: str, kind: str) -> FoundModel 
         return None
     parts = _int(meta, "split.count") or 1
     problem = (
-        f"the first of {parts} parts of a split GGUF; hsviewer loads single-file GGUF models" if parts > 1 else None
+        f"the first of {parts} parts of a split GGUF; hsviewer loads single-file GGUF models"
+        if parts > 1
+        else header.truncation()
     )
     prefix = f"{arch}." if isinstance(arch, str) else "?."
     vocab = meta.get(prefix + "vocab_size") or meta.get("tokenizer.ggml.tokens")
@@ -600,12 +647,32 @@ class GGUFHeader:
     tensor_count: int = 0
     parameters: int = 0
     file_bytes: int = 0
+    data_bytes: int = 0  # where the tensor table says the last tensor's data ends, from the file's start
+
+    def truncation(self) -> str | None:
+        """Why the file cannot hold the tensors its header describes, or None when it can."""
+        if self.data_bytes <= self.file_bytes:
+            return None
+        return (
+            f"cut short: its tensors need {human_bytes(self.data_bytes)} but the file has "
+            f"{human_bytes(self.file_bytes)} (a download or copy that did not finish?)"
+        )
 
 
 HEADER_START = 4 << 20  # bytes read first: the whole header of a model with a 50k-token vocabulary
-HEADER_LIMIT = 512 << 20  # never more: a damaged count must not read a 40 GB file into memory
+HEADER_LIMIT = 64 << 20  # never more: a 262k-token vocabulary with its merges is about 15 MB
+# What a model's header holds at most, far above any real one (a few dozen keys, a few thousand tensors,
+# a vocabulary of a few hundred thousand tokens, arrays of arrays one level deep): a file claiming more is
+# refused at once rather than walked through, so a listing stays well under a second whatever a file claims.
+MAX_KEYS = 1 << 16
+MAX_TENSORS = 1 << 17
+MAX_NESTING = 8
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
+
+
+class _PastEnd(IndexError):
+    """The header goes on past the bytes read so far."""
 
 
 def read_gguf_header(path: str | Path) -> GGUFHeader:
@@ -627,10 +694,12 @@ def read_gguf_header(path: str | Path) -> GGUFHeader:
             with memoryview(f.read(min(limit, size, HEADER_LIMIT))) as data:
                 try:
                     return _parse_gguf(data, path.name, size)
-                except (struct.error, IndexError, UnicodeDecodeError, OverflowError) as e:
+                except (struct.error, IndexError, OverflowError):
                     if len(data) < min(size, HEADER_LIMIT):  # the header goes on past what was read
                         limit *= 4
                         continue
+                    if len(data) < size:
+                        e = IndexError(f"its header does not end within its first {HEADER_LIMIT >> 20} MiB")
                     raise ValueError(f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}).") from None
 
 
@@ -646,37 +715,45 @@ def _parse_gguf(data: Any, name: str, size: int) -> GGUFHeader:
         raise ValueError(f"{name} is GGUF version {version}; only versions 2 and later are read.")
     u32, u64 = struct.Struct(order + "I").unpack_from, struct.Struct(order + "Q").unpack_from
     tensor_count, kv_count = struct.unpack_from(order + "QQ", data, 8)
-    if tensor_count > size // 24 or kv_count > size // 12:
-        raise ValueError(f"{name} is not a readable GGUF file (its counts exceed its size).")
+    for count, what, most in (
+        (kv_count, "metadata keys", min(size // 12, MAX_KEYS)),
+        (tensor_count, "tensors", min(size // 24, MAX_TENSORS)),
+    ):
+        if count > most:
+            raise ValueError(f"{name} is not a readable GGUF file (its header claims {count:,} {what}).")
     offset = 24
 
     def string(at: int) -> tuple[str, int]:
         (n,) = u64(data, at)
         end = at + 8 + n
         if end > len(data):
-            raise IndexError("a string runs past the end of the file")
+            raise _PastEnd("a string runs past the end of what was read")
         return bytes(data[at + 8 : end]).decode("utf-8", errors="replace"), end
 
-    def skip(kind: int, at: int, count: int) -> int:
+    def skip(kind: int, at: int, count: int, depth: int = 0) -> int:
         if kind in _SCALARS:
             end = at + count * struct.calcsize(_SCALARS[kind])
         elif kind == _STRING:
-            if count * 8 > size - at:
-                raise IndexError("an array runs past the end of the file")
+            if count * 8 > len(data) - at:  # before walking: each string takes 8 bytes at least
+                raise _PastEnd("an array runs past the end of what was read")
             end, view, unpack = at, data, u64  # locals: this loop runs once per token of the vocabulary
             for _ in range(count):
                 (n,) = unpack(view, end)
                 end += 8 + n
         elif kind == _ARRAY:
+            if depth >= MAX_NESTING:
+                raise ValueError(f"{name} is not a readable GGUF file (arrays nested over {MAX_NESTING} deep).")
+            if count * 12 > len(data) - at:
+                raise _PastEnd("an array runs past the end of what was read")
             end = at
             for _ in range(count):
                 (inner,) = u32(data, end)
                 (n,) = u64(data, end + 4)
-                end = skip(inner, end + 12, n)
+                end = skip(inner, end + 12, n, depth + 1)
         else:
             raise IndexError(f"unknown value type {kind}")
         if end > len(data):
-            raise IndexError("an array runs past the end of the file")
+            raise _PastEnd("an array runs past the end of what was read")
         return end
 
     metadata: dict[str, Any] = {}
@@ -696,16 +773,53 @@ def _parse_gguf(data: Any, name: str, size: int) -> GGUFHeader:
             offset += struct.calcsize(_SCALARS[kind])
         else:
             raise IndexError(f"unknown value type {kind} for {key}")
-    parameters = 0
+    parameters, data_end = 0, 0
     for _ in range(tensor_count):
         _, offset = string(offset)
         (dims,) = u32(data, offset)
         if dims > 8:
             raise IndexError(f"a tensor with {dims} dimensions")
         shape = struct.unpack_from(f"{order}{dims}Q", data, offset + 4)
+        kind, start = struct.unpack_from(order + "IQ", data, offset + 4 + 8 * dims)
         offset += 4 + 8 * dims + 4 + 8  # the dimensions, then the type and the data offset
         parameters += math.prod(shape)
-    return GGUFHeader(metadata=metadata, tensor_count=tensor_count, parameters=parameters, file_bytes=size)
+        data_end = max(data_end, start + _tensor_bytes(kind, math.prod(shape)))
+    alignment = metadata.get("general.alignment", 32)
+    alignment = alignment if type(alignment) is int and alignment > 0 else 32
+    data_start = -(-offset // alignment) * alignment
+    return GGUFHeader(
+        metadata=metadata,
+        tensor_count=tensor_count,
+        parameters=parameters,
+        file_bytes=size,
+        data_bytes=data_start + data_end if tensor_count else 0,
+    )
+
+
+def _tensor_bytes(kind: int, elements: int) -> int:
+    """The bytes a tensor of this ggml type and element count takes (gguf's table of block sizes);
+    0 for a type this gguf package does not know, which transformers will name when it loads."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    try:
+        block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
+    except (ValueError, KeyError):
+        return 0
+    return -(-elements // block) * block_bytes
+
+
+def check_gguf(path: Path) -> GGUFHeader:
+    """The header of a GGUF file about to be converted; HsviewerError when it is unreadable or cut short."""
+    try:
+        header = read_gguf_header(path)
+    except (OSError, ValueError) as e:
+        raise HsviewerError(
+            str(e) if isinstance(e, ValueError) else f"Could not read {path}: {e.strerror or e}."
+        ) from None
+    problem = header.truncation()
+    if problem:
+        raise HsviewerError(f"{path.name} is {problem}.")
+    return header
 
 
 # Text -------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ with the gguf package, renamed and un-permuted by transformers' own GGUF tensor
 processors, cast to the chosen precision and appended to a shard of at most
 SHARD_BYTES, so its peak memory is about a shard and a tensor, not the whole model
 several times over. The cache folder is keyed by the file's identity and the precision,
-and written under a temporary name, then renamed, so it is whole or absent.
+and written under a temporary name, then renamed, so it is whole or absent. Its manifest
+records every file's size and SHA-256 (cache_integrity), checked again whenever a file's
+size or time has changed, so a damaged folder is converted again, never computed on.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ import torch
 
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Progress
+from hsviewer.core.model import cache_integrity
+from hsviewer.core.model.discovery import check_gguf
 from hsviewer.core.model.memory import CONVERSION_SHARD_BYTES
 
 MANIFEST = "hsviewer-cache.json"
 FORMAT = 1
 BUILDING = ".building-"  # then "<pid>-<random>": the building process, a unique suffix
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+NO_CHECKSUMS = "converted before checksums were recorded: converted again at its next load"
 SHARD_BYTES = CONVERSION_SHARD_BYTES  # a shard is written once it would grow past this (the plan counts it)
 DEQUANT_CHUNK = 1 << 24  # values dequantised at once (64 MB of float32): bounds gguf's temporaries
 # The first estimate: a fixed start (reading the header, the tokenizer) and seconds per byte of
@@ -103,7 +108,11 @@ def cached_folder(gguf: Path, rebuild: bool = False, dtype: str = "float32") -> 
     _check_dtype(dtype)
     folder, key = _folder(gguf, dtype)
     remove_abandoned_builds(folder.parent)
-    if rebuild or not is_complete(folder, key):
+    damage = None if rebuild or not is_complete(folder, key) else verify_folder(folder)
+    if damage:
+        log.warning("The converted %s in %s is damaged: %s", gguf.name, folder, damage)
+        yield Progress(message=f"The converted {gguf.name} in the cache is damaged ({damage}): converting it again")
+    if rebuild or damage or not is_complete(folder, key):
         yield Progress(message=f"Preparing {gguf.name} once (converting to {dtype}, about {estimate_seconds(gguf)} s)")
         shutil.rmtree(folder, ignore_errors=True)
         yield from build(gguf, folder, key, dtype)
@@ -119,14 +128,46 @@ def _return_freed_memory() -> None:
 
 
 def is_complete(folder: Path, key: str) -> bool:
-    """The manifest names the key and every file with its size."""
+    """The manifest names the key and every file with its size and checksum (a folder converted
+    before checksums were recorded is converted again once), and the sizes are those on disk."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        return manifest["key"] == key and all(
-            (folder / name).stat().st_size == size for name, size in manifest["files"].items()
+        files, sums = manifest["files"], manifest["sha256"]
+        return (
+            manifest["key"] == key
+            and set(files) == set(sums)
+            and all((folder / name).stat().st_size == size for name, size in files.items())
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return False
+
+
+def verify_folder(folder: Path, everything: bool = False) -> str | None:
+    """What is damaged in a whole cache folder, in words (NO_CHECKSUMS for one converted before they
+    were recorded), or None: the files changed since last verified are hashed again against the
+    manifest (or all of them, with `everything`)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        recorded = manifest["sha256"]
+        if not isinstance(recorded, dict) or not recorded:
+            raise TypeError("no checksums")
+    except OSError as e:
+        return f"its manifest {MANIFEST} cannot be read ({e.strerror or e})"
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return NO_CHECKSUMS
+    return cache_integrity.verify(folder, {str(k): str(v) for k, v in recorded.items()}, everything)
+
+
+def write_manifest(folder: Path, key: str, source: Path, dtype: str) -> None:
+    """The manifest of a converted folder: the key, the source, and each file's size and SHA-256."""
+    names = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and p.name not in (MANIFEST, cache_integrity.VERIFIED)
+    )
+    files = {name: (folder / name).stat().st_size for name in names}
+    sums = cache_integrity.checksums(folder, names)
+    manifest = {"key": key, "source": str(source), "dtype": dtype, "files": files, "sha256": sums}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    cache_integrity.remember_verified(folder, names)
 
 
 def remove_abandoned_builds(models: Path) -> None:
@@ -147,6 +188,7 @@ def build(gguf: Path, folder: Path, key: str, dtype: str = "float32") -> Generat
     between its events, leaves nothing behind.
     """
     torch_dtype = _check_dtype(dtype)
+    check_gguf(gguf)  # cut short or unreadable: said plainly before transformers' own reader fails on it
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{BUILDING}{os.getpid()}-", dir=folder.parent))
     try:
@@ -157,9 +199,7 @@ def build(gguf: Path, folder: Path, key: str, dtype: str = "float32") -> Generat
             _build_whole(gguf, tmp, torch_dtype)
         else:
             yield from _stream(gguf, plan, tmp, torch_dtype)
-        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
-        manifest = {"key": key, "source": str(gguf), "dtype": dtype, "files": files}
-        (tmp / MANIFEST).write_text(json.dumps(manifest))
+        write_manifest(tmp, key, gguf, dtype)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
     finally:
@@ -384,6 +424,11 @@ def list_cached() -> list[CachedModel]:
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         found.append(CachedModel(name=folder.name, source=source, dtype=dtype, size=size, folder=folder))
     return found
+
+
+def verify_cached() -> list[tuple[CachedModel, str | None]]:
+    """Every converted model with what is damaged in it (every file hashed against its manifest), or None."""
+    return [(c, verify_folder(c.folder, everything=True)) for c in list_cached()]
 
 
 def clear_cached(name: str | None = None) -> list[Path]:

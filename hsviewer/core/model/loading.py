@@ -20,6 +20,7 @@ from hsviewer.core.model import gguf_cache
 from hsviewer.core.model.anatomy import find_blocks, separable_head
 from hsviewer.core.model.default import DEFAULT_MODEL
 from hsviewer.core.model.discovery import OLLAMA_PREFIX, facts_of
+from hsviewer.core.model.finite import check_finite
 from hsviewer.core.model.memory import (
     DTYPES,
     PLAN_TOKENS,
@@ -399,6 +400,7 @@ def _check_causal(handle: ModelHandle) -> None:
     with torch.no_grad():
         a = handle.model(ids, use_cache=False).logits[0, :-1]
         b = handle.model(changed, use_cache=False).logits[0, :-1]
+    check_finite(handle, a, "on four tokens")
     if not torch.allclose(a, b, rtol=1e-3, atol=1e-4):
         raise HsviewerError(
             f"{handle.name} is not a causal (decoder-only) language model: its outputs depend on later tokens."

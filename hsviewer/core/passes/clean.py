@@ -15,6 +15,7 @@ import torch
 
 from hsviewer.core.events import Progress
 from hsviewer.core.model.anatomy import head_input, head_logits
+from hsviewer.core.model.finite import check_finite
 from hsviewer.core.passes.blocks import BlockOutput
 from hsviewer.core.passes.hooks import capture_outputs
 
@@ -159,6 +160,7 @@ def clean_forward(handle: ModelHandle, ids: torch.Tensor, raw: bool = False) -> 
     """One pass with no changes, recording each block's output."""
     with capture_outputs(handle.blocks, raw=raw) as outputs:
         states = pass_states(handle, ids)
+    check_finite(handle, states, "in the clean pass of this text")
     return ForwardPass(outputs, states[0])
 
 
