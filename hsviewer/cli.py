@@ -14,6 +14,7 @@ from hsviewer._frozen import fix_std_streams
 from hsviewer.core.choices import CENTERINGS, CONTROLS, METHODS, METRICS
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.memory import DTYPES
+from hsviewer.interrupts import interrupt_on_sigterm, interrupted_code
 
 EXIT_BAD_INPUT = 2
 ROOT_OPTIONS = ("--model", "--screenshots", "--selftest")  # the app's, before any command; kept for old scripts
@@ -35,23 +36,30 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
     try:
         _check_root_options(args)
-        return args.run(args)
+        with interrupt_on_sigterm():
+            return args.run(args)
     except HsviewerError as e:
-        print(f"hsviewer: error: {e}", file=sys.stderr)
+        _error(str(e))
         return EXIT_BAD_INPUT
     except OSError as e:  # a file in the way that no check foresaw
         where = f"{e.filename}: " if e.filename else ""
-        print(f"hsviewer: error: {where}{e.strerror or e}.", file=sys.stderr)
+        _error(f"{where}{e.strerror or e}.")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        end_progress_line()
         print("hsviewer: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_code()
     except (MemoryError, RuntimeError) as e:
         message = out_of_memory(e)
         if message is None:
             raise
-        print(f"hsviewer: error: {message}", file=sys.stderr)
+        _error(message)
         return EXIT_BAD_INPUT
+
+
+def _error(message: str) -> None:
+    end_progress_line()
+    print(f"hsviewer: error: {message}", file=sys.stderr)
 
 
 def out_of_memory(error: BaseException) -> str | None:
@@ -130,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--csv", type=_path, help="also write the per-layer table as CSV")
     sweep.add_argument("--out", required=True, type=_path, help="JSON file")
-    _add_no_save(sweep, " A sweep stopped with Ctrl+C is not saved (with --texts, --out keeps the texts done).")
+    _add_no_save(
+        sweep,
+        " A sweep stopped with Ctrl+C or SIGTERM is not saved; --out and --csv keep the layers "
+        "(with --texts, the texts) done.",
+    )
     sweep.set_defaults(run=analysis.run_sweep)
 
     bench = sub.add_parser("bench", help="benchmarks: sweep speed, load time, image latency, memory, GUI stalls")
@@ -144,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--large-gguf",
         metavar="PATH",
         help="instead: peak memory of a ~1.1B Q8_0 GGUF (written at PATH if missing) against the plan",
+    )
+    bench.add_argument(
+        "--soak",
+        action="store_true",
+        help="instead: resident memory after each of 50 reductions and 10 sweeps, through the core and the GUI's jobs",
     )
     bench.set_defaults(run=model_commands.run_bench)
 
@@ -381,12 +398,22 @@ def _print_plan(args: argparse.Namespace, text: str) -> int:
     return 0
 
 
+class _ProgressLine:
+    """The line on stderr that counted work rewrites: one for every printer, as stderr is one."""
+
+    width = 0  # of the line being rewritten; 0 when none is
+
+
+def end_progress_line() -> None:
+    """End the line being rewritten, so that what follows (a message, the interruption) starts a line of its own."""
+    if _ProgressLine.width:
+        print(file=sys.stderr)
+    _ProgressLine.width = 0
+
+
 class _ProgressPrinter:
     """On stderr: a step of counted work (a layer, a converted tensor) rewrites one line; any
     other step gets a line of its own."""
-
-    def __init__(self) -> None:
-        self.width = 0  # of the line being rewritten; 0 when none is
 
     def __call__(self, event: Any) -> None:
         from hsviewer.core.events import Step
@@ -399,17 +426,14 @@ class _ProgressPrinter:
         else:
             text = event.message
         if event.total:
-            print(f"\r{text:<{self.width}}", end="", file=sys.stderr, flush=True)
-            self.width = len(text)
+            print(f"\r{text:<{_ProgressLine.width}}", end="", file=sys.stderr, flush=True)
+            _ProgressLine.width = len(text)
             return
         self.end()
         print(text, file=sys.stderr)
 
     def end(self) -> None:
-        """End the line being rewritten, so that what follows starts a line of its own."""
-        if self.width:
-            print(file=sys.stderr)
-        self.width = 0
+        end_progress_line()
 
 
 def _check_outputs(*paths: tuple[str, Path | None]) -> None:
@@ -478,6 +502,13 @@ class _CorpusPrinter(_ProgressPrinter):
         if isinstance(event, Finished):  # the table follows on stdout: end the progress line
             self.end()
         super().__call__(event)
+
+
+def _keep_on_interrupt(n: int, unit: str) -> None:
+    """Say that a stopped run writes what it has done: `n` texts or layers."""
+    end_progress_line()
+    done = f"{n} {unit}{'s' * (n != 1)} done"
+    print(f"hsviewer: interrupted; writing the {done} (not saved to the runs library)", file=sys.stderr)
 
 
 def _print_warnings(warnings: list[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from hsviewer.cli import (
     _check_outputs,
     _CorpusPrinter,
+    _keep_on_interrupt,
     _load,
     _print_plan,
     _print_warnings,
@@ -18,6 +19,7 @@ from hsviewer.cli import (
     _save_run,
     _text,
     _write,
+    interrupted_code,
     say,
 )
 from hsviewer.core.errors import HsviewerError
@@ -96,12 +98,20 @@ def run_sweep(args: argparse.Namespace) -> int:
         return _print_plan(args, text)
     from hsviewer.core import iter_sweep
     from hsviewer.core.events import run_to_end
+    from hsviewer.core.sweep_results import SweepCollector
     from hsviewer.export import sweep_rows
 
     handle = _load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
-    printer = _ProgressPrinter()
-    result = run_to_end(events, printer)
+    printer, collector = _ProgressPrinter(), SweepCollector()
+    try:
+        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the layers done, as the app's Cancel does
+        events.close()
+        result = collector.cancelled()
+        if result is None or not result.layers:
+            raise
+        _keep_on_interrupt(len(result.layers), "layer")
     printer.end()
     _print_warnings(result.warnings)
     data = result.to_dict()
@@ -110,7 +120,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         _save_run(args, "sweep", handle, result, sweep_settings(reduction, grid, args.controls, args.method), [text])
     say(format_sweep_table(data))
     say(f"Wrote {args.out}")
-    return 0
+    return interrupted_code() if result.cancelled else 0
 
 
 def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
@@ -142,15 +152,13 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     )
     printer, collector = _CorpusPrinter(), CorpusCollector()
     try:
-        result = run_to_end(events, lambda event: (printer(event), collector.add(event)))
-    except KeyboardInterrupt:  # Ctrl+C keeps the texts done
+        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the texts done
         events.close()
         result = collector.cancelled()
         if result is None or not result.texts:
             raise
-        n = len(result.texts)
-        done = f"{n} text{'s' * (n != 1)} done"
-        print(f"\nhsviewer: interrupted; writing the {done} (not saved to the runs library)", file=sys.stderr)
+        _keep_on_interrupt(len(result.texts), "text")
     data = result.to_dict()
     _write_json_csv(args, data, lambda: aggregate_rows(data))
     if not result.cancelled:  # as a one-text sweep: only a whole run is kept
@@ -158,7 +166,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         _save_run(args, "corpus", handle, result, settings, [t.text for t in corpus.texts])
     say(format_aggregate_table(data))
     say(f"Wrote {args.out}")
-    return 130 if result.cancelled else 0
+    return interrupted_code() if result.cancelled else 0
 
 
 def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callable[[], Any]) -> None:
@@ -174,7 +182,7 @@ def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callab
 def format_aggregate_table(data: dict[str, Any]) -> str:
     """Per layer: the mean and 95% interval over the texts of components, loss change and KL."""
     n = len(data["texts"])
-    lines = [f"{data['model']}: {n} texts swept, mean [95% interval] over texts"]
+    lines = [f"{data['model']}: {n} text{'s' * (n != 1)} swept, mean [95% interval] over texts"]
     for note in data["notes"]:
         lines.append(f"  {note}")
     runs = {"": data["aggregate"], **data["aggregate"].get("controls", {})}

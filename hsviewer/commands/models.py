@@ -49,4 +49,8 @@ def run_bench(args: argparse.Namespace) -> int:
         from hsviewer.bench_large import run_large_bench
 
         return run_large_bench(args.large_gguf, _text(args))
+    if args.soak:
+        from hsviewer.bench_soak import run_soak
+
+        return run_soak(args.model, _text(args))
     return run_bench(args.model, _text(args), with_gui=not args.skip_gui, device=args.device, dtype=args.dtype)
