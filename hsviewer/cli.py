@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
     try:
         _check_root_options(args)
-        with interrupt_on_sigterm():
+        with interrupt_on_sigterm(), _log_warnings_as_lines(args.run is not _run_gui):
             return args.run(args)
     except HsviewerError as e:
         _error(str(e))
@@ -55,6 +58,30 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(message)
         return EXIT_BAD_INPUT
+
+
+@contextlib.contextmanager
+def _log_warnings_as_lines(enabled: bool) -> Iterator[None]:
+    """hsviewer's logged warnings as the CLI's own 'warning: ...' lines, not as raw log text (the
+    app has its log; a command that configured no logging got Python's bare last-resort lines)."""
+    if not enabled:
+        yield
+        return
+    handler = _WarningLines(logging.WARNING)
+    logger = logging.getLogger("hsviewer")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+class _WarningLines(logging.Handler):
+    """A logged record as 'warning: MESSAGE' on stderr (whatever sys.stderr is then), on a line of its own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        end_progress_line()
+        print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
 
 
 def _error(message: str) -> None:
@@ -395,6 +422,7 @@ def _print_plan(args: argparse.Namespace, text: str) -> int:
         say(f"{plan.describe()} (about {tokens} tokens from the text's length)")
         if not plan.fits:
             say(refusal(plan))
+            return EXIT_BAD_INPUT  # as the load would end: a script can test the plan before it runs
     return 0
 
 

@@ -133,6 +133,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     corpus = read_corpus(args.texts)
     for note in corpus.notes:
         print(f"note: {note}", file=sys.stderr)
+    _print_warnings(corpus.warnings)
     if args.plan:
         return _print_plan(args, max((t.text for t in corpus.texts), key=len))
     from hsviewer.core.corpus_results import CorpusCollector, aggregate_rows
@@ -148,7 +149,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         method=args.method,
         grid=grid,
         controls=args.controls,
-        notes=corpus.notes,
+        notes=[*corpus.notes, *corpus.warnings],
     )
     printer, collector = _CorpusPrinter(), CorpusCollector()
     try:
