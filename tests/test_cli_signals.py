@@ -18,6 +18,7 @@ from tests.support import CHILD_ENV, CHILD_TIMEOUT_S, cli_terminated_when
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parent.parent
+CLOSE_TIMEOUT_S = 120  # from the signal to the app's exit: a hang fails here, however busy the machine
 
 
 def test_sigterm_during_a_corpus_sweep_writes_the_texts_done(tiny_model_dir, tmp_path):
@@ -97,6 +98,21 @@ def test_ctrl_c_before_any_layer_ends_the_progress_line(tiny_model_dir, text, tm
     assert err.endswith("…\nhsviewer: interrupted\n") and not out.exists()
 
 
+def test_sigterm_during_a_conversion_leaves_no_half_built_folder(text, tmp_path, monkeypatch):
+    from tests.gguf_files import write_tiny_gguf
+
+    gguf = tmp_path / "llama.gguf"
+    write_tiny_gguf(gguf, "llama", "Q8_0")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(cache))
+    out = tmp_path / "r.json"
+    args = ["reduce", "--model", str(gguf), "--text", text, "--layer", "0", "--out", str(out)]
+    done = cli_terminated_when(args, "event.message.startswith('Converting') and event.done == 3")
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert "tensor 3 of" in done.stderr and "Traceback" not in done.stderr
+    assert list((cache / "models").iterdir()) == [] and not out.exists()
+
+
 def test_sigterm_during_an_export_leaves_no_temporary_file(tiny_model_dir, text, tmp_path):
     from hsviewer.core.library import Library
 
@@ -144,7 +160,7 @@ def test_ctrl_c_and_sigterm_close_the_app_as_its_close_button(signum, tiny_model
             child.send_signal(signum)
             break
     try:
-        _, err = child.communicate(timeout=CHILD_TIMEOUT_S)
+        _, err = child.communicate(timeout=CLOSE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         child.kill()
         _, err = child.communicate()
@@ -152,5 +168,5 @@ def test_ctrl_c_and_sigterm_close_the_app_as_its_close_button(signum, tiny_model
     err = "".join(seen) + err
     assert child.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    (settings,) = config.rglob("*.conf")  # saved on closing, as the close button saves them
-    assert str(tiny_model_dir) in settings.read_text()
+    (settings,) = config.rglob("*.ini")  # saved on closing, as the close button saves them
+    assert "geometry" in settings.read_text()
