@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hsviewer.cli import _text
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.memory import format_size
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def run_cache(args: argparse.Namespace) -> int:
     if not cached:
         print(f"No converted models in {gguf_cache.cache_root()}")
     for c in cached:
-        print(f"{c.name}  {c.dtype}  {c.size / 1e9:.2f} GB  {c.source}\n    {c.folder}")
+        print(f"{c.name}  {c.dtype}  {format_size(c.size)}  {c.source}\n    {c.folder}")
     return 0
 
 
