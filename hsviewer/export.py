@@ -23,7 +23,7 @@ SWEEP_FIELDS = ("layer", "components", "variance_kept", "hidden_diff_norm", "log
 
 Writer = Callable[[Path], None]
 STREAMS = ("/dev/", "/proc/")  # paths there are written through, never replaced
-NAME_MAX = 255  # bytes in a file name, on Linux, macOS and Windows alike
+NAME_MAX = 255  # the usual limit on a file name (ext4, XFS, APFS: bytes; NTFS counts UTF-16 units)
 RANDOM_CHARS = 8  # what tempfile.mkstemp puts between the prefix and the suffix
 SUFFIX_MAX = 16  # a longer "suffix" is part of a long name ("a.<200 characters>"), not a file type
 
