@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from typing import NoReturn
 
 import hsviewer
 from hsviewer._frozen import fix_std_streams
-from hsviewer.commands.common import EXIT_BAD_INPUT
+from hsviewer.commands.common import EXIT_BAD_INPUT, end_progress_line
+from hsviewer.commands.interrupts import interrupt_on_sigterm, interrupted_code
 from hsviewer.core.errors import HsviewerError, user_message
 
 ROOT_OPTIONS = ("--model", "--screenshots", "--selftest")  # the app's, before any command; kept for old scripts
@@ -30,16 +34,45 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
     try:
         _check_root_options(args)
-        return args.run(args)
+        from hsviewer.commands import app
+
+        with interrupt_on_sigterm(), _log_warnings_as_lines(args.run is not app.run_gui):
+            return args.run(args)
     except KeyboardInterrupt:
+        end_progress_line()
         print("hsviewer: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_code()
     except Exception as e:
         message = user_message(e)
         if message is None:
             raise
+        end_progress_line()
         print(f"hsviewer: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+@contextlib.contextmanager
+def _log_warnings_as_lines(enabled: bool) -> Iterator[None]:
+    """hsviewer's logged warnings as the CLI's own 'warning: ...' lines, not as raw log text (the
+    app has its log; a command that configured no logging got Python's bare last-resort lines)."""
+    if not enabled:
+        yield
+        return
+    handler = _WarningLines(logging.WARNING)
+    logger = logging.getLogger("hsviewer")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+class _WarningLines(logging.Handler):
+    """A logged record as 'warning: MESSAGE' on stderr (whatever sys.stderr is then), on a line of its own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        end_progress_line()
+        print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import ClassVar
 
 TIMEOUT_MS = 120_000  # generous: the check is that a load or a run ends, not how fast
+CHILD_TIMEOUT_S = 600  # a process of its own imports torch first: minutes on a busy machine
+CHILD_ENV = {"OMP_NUM_THREADS": "1"}  # as one_torch_thread: threads spinning against each other on busy cores
 LOAD_TIMEOUT_MS = TIMEOUT_MS
 HOLD_S = 60.0  # a held worker gives up after this, so a broken test fails instead of hanging
 TEXT = "the museum of modern art in amsterdam is a building by van gogh , located close to the square ."
@@ -212,3 +214,40 @@ def kept_after_the_first_text(events):
             events.close()
             break
     return collector.cancelled()
+
+
+SIGTERM_WHEN = """
+import os, signal, sys
+from hsviewer import cli
+from hsviewer.commands import common
+from hsviewer.core.analyses.sweep.results import LayerDone
+
+printer = common.ProgressPrinter.__call__
+
+def terminate_when(self, event):
+    printer(self, event)
+    if {when}:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+common.ProgressPrinter.__call__ = terminate_when
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def cli_terminated_when(args: list[str], when: str):
+    """`hsviewer ARGS` in a process of its own that sends itself SIGTERM once a progress event
+    makes `when` (an expression of `event`) true, as `timeout` or a batch scheduler would then."""
+    import os
+    import subprocess
+    import sys
+
+    script = SIGTERM_WHEN.format(when=when)
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=root,
+        env={**os.environ, **CHILD_ENV},
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+    )

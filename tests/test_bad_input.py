@@ -33,7 +33,8 @@ from tests.support import TEXT
 OLD = b"the previous file, kept whole\n"
 # hsviewer's progress printer, silenced here so that stderr holds only what went wrong
 SILENT_PROGRESS = (
-    "import hsviewer.commands.common as common; common.ProgressPrinter.__call__ = lambda self, event: None"
+    "import hsviewer.cli as cli, hsviewer.commands.common as common; "
+    "common.ProgressPrinter.__call__ = lambda self, event: None"
 )
 
 

@@ -346,7 +346,19 @@ def test_an_ollama_model_whose_blob_is_missing_says_so_in_one_line(home, monkeyp
     assert "\n" not in message and "gone:7b" in message and "missing" in message and "ollama pull" in message
     with caplog.at_level(logging.WARNING, logger="hsviewer.core.model.discovery"):
         (row,) = [m for m in find_models() if m.kind == "ollama"]
-    assert row.problem == message and "gone:7b" in caplog.text
+    assert message == f"Ollama model gone:7b: {row.problem}"  # the listing's note names the model once
+    assert not caplog.text  # and the table is where the problem is said, once
+
+
+def test_models_says_an_ollama_problem_once_naming_the_model_once(home, monkeypatch, capsys):
+    store = home / "elsewhere"
+    monkeypatch.setenv("OLLAMA_MODELS", str(store))
+    write_ollama(store, "registry.ollama.ai", "library", "gone", "7b", None)
+    assert main(["models"]) == 0
+    out, err = capsys.readouterr()
+    said = [line for line in (out + err).splitlines() if "missing" in line]
+    assert len(said) == 1 and said[0].startswith("note: gone:7b: its weights file") and said[0].count("gone:7b") == 2
+    # the second: `ollama pull gone:7b`, what to do
 
 
 def test_load_model_loads_an_ollama_blob_as_a_gguf_file(home, tmp_path, monkeypatch, tiny_model_dir):

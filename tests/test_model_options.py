@@ -131,7 +131,7 @@ def test_the_chooser_shows_the_plan_of_the_chosen_model_with_the_chosen_options(
     assert dialog.plan.text().endswith(" of 6.00 GB budget.")
     dialog.load_options.budget.setText("1MB")
     qtbot.waitUntil(lambda: dialog.plan.text().startswith("Not enough memory"), timeout=TIMEOUT_MS)
-    assert "of 0.00 GB budget" in dialog.plan.text() and "color" in dialog.plan.styleSheet()
+    assert "of 1.0 MB budget" in dialog.plan.text() and "color" in dialog.plan.styleSheet()
     dialog.picker.combo.setCurrentText(str(tiny_model_dir / "missing"))
     qtbot.waitUntil(lambda: dialog.plan.text().startswith("No model folder at"), timeout=TIMEOUT_MS)
 
@@ -143,7 +143,7 @@ def test_a_refused_load_keeps_the_model_loaded_before_working(qtbot, loaded, set
     with qtbot.waitSignal(loaded.error_occurred, timeout=TIMEOUT_MS) as error:
         loaded.load_model(str(tiny_model_dir))
     assert error.args[0].startswith("Not enough memory: Memory plan (bfloat16 on cpu)")  # auto: the narrower
-    assert "of 0.00 GB budget" in error.args[0]
+    assert "of 1.0 MB budget" in error.args[0]
     assert loaded.model_info is before and loaded.model_worker.model is handle
     assert loaded.model_status.text() == before.describe()
     with wait_job(qtbot, loaded, "hidden"):

@@ -16,6 +16,7 @@ from hsviewer.commands.common import (
     add_reduction,
     check_outputs,
     controls_arg,
+    keep_on_interrupt,
     load,
     path_arg,
     print_plan,
@@ -26,6 +27,7 @@ from hsviewer.commands.common import (
     text_of,
     write_outputs,
 )
+from hsviewer.commands.interrupts import interrupted_code
 from hsviewer.core.choices import CONTROLS, METHODS
 from hsviewer.core.errors import HsviewerError
 
@@ -105,12 +107,20 @@ def run_sweep(args: argparse.Namespace) -> int:
         return print_plan(args, text)
     from hsviewer.core import iter_sweep
     from hsviewer.core.analyses.sweep.kind import SWEEP
+    from hsviewer.core.analyses.sweep.results import SweepCollector
     from hsviewer.core.events import run_to_end
 
     handle = load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
-    printer = ProgressPrinter()
-    result = run_to_end(events, printer)
+    printer, collector = ProgressPrinter(), SweepCollector()
+    try:
+        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the layers done, as the app's Cancel does
+        events.close()
+        result = collector.cancelled()
+        if result is None or not result.layers:
+            raise
+        keep_on_interrupt(len(result.layers), "layer")
     printer.end()
     print_warnings(result.warnings)
     data = result.to_dict()
@@ -121,7 +131,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         )
     say(SWEEP.summary(data))
     say(f"Wrote {args.out}")
-    return 0
+    return interrupted_code() if result.cancelled else 0
 
 
 def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
@@ -134,6 +144,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     corpus = read_corpus(args.texts)
     for note in corpus.notes:
         print(f"note: {note}", file=sys.stderr)
+    print_warnings(corpus.warnings)
     if args.plan:
         return print_plan(args, max((t.text for t in corpus.texts), key=len))
     from hsviewer.core.analyses.corpus.kind import CORPUS
@@ -150,19 +161,17 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         method=args.method,
         grid=grid,
         controls=args.controls,
-        notes=corpus.notes,
+        notes=[*corpus.notes, *corpus.warnings],
     )
     printer, collector = CorpusPrinter(), CorpusCollector()
     try:
-        result = run_to_end(events, lambda event: (printer(event), collector.add(event)))
-    except KeyboardInterrupt:  # Ctrl+C keeps the texts done
+        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the texts done
         events.close()
         result = collector.cancelled()
         if result is None or not result.texts:
             raise
-        n = len(result.texts)
-        done = f"{n} text{'s' * (n != 1)} done"
-        print(f"\nhsviewer: interrupted; writing the {done} (not saved to the runs library)", file=sys.stderr)
+        keep_on_interrupt(len(result.texts), "text")
     data = result.to_dict()
     _write_json_csv(args, data, lambda: CORPUS.table(result))
     if not result.cancelled:  # as a one-text sweep: only a whole run is kept
@@ -170,7 +179,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         save_run_of(args, CORPUS.name, handle, result, settings, [t.text for t in corpus.texts])
     say(CORPUS.summary(data))
     say(f"Wrote {args.out}")
-    return 130 if result.cancelled else 0
+    return interrupted_code() if result.cancelled else 0
 
 
 def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callable[[], Any]) -> None:
@@ -220,5 +229,9 @@ def add_sweep(sub: Any) -> None:
     )
     sweep.add_argument("--csv", type=path_arg, help="also write the per-layer table as CSV")
     sweep.add_argument("--out", required=True, type=path_arg, help="JSON file")
-    add_no_save(sweep, " A sweep stopped with Ctrl+C is not saved (with --texts, --out keeps the texts done).")
+    add_no_save(
+        sweep,
+        " A sweep stopped with Ctrl+C or SIGTERM is not saved; --out and --csv keep the layers "
+        "(with --texts, the texts) done.",
+    )
     sweep.set_defaults(run=run_sweep)

@@ -169,15 +169,26 @@ def print_plan(args: argparse.Namespace, text: str) -> int:
         say(f"{plan.describe()} (about {tokens} tokens from the text's length)")
         if not plan.fits:
             say(refusal(plan))
+            return EXIT_BAD_INPUT  # as the load would end: a script can test the plan before it runs
     return 0
+
+
+class _ProgressLine:
+    """The line on stderr that counted work rewrites: one for every printer, as stderr is one."""
+
+    width = 0  # of the line being rewritten; 0 when none is
+
+
+def end_progress_line() -> None:
+    """End the line being rewritten, so that what follows (a message, the interruption) starts a line of its own."""
+    if _ProgressLine.width:
+        print(file=sys.stderr)
+    _ProgressLine.width = 0
 
 
 class ProgressPrinter:
     """On stderr: a step of counted work (a layer, a converted tensor) rewrites one line; any
     other step gets a line of its own."""
-
-    def __init__(self) -> None:
-        self.width = 0  # of the line being rewritten; 0 when none is
 
     def __call__(self, event: Any) -> None:
         from hsviewer.core.analyses.sweep.results import LayerDone
@@ -190,17 +201,14 @@ class ProgressPrinter:
         else:
             text = event.message
         if event.total:
-            print(f"\r{text:<{self.width}}", end="", file=sys.stderr, flush=True)
-            self.width = len(text)
+            print(f"\r{text:<{_ProgressLine.width}}", end="", file=sys.stderr, flush=True)
+            _ProgressLine.width = len(text)
             return
         self.end()
         print(text, file=sys.stderr)
 
     def end(self) -> None:
-        """End the line being rewritten, so that what follows starts a line of its own."""
-        if self.width:
-            print(file=sys.stderr)
-        self.width = 0
+        end_progress_line()
 
 
 def check_outputs(*paths: tuple[str, Path | None]) -> None:
@@ -258,6 +266,13 @@ class CorpusPrinter(ProgressPrinter):
         if isinstance(event, Finished):  # the table follows on stdout: end the progress line
             self.end()
         super().__call__(event)
+
+
+def keep_on_interrupt(n: int, unit: str) -> None:
+    """Say that a stopped run writes what it has done: `n` texts or layers."""
+    end_progress_line()
+    done = f"{n} {unit}{'s' * (n != 1)} done"
+    print(f"hsviewer: interrupted; writing the {done} (not saved to the runs library)", file=sys.stderr)
 
 
 def print_warnings(warnings: list[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from hsviewer.commands.common import add_model_text, text_of
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.model.memory import DTYPES
+from hsviewer.core.model.memory import DTYPES, format_size
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def run_cache(args: argparse.Namespace) -> int:
     if not cached:
         print(f"No converted models in {gguf_cache.cache_root()}")
     for c in cached:
-        print(f"{c.name}  {c.dtype}  {c.size / 1e9:.2f} GB  {c.source}\n    {c.folder}")
+        print(f"{c.name}  {c.dtype}  {format_size(c.size)}  {c.source}\n    {c.folder}")
     return 0
 
 
@@ -72,6 +72,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from hsviewer.commands.bench_large import run_large_bench
 
         return run_large_bench(args.large_gguf, text_of(args))
+    if args.soak:
+        from hsviewer.commands.bench_soak import run_soak
+
+        return run_soak(args.model, text_of(args))
     return run_bench(args.model, text_of(args), with_gui=not args.skip_gui, device=args.device, dtype=args.dtype)
 
 
@@ -88,6 +92,11 @@ def add_bench(sub: Any) -> None:
         "--large-gguf",
         metavar="PATH",
         help="instead: peak memory of a ~1.1B Q8_0 GGUF (written at PATH if missing) against the plan",
+    )
+    bench.add_argument(
+        "--soak",
+        action="store_true",
+        help="instead: resident memory after each of 50 reductions and 10 sweeps, through the core and the GUI's jobs",
     )
     bench.set_defaults(run=run_bench)
 

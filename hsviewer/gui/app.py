@@ -15,6 +15,7 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 import hsviewer
+from hsviewer.gui.quit_signals import close_on_signals
 from hsviewer.gui.settings import APPLICATION, ORGANIZATION, Settings
 
 if TYPE_CHECKING:
@@ -100,14 +101,15 @@ def main(
     if screenshots:
         window.resize(*(size or SCREENSHOT_SIZE))
         window.refit_when_framed = False  # the size asked for, or a clear failure
-    window.show()
-    app.processEvents()
-    log.info("Window on screen at %.3f", time.time())
-    source = model or (None if screenshots else settings.get("model/last", "", str)) or "default"
-    image = None if screenshots else settings.get("image/last", "", str)
-    QTimer.singleShot(0, lambda: start(window, source, image, screenshots, size))
-    window.close_wait_ms = CLOSE_WAIT_MS
-    code = app.exec()
+    with close_on_signals(window.close):  # Ctrl+C and SIGTERM in the terminal: as the close button
+        window.show()
+        app.processEvents()
+        log.info("Window on screen at %.3f", time.time())
+        source = model or (None if screenshots else settings.get("model/last", "", str)) or "default"
+        image = None if screenshots else settings.get("image/last", "", str)
+        QTimer.singleShot(0, lambda: start(window, source, image, screenshots, size))
+        window.close_wait_ms = CLOSE_WAIT_MS
+        code = app.exec()
     window.close()
     if window.workers_running():
         _exit_now(code)

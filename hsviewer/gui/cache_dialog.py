@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from hsviewer.core.errors import failure_message
+from hsviewer.core.model.memory import format_size
 from hsviewer.gui.worker import Job
 
 if TYPE_CHECKING:
@@ -195,5 +196,5 @@ def _model_name(cached: CachedModel) -> str:
 
 
 def size_text(size: int) -> str:
-    """Bytes as GB (or MB below one GB), as `hsviewer cache list` counts them (10^9)."""
-    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+    """Bytes in the unit that fits (GB, or MB below one GB), as `hsviewer cache list` and the plans print them."""
+    return format_size(size)

@@ -186,7 +186,13 @@ def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], con
         corpus = read_corpus(source)
         settings = sweep_settings(reduction, grid, controls, method="prefix") | {"source": corpus.source}
         events = iter_corpus_sweep(
-            handle, corpus.texts, reduction, source=corpus.source, grid=grid, controls=controls, notes=corpus.notes
+            handle,
+            corpus.texts,
+            reduction,
+            source=corpus.source,
+            grid=grid,
+            controls=controls,
+            notes=[*corpus.notes, *corpus.warnings],
         )
         texts = [t.text for t in corpus.texts]
         yield from saving(events, handle, kind=CORPUS.name, settings=settings, texts=texts, library=library)

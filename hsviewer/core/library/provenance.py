@@ -125,7 +125,7 @@ def _write_memo(path: Path, memo: dict[str, str]) -> None:
     try:
         write_json(path, memo)
     except OSError as e:  # no cache to write: hashed again next time
-        log.warning("Could not keep file hashes in %s: %s", path, e)
+        log.warning("Could not keep file hashes in %s: %s.", path, e.strerror or e)
 
 
 def saving(

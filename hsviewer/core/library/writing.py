@@ -20,6 +20,9 @@ from hsviewer.core.errors import HsviewerError
 
 Writer = Callable[[Path], None]
 STREAMS = ("/dev/", "/proc/")  # paths there are written through, never replaced
+NAME_MAX = 255  # the usual limit on a file name (ext4, XFS, APFS: bytes; NTFS counts UTF-16 units)
+RANDOM_CHARS = 8  # what tempfile.mkstemp puts between the prefix and the suffix
+SUFFIX_MAX = 16  # a longer "suffix" is part of a long name ("a.<200 characters>"), not a file type
 
 
 def write_atomic(path: str | Path, write: Writer) -> Path:
@@ -45,9 +48,8 @@ def write_all(writes: Sequence[tuple[str | Path, Writer]]) -> list[Path]:
             if through:
                 continue
             _named(user, target.parent.mkdir, parents=True, exist_ok=True)
-            fd, name = _named(
-                user, tempfile.mkstemp, prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
-            )
+            prefix, suffix = temporary_affixes(target.name)
+            fd, name = _named(user, tempfile.mkstemp, prefix=prefix, suffix=suffix, dir=target.parent)
             os.close(fd)
             staged.append((Path(name), target, user))
             os.chmod(name, 0o666 & ~_umask())  # mkstemp makes it private; an export should be an ordinary file
@@ -62,6 +64,18 @@ def write_all(writes: Sequence[tuple[str | Path, Writer]]) -> list[Path]:
             tmp.unlink(missing_ok=True)
         raise
     return [user for user, *_ in targets]
+
+
+def temporary_affixes(name: str) -> tuple[str, str]:
+    """The prefix and suffix of a temporary sibling of the file `name`: '.NAME.' and its suffix, NAME
+    shortened so that the whole name (mkstemp puts RANDOM_CHARS between them) stays within
+    NAME_MAX bytes: a legal 241-255-byte name must not fail after all the work."""
+    suffix = Path(name).suffix if len(os.fsencode(Path(name).suffix)) <= SUFFIX_MAX else ""
+    room = NAME_MAX - RANDOM_CHARS - len(os.fsencode(suffix)) - 2  # the dot before and the dot after
+    stem = name
+    while len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return f".{stem}.", suffix
 
 
 def output_target(path: str | Path) -> tuple[Path, bool]:

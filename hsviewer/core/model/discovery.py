@@ -517,9 +517,9 @@ def _ollama(root: Path) -> Iterator[FoundModel]:
         source = OLLAMA_PREFIX + name
         try:
             blob = _ollama_blob(root, manifest, name)
-        except HsviewerError as e:
-            log.warning("%s", e)
-            yield FoundModel(name=name, source=source, kind="ollama", path=str(manifest), problem=str(e))
+        except HsviewerError as e:  # the listing's note names the model: the problem need not
+            problem = str(e).removeprefix(f"Ollama model {name}: ")
+            yield FoundModel(name=name, source=source, kind="ollama", path=str(manifest), problem=problem)
             continue
         found = _gguf_model(blob, name=name, source=source, kind="ollama")
         if found is not None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
+import warnings
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ from hsviewer.core.model.memory import (
     plan_memory,
     refusal,
 )
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the bold torch puts in its messages
 
 
 @dataclass(kw_only=True)
@@ -285,7 +289,9 @@ def quiet_libraries() -> Iterator[None]:
     hub_logger.setLevel(logging.ERROR)
     hub_utils.disable_progress_bars()
     try:
-        yield
+        with warnings.catch_warnings():  # torch's own, as a refused pickle's protocol: the error says it all
+            warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+            yield
     finally:
         tf_logging.set_verbosity(verbosity)
         if bars:
@@ -353,9 +359,15 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
 
 
 def _explain(name: str, error: Exception) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = ANSI_ESCAPE.sub("", str(error)).strip()
+    text = text.splitlines()[0] if text else type(error).__name__
+    if "Weights only load failed" in text:  # torch.load's refusal of a pickle with more than tensors in it
+        return (
+            f"Could not load {name}: its weights file is a pickle (pytorch_model.bin) holding objects other "
+            "than tensors, and loading it could run code, so it is refused. Use the model's safetensors weights."
+        )
     if "Unrecognized configuration class" in text or "does not recognize this architecture" in text:
-        return f"{name} is not a causal language model transformers can load ({text[:200]})"
+        return f"{name} is not a causal language model transformers can load ({_cut(text, 200)})"
     if "ignore_mismatched_sizes" in text:
         return f"Could not load {name}: its weights do not have the sizes its config.json gives"
     if "tokenizer" in text.lower() and ("from one of" in text or "instantiate the backend tokenizer" in text):
@@ -363,7 +375,14 @@ def _explain(name: str, error: Exception) -> str:
             f"Could not load {name}'s tokenizer: its tokenizer files (tokenizer.json, tokenizer.model "
             "or vocab.json with merges.txt) are missing or unreadable"
         )
-    return f"Could not load {name}: {text[:300]}"
+    return f"Could not load {name}: {_cut(text, 300)}"
+
+
+def _cut(text: str, limit: int) -> str:
+    """The text, or its first words up to `limit` characters and an ellipsis: never a word cut in two."""
+    if len(text) <= limit:
+        return text
+    return text[: limit + 1].rsplit(" ", 1)[0].rstrip(" ,;:.") + "…"
 
 
 def _default_device() -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from hsviewer.core.errors import HsviewerError
 
@@ -62,15 +63,16 @@ class MemoryPlan:
 
     def summary(self) -> str:
         """The plan in a few words, for a status bar: 'peak 1.19 GB of 20.00 GB free'."""
-        return f"peak {_gb(self.peak)} of {_gb(self.available)} {'budget' if self.budget_given else 'free'}"
+        where = "budget" if self.budget_given else "free"
+        return f"peak {format_size(self.peak)} of {format_size(self.available)} {where}"
 
     def describe(self) -> str:
-        converting = f", first conversion {_gb(self.conversion)}" if self.conversion else ""
+        converting = f", first conversion {format_size(self.conversion)}" if self.conversion else ""
         where = "budget" if self.budget_given else "free"
         return (
-            f"Memory plan ({self.dtype} on {self.device}): weights {_gb(self.weights)}, analysis of "
-            f"{self.tokens} tokens {_gb(self.analysis)}{converting}; peak {_gb(self.peak)} of "
-            f"{_gb(self.available)} {where}"
+            f"Memory plan ({self.dtype} on {self.device}): weights {format_size(self.weights)}, analysis of "
+            f"{self.tokens} tokens {format_size(self.analysis)}{converting}; peak {format_size(self.peak)} of "
+            f"{format_size(self.available)} {where}"
         )
 
 
@@ -177,21 +179,33 @@ def check_analysis(facts: ModelFacts, tokens: int, dtype: str, device: str, budg
     if needed > MARGIN * free:
         where = "left in the memory budget" if budget is not None else "free"
         raise HsviewerError(
-            f"Not enough memory for this text: its analysis ({tokens} tokens) needs about {_gb(needed)}, "
-            f"and {_gb(max(free, 0))} is {where}. Try a shorter text."
+            f"Not enough memory for this text: its analysis ({tokens} tokens) needs about {format_size(needed)}, "
+            f"and {format_size(max(free, 0))} is {where}. Try a shorter text."
         )
+
+
+MAX_SIZE = 2**64  # bytes: more than any machine addresses; a larger budget is a typo
 
 
 def parse_size(text: str) -> int:
     """'6GB', '512 MB', '8g', '1.5GiB' or a number of bytes, as bytes."""
+    shown = _shown(text)
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?)?\s*", str(text).lower())
     if not match:
-        raise HsviewerError(f"A memory size looks like 6GB, 6GiB or 512MB; got {text!r}.")
-    value, unit, binary = float(match.group(1)), match.group(2) or " ", match.group(3)
-    size = int(value * (1024 if binary else 1000) ** " kmgt".index(unit))
-    if size <= 0:
-        raise HsviewerError(f"A memory budget must be more than zero; got {text!r}.")
-    return size
+        raise HsviewerError(f"A memory size looks like 6GB, 6GiB or 512MB; got {shown}.")
+    unit, binary = match.group(2) or " ", match.group(3)
+    value = Decimal(match.group(1)) * (1024 if binary else 1000) ** " kmgt".index(unit)  # exact: no float to overflow
+    if value >= MAX_SIZE:
+        raise HsviewerError(f"A memory budget of {shown} is more than any machine has.")
+    if int(value) <= 0:
+        raise HsviewerError(f"A memory budget must be more than zero; got {shown}.")
+    return int(value)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """The text as a message quotes it, cut to `limit` characters (a 401-digit number stays one short line)."""
+    quoted = repr(str(text))
+    return quoted if len(quoted) <= limit else f"{quoted[: limit - 4]}…{quoted[-3:]} ({len(str(text))} characters)"
 
 
 def _plan(facts: ModelFacts, tokens: int, dtype: str, device: str, available: int, budget_given: bool) -> MemoryPlan:
@@ -213,5 +227,11 @@ def conversion_bytes(facts: ModelFacts) -> int:
     return min(facts.parameters * 4, CONVERSION_SHARD_BYTES) + CONVERSION_TENSOR_COPIES * 4 * largest
 
 
-def _gb(size: int) -> str:
-    return f"{size / GB:.2f} GB"
+def format_size(size: int) -> str:
+    """Bytes in the unit that fits, in powers of 1000 as the budgets are given: '1.19 GB', '512.0 MB', '64.0 kB'.
+
+    A plan of a tiny model, or a budget of 1MB, read '0.00 GB' in GB alone."""
+    for scale, unit, digits in ((GB, "GB", 2), (10**6, "MB", 1), (10**3, "kB", 1)):
+        if abs(size) >= scale:
+            return f"{size / scale:.{digits}f} {unit}"
+    return f"{size} bytes"

@@ -60,7 +60,7 @@ def _band(mean: float, ci: Any) -> tuple[float, float]:
 def summary(data: dict[str, Any]) -> str:
     """Per layer: the mean and 95% interval over the texts of components, loss change and KL."""
     n = len(data["texts"])
-    lines = [f"{data['model']}: {n} texts swept, mean [95% interval] over texts"]
+    lines = [f"{data['model']}: {n} text{'s' * (n != 1)} swept, mean [95% interval] over texts"]
     for note in data["notes"]:
         lines.append(f"  {note}")
     runs = {"": data["aggregate"], **data["aggregate"].get("controls", {})}

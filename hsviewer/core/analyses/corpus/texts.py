@@ -18,6 +18,7 @@ from hsviewer.core.errors import HsviewerError
 BUNDLED = "bundled"  # the name that picks the bundled corpus
 KINDS = "a folder of .txt files, a .txt file (texts separated by blank lines), a .jsonl or a .csv file"
 NAME_FIELDS = ("name", "id", "title")  # a row's own name, when it has one
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a JSON escape ("\\ud800") gives one; UTF-8 text never has it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +32,7 @@ class Corpus:
     source: str
     texts: list[CorpusText]
     notes: list[str] = field(default_factory=list)  # what was left out, and why
+    warnings: list[str] = field(default_factory=list)  # what was changed to be read: a lone surrogate, say
 
 
 def read_corpus(source: str | Path) -> Corpus:
@@ -89,9 +91,12 @@ def _read_jsonl(path: Path, content: str) -> list[tuple[str, str]]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise HsviewerError(f"Line {number} of {path} is not JSON ({e.msg}).") from None
+        except RecursionError:
+            raise HsviewerError(f"Line {number} of {path} is nested too deeply to be a row of a corpus.") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise HsviewerError(f'Line {number} of {path} has no "text" field holding a string.')
-        pairs.append((_row_name(row, f"{path.stem}:{number}"), row["text"]))
+        name = LONE_SURROGATE.sub("\ufffd", _row_name(row, f"{path.stem}:{number}"))
+        pairs.append((name, row["text"]))
     return pairs
 
 
@@ -114,12 +119,15 @@ def _row_name(row: dict, fallback: str) -> str:
 
 def _nonempty(pairs: list[tuple[str, str]], source: str) -> Corpus:
     """The texts that hold any, with a note for each one left out; none at all is an error."""
-    texts, notes = [], []
+    texts, notes, warnings = [], [], []
     for name, text in pairs:
+        text, replaced = LONE_SURROGATE.subn("\ufffd", text)  # a tokenizer takes no lone surrogate
+        if replaced:
+            warnings.append(f"{name} is not valid UTF-8: {replaced} lone surrogate(s) replaced with U+FFFD.")
         if text.strip():
             texts.append(CorpusText(name=name, text=text.strip()))
         else:
             notes.append(f"{name}: left out, it holds no text.")
     if not texts:
         raise HsviewerError(f"{source} holds no texts.")
-    return Corpus(source=source, texts=texts, notes=notes)
+    return Corpus(source=source, texts=texts, notes=notes, warnings=warnings)
