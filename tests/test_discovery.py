@@ -525,3 +525,17 @@ def test_choose_model_dialog_without_a_worker_still_takes_typed_text(qtbot, home
     assert [dialog.row_source(r) for r in range(dialog.proxy.rowCount())] == ["a/b"]  # before any scan
     dialog.set_models(find_models())
     assert [dialog.row_source(r) for r in range(dialog.proxy.rowCount())] == ["default", "a/b"]
+
+
+def test_an_ollama_model_has_the_memory_plan_of_its_gguf_file(home, tmp_path, monkeypatch):
+    # Its blob has no .gguf suffix: the plan read it as a model folder and found no size.
+    from hsviewer.core.models import plan_load
+
+    monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
+    store = home / ".ollama" / "models"
+    write_gguf(tmp_path / "m.gguf", layers=5, hidden=24, vocab=32)
+    write_ollama(store, "registry.ollama.ai", "library", "tiny", "latest", tmp_path / "m.gguf")
+    plan = plan_load("ollama:tiny:latest", device="cpu", dtype="float32", memory_budget=8 * 10**9)
+    same_file = plan_load(str(tmp_path / "m.gguf"), device="cpu", dtype="float32", memory_budget=8 * 10**9)
+    assert plan is not None and plan == same_file
+    assert plan.weights == 4 * (32 * 24 + 24 * 24) and plan.conversion > 0  # not converted yet

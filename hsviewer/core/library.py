@@ -259,17 +259,26 @@ def default_name(kind: str, data: dict[str, Any]) -> str:
 
 
 def setting_label(data: dict[str, Any]) -> str:
-    """The threshold or k the result reduced with, as the tabs label it: '95%', 'k = 8'; a corpus
-    run's with its number of texts: '95%, 3 texts'."""
+    """The threshold or k the result reduced with, as the tabs label it, then what else it holds, so that
+    two runs differing in those read differently: '95%', 'k = 8', '95%, grid of 4, 3 controls',
+    '95%, 3 texts, 1 control'."""
     if data.get("fixed_components") is not None:
-        label = f"k = {data['fixed_components']}"
+        parts = [f"k = {data['fixed_components']}"]
     else:
         threshold = data.get("threshold")
-        label = f"{threshold:g}%" if isinstance(threshold, (int, float)) else ""
+        parts = [f"{threshold:g}%" if isinstance(threshold, (int, float)) else ""]
+    grid = data.get("grid")
+    if isinstance(grid, dict) and isinstance(grid.get("settings"), list) and grid["settings"]:
+        parts.append(f"grid of {len(grid['settings'])}")
     if data.get("kind") == "corpus" and isinstance(data.get("texts"), list):
-        n = len(data["texts"])
-        label += f", {n} text{'s' * (n != 1)}"
-    return label
+        parts.append(_count(len(data["texts"]), "text"))
+    if isinstance(data.get("controls"), (dict, list)) and data["controls"]:
+        parts.append(_count(len(data["controls"]), "control"))
+    return ", ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _read_envelope(path: Path) -> dict[str, Any]:

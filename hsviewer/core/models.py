@@ -23,12 +23,12 @@ from hsviewer.core.memory import (
     DTYPES,
     PLAN_TOKENS,
     MemoryPlan,
+    MemoryRefused,
     ModelFacts,
     available_bytes,
     check_analysis,
     facts_of,
     plan_memory,
-    refusal,
 )
 from hsviewer.core.runs import separable_head
 
@@ -109,7 +109,7 @@ def iter_load(
     if plan is not None:
         yield Progress(message=plan.describe())
         if not plan.fits:
-            raise HsviewerError(refusal(plan))
+            raise MemoryRefused(plan)
         dtype = plan.dtype
     if gguf is not None:
         folder = yield from gguf_cache.cached_folder(gguf, dtype=_converted_dtype(dtype))

@@ -111,6 +111,10 @@ class ImageTab(QWidget):
         self.variance.setToolTip("Press Enter to set k to the fewest components keeping this much variance")
         self.slider.valueChanged.connect(self.set_k)
         self.k_spin.valueChanged.connect(self.set_k)
+        # editingFinished fires on every focus loss too: only a value the user typed or stepped is a new
+        # target; the rounded percent the box shows for k, applied again, would raise k by one each time.
+        self._variance_typed = False
+        self.variance.valueChanged.connect(self._variance_edited)
         self.variance.editingFinished.connect(self._variance_set)
         self.controls = QHBoxLayout()
         for widget in (open_file, open_url, self.downsample):
@@ -223,6 +227,7 @@ class ImageTab(QWidget):
         self.variance.blockSignals(True)  # the box says what the k shown keeps, not a stale target
         self.variance.setValue(kept)
         self.variance.blockSignals(False)
+        self._variance_typed = False
         self._show_info(k)
         self.reconstructed.emit(k)
 
@@ -240,8 +245,12 @@ class ImageTab(QWidget):
     def _k_line_moved(self, line: Any) -> None:
         self.set_k(round(line.value()))
 
+    def _variance_edited(self) -> None:
+        self._variance_typed = True
+
     def _variance_set(self) -> None:
-        if self.result is not None:
+        if self.result is not None and self._variance_typed:
+            self._variance_typed = False
             self.set_k(components_for_threshold(self.result.s, self.variance.value()))
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
