@@ -77,7 +77,9 @@ def test_a_refused_load_offers_to_open_the_choose_model_dialog(qtbot, window, se
 # --- 2. the percent box does not raise k when the focus leaves it -----------------------------------
 
 
-def test_leaving_the_percent_box_keeps_k(qtbot, window, image_file):
+def test_leaving_the_percent_box_keeps_k(qtbot, window, make_window, settings, image_file):
+    from hsviewer.core.lowrank import components_for_threshold
+
     with wait_job(qtbot, window, "image"):
         window.open_image(str(image_file))
     tab = window.image_tab
@@ -102,6 +104,13 @@ def test_leaving_the_percent_box_keeps_k(qtbot, window, image_file):
         window.hidden_tab.text.setFocus()
         qtbot.waitUntil(lambda: not tab.variance.hasFocus())
         assert tab.k_spin.value() == j
+    # nor does the next start, nor the next image: they choose k for what the k shown keeps, not the rounding
+    tab.save_settings(settings)
+    assert components_for_threshold(svd.s, settings.get("image/variance", 0.0, float)) == j
+    again = make_window(settings)  # restores the settings
+    with wait_job(qtbot, again, "image"):
+        again.open_image(str(image_file))
+    assert again.image_tab.k_spin.value() == j
 
 
 def test_leaving_the_threshold_boxes_of_the_other_tabs_changes_nothing(qtbot, window):

@@ -208,7 +208,7 @@ class RunsTab(QWidget):
             self.error.emit(str(e))
             return
         self._show_tab(viewer)
-        self.opened.emit(f"Showing the {info.kind} run {info.name}, saved {info.when}")
+        self.opened.emit(f"Showing {info.name} ({info.kind}, saved {info.when})")
 
     def restore_latest(self) -> None:
         """Redraw the newest whole run of each kind in its tab (at start: the last results come back),
