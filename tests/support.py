@@ -85,6 +85,7 @@ def make_window(qtbot, settings):
     w.image_tab.downsample.setValue(1)
     w.errors = []
     w.show_error = w.errors.append
+    w.show_load_error = w.errors.append  # a failed load's dialog, with its Choose model button
     if qtbot is not None:
         qtbot.addWidget(w)
     w.show()

@@ -351,9 +351,10 @@ def free_port() -> int:
 def test_url_unreachable_port(monkeypatch):
     monkeypatch.setattr(image_module, "URL_TIMEOUT_S", (2.0, 2.0))
     url = f"http://127.0.0.1:{free_port()}/picture.png"
-    with pytest.raises(HsviewerError, match="Could not fetch") as info:
+    with pytest.raises(HsviewerError, match="Could not reach") as info:
         image_svd(url)
-    assert url in str(info.value)
+    assert url in str(info.value) and "works offline with image files" in str(info.value)
+    assert "ConnectionError" not in str(info.value)
 
 
 def test_url_that_never_answers(monkeypatch):

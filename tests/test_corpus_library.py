@@ -74,8 +74,8 @@ def test_a_saved_corpus_run_is_listed_with_its_texts_and_loads(tmp_path, corpus_
     handle = tiny_handle("gpt_neo")
     info = library.save("corpus", corpus_run, provenance(handle, settings={}, texts=[t.text for t in TEXTS]))
     listed = library.list().runs
-    assert [(r.kind, r.setting) for r in listed] == [("corpus", "90%, 3 texts")]
-    assert info.name == "corpus gpt_neo texts 90%, 3 texts"
+    assert [(r.kind, r.setting) for r in listed] == [("corpus", "90%, 3 texts, 1 control")]
+    assert info.name == "corpus gpt_neo texts 90%, 3 texts, 1 control"
     run = library.load(info.id)
     assert run.result().to_dict() == corpus_run.to_dict()
     assert library.latest("corpus").info.id == info.id

@@ -44,7 +44,7 @@ def test_a_corpus_sweep_is_saved_reopened_and_restored(qtbot, loaded, corpus, ma
     qtbot.waitUntil(lambda: not loaded.jobs)
     swept = tab.corpus_result
     drawn, texts = band_data(tab), tab.corpus_view.texts.count()
-    assert [(r.kind, r.setting) for r in runs.infos()] == [("corpus", "90%, 3 texts")]
+    assert [(r.kind, r.setting) for r in runs.infos()] == [("corpus", "90%, 3 texts, 1 control")]
     corpus_info = runs.infos()[0]
     tab.texts_source.set_source(None)  # a one-text sweep, with other settings
     tab.control_boxes["exclude_first"].setChecked(False)

@@ -42,11 +42,11 @@ def test_a_finished_sweep_is_listed_and_reopens_with_identical_numbers(qtbot, lo
     tab.grid_field.setText("80,99")
     first = run_sweep(qtbot, loaded, 90.0)
     shown = sweep_panels(tab)
-    assert [(r.kind, r.setting) for r in runs.infos()] == [("sweep", "90%")]
+    assert [(r.kind, r.setting) for r in runs.infos()] == [("sweep", "90%, grid of 2")]
     assert [r.id for r in runs.selected()] == [runs.infos()[0].id]  # the new run is selected
     run_sweep(qtbot, loaded, 50.0)  # the panels now show another sweep
     assert tab.result.reduction.threshold == 50.0
-    old = next(r for r in runs.infos() if r.setting == "90%")
+    old = next(r for r in runs.infos() if r.setting == "90%, grid of 2")
     submitted = []
     loaded.job_submitted.connect(submitted.append)
     loaded.tabs.setCurrentWidget(runs)

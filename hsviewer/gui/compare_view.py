@@ -79,6 +79,14 @@ class CompareView(QWidget):
         self.runs = runs
         self._redraw()
 
+    def renamed(self, info: Any) -> None:
+        """A run was renamed (a library RunInfo): the legend and titles take its new name."""
+        shown = [run for run in self.runs if run.info.id == info.id]
+        for run in shown:
+            run.info = info
+        if shown:
+            self._redraw()
+
     def set_metric(self, metric: str) -> None:
         self.metric.setCurrentIndex(list(METRICS).index(metric))
 

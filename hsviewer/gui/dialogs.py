@@ -29,7 +29,7 @@ import hsviewer
 from hsviewer.core.errors import failure_message
 from hsviewer.core.model.discovery import FoundModel, row_text
 from hsviewer.gui.forms import ModelPicker
-from hsviewer.gui.model_options import LoadOptions, LoadOptionsRow
+from hsviewer.gui.model_options import LoadOptions, LoadOptionsRow, field_refusal
 from hsviewer.gui.worker import Job
 
 if TYPE_CHECKING:
@@ -196,9 +196,7 @@ class ChooseModelDialog(QDialog):
         elif plan.fits:
             self._show_plan(f"{plan.describe()}.")
         else:
-            from hsviewer.core.model.memory import refusal
-
-            self._show_plan(refusal(plan), warn=True)
+            self._show_plan(field_refusal(plan), warn=True)
 
     def _plan_failed(self, error: BaseException) -> None:
         if self.sender() is self._plan_job:

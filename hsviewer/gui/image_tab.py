@@ -111,6 +111,12 @@ class ImageTab(QWidget):
         self.variance.setToolTip("Press Enter to set k to the fewest components keeping this much variance")
         self.slider.valueChanged.connect(self.set_k)
         self.k_spin.valueChanged.connect(self.set_k)
+        # editingFinished fires on every focus loss too: only a value the user typed or stepped is a new
+        # target; the rounded percent the box shows for k, applied again, would raise k by one each time.
+        # The target kept is the exact percent of the k shown, for the next image and the next start.
+        self._variance_typed = False
+        self._variance_target = self.variance.value()
+        self.variance.valueChanged.connect(self._variance_edited)
         self.variance.editingFinished.connect(self._variance_set)
         self.controls = QHBoxLayout()
         for widget in (open_file, open_url, self.downsample):
@@ -162,7 +168,7 @@ class ImageTab(QWidget):
         source = str(source)
         self._asked_downsample = self.downsample.value()
         self.info.setText(f"Computing the SVD of {source}…")
-        job = image_job(source, self._asked_downsample, self.variance.value())
+        job = image_job(source, self._asked_downsample, self.variance_target())
         self._requests[job] = source
         job.returned.connect(self.show_result)
         job.failed.connect(self._ended_without_result)
@@ -223,6 +229,8 @@ class ImageTab(QWidget):
         self.variance.blockSignals(True)  # the box says what the k shown keeps, not a stale target
         self.variance.setValue(kept)
         self.variance.blockSignals(False)
+        self._variance_typed = False
+        self._variance_target = kept
         self._show_info(k)
         self.reconstructed.emit(k)
 
@@ -240,8 +248,16 @@ class ImageTab(QWidget):
     def _k_line_moved(self, line: Any) -> None:
         self.set_k(round(line.value()))
 
+    def variance_target(self) -> float:
+        """The percent of variance k is chosen for: the one typed, else exactly what the k shown keeps."""
+        return self.variance.value() if self._variance_typed else self._variance_target
+
+    def _variance_edited(self) -> None:
+        self._variance_typed = True
+
     def _variance_set(self) -> None:
-        if self.result is not None:
+        if self.result is not None and self._variance_typed:
+            self._variance_typed = False
             self.set_k(components_for_threshold(self.result.s, self.variance.value()))
 
     def exportable(self) -> tuple[Any, list[list[Any]]] | None:
@@ -256,8 +272,12 @@ class ImageTab(QWidget):
     def save_settings(self, settings: Settings) -> None:
         settings.set("image/last", self.source)
         settings.set("image/downsample", self.downsample.value())
-        settings.set("image/variance", self.variance.value())
+        settings.set("image/variance", self.variance_target())
 
     def restore_settings(self, settings: Settings) -> None:
         self.downsample.setValue(settings.get("image/downsample", 2, int))
-        self.variance.setValue(settings.get("image/variance", 98.0, float))
+        self._variance_target = settings.get("image/variance", 98.0, float)
+        self.variance.blockSignals(True)
+        self.variance.setValue(self._variance_target)
+        self.variance.blockSignals(False)
+        self._variance_typed = False

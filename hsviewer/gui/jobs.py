@@ -59,15 +59,21 @@ def load_model_job(
     leaves the model loaded before in the slot."""
 
     def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.errors import HsviewerError
         from hsviewer.core.events import Finished
         from hsviewer.core.model.loading import iter_load
+        from hsviewer.core.model.memory import MemoryRefused
+        from hsviewer.gui.model_options import field_refusal
 
-        for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget):
-            if isinstance(event, Finished):
-                slot.handle = event.result
-                yield Finished(result=ModelInfo.of(event.result, source))
-            else:
-                yield event
+        try:
+            for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget):
+                if isinstance(event, Finished):
+                    slot.handle = event.result
+                    yield Finished(result=ModelInfo.of(event.result, source))
+                else:
+                    yield event
+        except MemoryRefused as e:  # said with the dialog's fields, not the CLI's flags
+            raise HsviewerError(field_refusal(e.plan)) from None
 
     return Job("model", "Model load", work)
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from hsviewer.gui.hidden_tab import HiddenTab
     from hsviewer.gui.image_tab import ImageTab
     from hsviewer.gui.jobs import ModelInfo
+    from hsviewer.gui.model_options import LoadOptions
     from hsviewer.gui.runs_panel import RunsTab
     from hsviewer.gui.sweep_tab import SweepTab
 
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or Settings()
         self.model_info: ModelInfo | None = None
+        self.tried_options: LoadOptions | None = None  # those of the last load asked for, for its dialog
         self.ready_announced = False
         self.refit_when_framed = True  # once, after the first show; off where a size is asked for
         self.jobs: list[Job] = []  # submitted and not yet finished
@@ -162,6 +164,7 @@ class MainWindow(QMainWindow):
         self.sweep_tab.error.connect(self.report_error)
         self.runs_tab.error.connect(self.report_error)
         self.runs_tab.save_failed.connect(self.statusBar().showMessage)  # until the next job starts
+        self.runs_tab.opened.connect(self.status.setText)  # not a cancelled job's line, left from before
         self.job_submitted.connect(self.runs_tab.watch)
 
     def _build_menus(self) -> None:
@@ -239,22 +242,25 @@ class MainWindow(QMainWindow):
         for job in self.jobs:
             job.cancel()
 
-    def load_model(self, source: str) -> None:
-        """Load with the precision, device and memory budget in the settings; a load that fails or
-        is refused leaves the model loaded before in place."""
+    def load_model(self, source: str, options: LoadOptions | None = None) -> None:
+        """Load with these options (the Choose model dialog's), else the ones in the settings. Options
+        are remembered only once a load with them works: a refused budget is never saved. A load that
+        fails or is refused leaves the model loaded before in place."""
         from hsviewer.core.errors import HsviewerError
         from hsviewer.gui.jobs import load_model_job
         from hsviewer.gui.model_options import LoadOptions
 
         source = source.strip() or "default"
-        options = LoadOptions.restore(self.settings)
+        chosen = options or LoadOptions.restore(self.settings)
+        self.tried_options = chosen
         try:
-            budget = options.budget_bytes()
+            budget = chosen.budget_bytes()
         except HsviewerError as e:
-            self.report_error(str(e))
+            self.report_load_error(str(e))
             return
         self.status.setText(f"Loading model {source}…")
-        job = load_model_job(source, dtype=options.dtype, device=options.device_arg(), memory_budget=budget)
+        job = load_model_job(source, dtype=chosen.dtype, device=chosen.device_arg(), memory_budget=budget)
+        job.load_options = chosen  # saved by _model_ready
         job.returned.connect(self._model_ready)
         self.submit(job)
 
@@ -287,9 +293,10 @@ class MainWindow(QMainWindow):
 
     def _job_failed(self, error: BaseException) -> None:
         if not self._closed:
-            description = self._sender_job().description
-            self.status.setText(f"{description} failed")
-            self.report_error(failure_message(error, description))
+            job = self._sender_job()
+            self.status.setText(f"{job.description} failed")
+            message = failure_message(error, job.description)
+            (self.report_load_error if job.name == "model" else self.report_error)(message)
 
     def _job_cancelled(self) -> None:
         if not self._closed:
@@ -311,6 +318,7 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, 0)
 
     def _model_ready(self, info: ModelInfo) -> None:
+        self._sender_job().load_options.save(self.settings)  # type: ignore[attr-defined]
         self.model_info = info
         self.settings.remember_model(info.source)
         self.hidden_tab.picker.set_recent(self.settings.recent_models())
@@ -350,6 +358,23 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str) -> None:
         QMessageBox.warning(self, "hsviewer", message)
 
+    def report_load_error(self, message: str) -> None:
+        """A model that did not load: as report_error, with a way to the dialog that changes how to load."""
+        log.error("%s", message)
+        self.error_occurred.emit(message)
+        self.show_load_error(message)
+
+    def show_load_error(self, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "hsviewer", message, QMessageBox.StandardButton.Close, self)
+        choose = box.addButton("Choose model…", QMessageBox.ButtonRole.AcceptRole)
+        choose.setToolTip("Open File > Choose model: another model, precision, device or memory budget")
+        box.setDefaultButton(choose)
+        box.exec()
+        clicked = box.clickedButton()
+        box.deleteLater()
+        if clicked is choose:
+            self.choose_model_dialog(self.tried_options)
+
     # Menu actions -------------------------------------------------------------------------
 
     def open_image(self, source: str) -> None:
@@ -369,16 +394,16 @@ class MainWindow(QMainWindow):
         if url:
             self.open_image(url)
 
-    def choose_model_dialog(self) -> None:
+    def choose_model_dialog(self, options: LoadOptions | None = None) -> None:
+        """File > Choose model, showing these options (a refused load's) or the remembered ones."""
         from hsviewer.gui.dialogs import ChooseModelDialog
         from hsviewer.gui.model_options import LoadOptions
 
         current = self.model_info.source if self.model_info else "default"
-        options = LoadOptions.restore(self.settings)
+        options = options or LoadOptions.restore(self.settings)
         dialog = ChooseModelDialog(self.settings.recent_models(), current, self, submit=self.submit, options=options)
         if dialog.exec():
-            dialog.options().save(self.settings)
-            self.load_model(dialog.source())
+            self.load_model(dialog.source(), dialog.options())
         dialog.deleteLater()
 
     def converted_models_dialog(self) -> None:

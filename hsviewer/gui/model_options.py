@@ -9,10 +9,21 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.model.memory import DTYPES, parse_size
+from hsviewer.core.model.memory import DTYPES, MemoryPlan, RefusalWords, parse_size, refusal
 from hsviewer.gui.settings import Settings
 
 AUTO = "auto"
+# A refusal in the app names the fields of File > Choose model, not the CLI's flags.
+FIELD_WORDS = RefusalWords(
+    half="Precision bfloat16 (half the weights)",
+    gpu="a GPU under Device, where there is one",
+    budget="A Memory budget, when set, counts instead of what is free: raise it, or leave it empty.",
+)
+
+
+def field_refusal(plan: MemoryPlan) -> str:
+    """Why the plan is refused, in the words of the Choose model dialog."""
+    return refusal(plan, FIELD_WORDS)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,6 +39,7 @@ class RunsTab(QWidget):
 
     error = Signal(str)
     save_failed = Signal(str)  # a finished run could not be saved: one line for the status bar
+    opened = Signal(str)  # a run was redrawn in its tab: one line for the status bar
 
     def __init__(
         self,
@@ -81,14 +82,18 @@ class RunsTab(QWidget):
         self.table.setEditTriggers(
             QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.SelectedClicked
         )
+        # Names and settings wrap onto more lines rather than lose their middle ("sweep Smo…truct 95%");
+        # a word too long for its column (a model's name) loses its end, and its tooltip says it whole.
+        self.table.setWordWrap(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.verticalHeader().hide()
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COLUMNS.index("Name"), QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(COLUMNS.index("Model"), QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(COLUMNS.index("Model"), 120)
+        for column, width in (("Model", 120), ("Setting", 110)):
+            header.setSectionResizeMode(COLUMNS.index(column), QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(COLUMNS.index(column), width)
         self.table.setToolTip("Double-click a run to redraw it in its tab; F2 renames it; select several to compare")
         self.table.doubleClicked.connect(self._open_index)
         buttons = QHBoxLayout()
@@ -143,6 +148,8 @@ class RunsTab(QWidget):
             cell.setEditable(False)
         cells[0].setData(info, INFO_ROLE)
         cells[0].setToolTip(f"{info.name}\n{info.path}")
+        for cell in cells[1:]:
+            cell.setToolTip(cell.text())
         return cells
 
     def infos(self) -> list[RunInfo]:
@@ -201,6 +208,7 @@ class RunsTab(QWidget):
             self.error.emit(str(e))
             return
         self._show_tab(viewer)
+        self.opened.emit(f"Showing {info.name} ({info.kind}, saved {info.when})")
 
     def restore_latest(self) -> None:
         """Redraw the newest whole run of each kind in its tab (at start: the last results come back),
@@ -235,7 +243,9 @@ class RunsTab(QWidget):
         self.model.blockSignals(True)
         item.setText(renamed.name)
         item.setData(renamed, INFO_ROLE)
+        item.setToolTip(f"{renamed.name}\n{renamed.path}")
         self.model.blockSignals(False)
+        self.compare_view.renamed(renamed)
 
     def delete_selected(self) -> None:
         chosen = self.selected()

@@ -31,6 +31,7 @@ class ScreenshotRun(QObject):
         self.size = QSize(*size) if size else None
         self.pending = {"image", "hidden", "sweep"}
         window.show_error = lambda message: None  # no modal dialogs: errors end the run instead
+        window.show_load_error = window.show_error
         window.error_occurred.connect(self._failed)
         window.model_loaded.connect(self._model_ready)
         window.job_done.connect(self._done)

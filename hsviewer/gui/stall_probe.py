@@ -22,6 +22,7 @@ def longest_stall_during_sweep(model: str, text: str) -> float:
     with tempfile.TemporaryDirectory() as folder:
         window = MainWindow(Settings(QSettings(str(Path(folder) / "probe.ini"), QSettings.Format.IniFormat)))
         window.show_error = lambda message: print(f"error: {message}")
+        window.show_load_error = window.show_error
         window.show()
         _wait(window.model_loaded, lambda: window.load_model(model))
         window.hidden_tab.text.setPlainText(text)

@@ -61,3 +61,21 @@ def reduction_label(data: dict[str, Any]) -> str:
         return f"k = {data['fixed_components']}"
     threshold = data.get("threshold")
     return f"{threshold:g}%" if isinstance(threshold, (int, float)) else ""
+
+
+def sweep_label(data: dict[str, Any], texts: bool = False) -> str:
+    """The reduction, then what else a sweep holds, so that two runs differing in those read differently:
+    '95%', 'k = 8', '95%, grid of 4, 3 controls'; with `texts`, a corpus run's count: '95%, 3 texts, 1 control'."""
+    parts = [reduction_label(data)]
+    grid = data.get("grid")
+    if isinstance(grid, dict) and isinstance(grid.get("settings"), list) and grid["settings"]:
+        parts.append(f"grid of {len(grid['settings'])}")
+    if texts and isinstance(data.get("texts"), list):
+        parts.append(count(len(data["texts"]), "text"))
+    if isinstance(data.get("controls"), (dict, list)) and data["controls"]:
+        parts.append(count(len(data["controls"]), "control"))
+    return ", ".join(parts)
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"

@@ -888,7 +888,7 @@ def format_table(models: Sequence[FoundModel]) -> str:
 def describe(path: str | Path) -> FoundModel | None:
     """What the headers of one model folder or GGUF file say (no weights are read)."""
     path = Path(path)
-    if path.suffix.lower() == ".gguf":
+    if path.suffix.lower() == ".gguf" or path.is_file():  # an Ollama blob is a GGUF file without the suffix
         return _gguf_model(path, name=path.stem, source=str(path), kind="folder")
     return _hf_model(path, name=path.name, source=str(path), kind="folder")
 

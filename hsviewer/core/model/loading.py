@@ -27,11 +27,11 @@ from hsviewer.core.model.memory import (
     DTYPES,
     PLAN_TOKENS,
     MemoryPlan,
+    MemoryRefused,
     ModelFacts,
     available_bytes,
     check_analysis,
     plan_memory,
-    refusal,
 )
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the bold torch puts in its messages
@@ -113,7 +113,7 @@ def iter_load(
     if plan is not None:
         yield Progress(message=plan.describe())
         if not plan.fits:
-            raise HsviewerError(refusal(plan))
+            raise MemoryRefused(plan)
         dtype = plan.dtype
     if gguf is not None:
         folder = yield from gguf_cache.cached_folder(gguf, dtype=_converted_dtype(dtype))

@@ -97,20 +97,40 @@ def plan_memory(
     return next((p for p in plans if p.fits), plans[-1])
 
 
-def refusal(plan: MemoryPlan) -> str:
-    """Why a plan that does not fit is refused, and what to try."""
+@dataclass(frozen=True, kw_only=True)
+class RefusalWords:
+    """How a refusal names the choices that change a plan: the CLI's flags here, the app's fields in the GUI."""
+
+    half: str = "precision bfloat16 (--dtype bfloat16: half the weights)"
+    gpu: str = "a GPU (--device cuda)"
+    budget: str = "A memory budget (--memory-budget) overrides what counts as available."
+
+
+CLI_WORDS = RefusalWords()
+
+
+def refusal(plan: MemoryPlan, words: RefusalWords = CLI_WORDS) -> str:
+    """Why a plan that does not fit is refused, and what to try, in the words of the CLI or the app."""
     tips = []
     if plan.dtype == "float32":
-        tips.append("precision bfloat16 (--dtype bfloat16: half the weights)")
+        tips.append(words.half)
     if plan.analysis > plan.weights / 4:
         tips.append("a shorter text")
     if plan.device == "cpu":
-        tips.append("a GPU (--device cuda)")
+        tips.append(words.gpu)
     try_ = f" Try {', '.join(tips)}." if tips else ""
     return (
         f"Not enough memory: {plan.describe()}, and hsviewer keeps {100 - MARGIN * 100:.0f}% in reserve."
-        f"{try_} A memory budget (--memory-budget) overrides what counts as available."
+        f"{try_} {words.budget}"
     )
+
+
+class MemoryRefused(HsviewerError):
+    """A load refused by its memory plan; the message names the CLI's flags, `plan` lets the app word its own."""
+
+    def __init__(self, plan: MemoryPlan) -> None:
+        super().__init__(refusal(plan))
+        self.plan = plan
 
 
 def analysis_bytes(facts: ModelFacts, tokens: int, dtype: str) -> int:

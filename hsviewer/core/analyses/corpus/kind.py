@@ -10,7 +10,7 @@ import numpy as np
 
 from hsviewer.core.analyses.checks import DamagedRun, check_depth, check_fields, check_layer_index, is_number, show
 from hsviewer.core.analyses.corpus.results import CorpusResult, aggregate_rows
-from hsviewer.core.analyses.kind import AnalysisKind, Points, reduction_label
+from hsviewer.core.analyses.kind import AnalysisKind, Points, sweep_label
 from hsviewer.core.analyses.sweep.kind import check_sweep
 from hsviewer.core.errors import HsviewerError
 
@@ -20,12 +20,8 @@ AGGREGATE_KEYS["kl"] = "kl"
 
 
 def setting(data: dict[str, Any]) -> str:
-    """The reduction and the number of texts: '95%, 3 texts'."""
-    label = reduction_label(data)
-    if isinstance(data.get("texts"), list):
-        n = len(data["texts"])
-        label += f", {n} text{'s' * (n != 1)}"
-    return label
+    """The reduction, the number of texts and what else it holds: '95%, 3 texts, 1 control'."""
+    return sweep_label(data, texts=True)
 
 
 def title(data: dict[str, Any]) -> str:

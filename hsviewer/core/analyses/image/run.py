@@ -99,6 +99,11 @@ def _fetch(url: str) -> bytes:
             kind = r.headers.get("Content-Type", "unknown type")
     except requests.Timeout:
         raise HsviewerError(f"{url} did not answer within {URL_TIMEOUT_S[1]:.0f} s.") from None
+    except requests.ConnectionError:
+        raise HsviewerError(
+            f"Could not reach {url}: check the address and the network connection. hsviewer works offline "
+            "with image files: open a file instead."
+        ) from None
     except requests.RequestException as e:
         raise HsviewerError(f"Could not fetch {url}: {type(e).__name__}.") from None
     data = b"".join(chunks)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from hsviewer.core.analyses.checks import DamagedRun, check_depth, check_fields, check_layer_index, show
-from hsviewer.core.analyses.kind import AnalysisKind, Points, Rows, reduction_label
+from hsviewer.core.analyses.kind import AnalysisKind, Points, Rows, sweep_label
 from hsviewer.core.analyses.sweep.results import LayerResult, SweepResult
 from hsviewer.core.errors import HsviewerError
 
@@ -86,7 +86,7 @@ SWEEP = AnalysisKind(
     name="sweep",
     result=SweepResult,
     table=rows,
-    setting=reduction_label,
+    setting=sweep_label,
     plain_keys=frozenset({"layers", "n_layers", "clean_loss", "tokens"}),
     curves=points,
     summary=summary,
