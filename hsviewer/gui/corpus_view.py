@@ -120,7 +120,7 @@ class BandPlot:
 
     def __init__(self, layout: pg.GraphicsLayout, title: str, y_label: str, key: str, **position: int) -> None:
         self.plot = plots.line_plot(layout, title, "Layer", y_label, **position)
-        self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        plots.scale_with_exports(self.plot.addLegend(offset=(5, 5), labelTextSize="8pt"))
         self.key = key
         self.items: dict[str, tuple[Any, ...]] = {}
 
@@ -228,7 +228,7 @@ class MeasuresView(QWidget):
         super().__init__(parent)
         self.graphics = PlotArea(max_columns=2)
         self.spread = plots.line_plot(self.graphics, "Dimensionality without a threshold", "Layer", "Count", col=0)
-        self.spread.addLegend(offset=(5, 5), labelTextSize="8pt")
+        plots.scale_with_exports(self.spread.addLegend(offset=(5, 5), labelTextSize="8pt"))
         self.participation = self.spread.plot(name="participation ratio", **plots.markers(plots.PINK, "o", 8, "r"))
         self.effective = self.spread.plot(name="effective rank", **plots.markers(plots.BLUE, "s", 8, "b"))
         self.spread.setToolTip(

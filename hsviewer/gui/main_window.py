@@ -6,6 +6,7 @@ built by build_tabs(), which app.main calls once the bare window is on screen.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from PySide6.QtGui import (
     QGuiApplication,
     QKeyEvent,
     QKeySequence,
+    QShortcut,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
@@ -91,6 +93,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._shortcuts: set[QKeySequence] = set()
         self._build_menus()
+        self._tab_keys()
         self._shortcut_guard = _ShortcutsFirst(self._shortcuts, self)
         self._build_status_bar()
         if not self.restoreGeometry(self.settings.geometry()):
@@ -178,6 +181,21 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "&Guide", self.show_guide, "F1")
         self._action(help_menu, "&About hsviewer", self.show_about)
         self.menuBar().setEnabled(False)  # until build_tabs()
+
+    def _tab_keys(self) -> None:
+        """Ctrl+Tab and Ctrl+Shift+Tab go round the tabs, from the last to the first and back: the window's
+        own shortcuts, as a focused table or the sweep's inner pages would otherwise take the keys and stop."""
+        for keys, step in (("Ctrl+Tab", 1), ("Ctrl+Shift+Tab", -1), ("Ctrl+PgDown", 1), ("Ctrl+PgUp", -1)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(functools.partial(self.step_tab, step))
+            self._shortcuts.add(QKeySequence(keys))
+
+    def step_tab(self, step: int) -> None:
+        """The tab `step` places on, wrapping round at either end."""
+        count = self.tabs.count()
+        if count:
+            self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
     def _action(self, menu: Any, text: str, slot: Any, shortcut: str = "") -> QAction:
         """A menu entry with its shortcut spelled out (standard keys are empty on some platforms)."""
@@ -409,7 +427,9 @@ class MainWindow(QMainWindow):
         name, ok = QInputDialog.getItem(self, "Export figure", "Panel:", names, 0, False)
         if not ok:
             return
-        path, chosen = QFileDialog.getSaveFileName(self, "Export figure", "", "PNG image (*.png);;SVG drawing (*.svg)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export figure", self.settings.folder("figure"), "PNG image (*.png);;SVG drawing (*.svg)"
+        )
         if not path:
             return
         path = _with_suffix(path, chosen)
@@ -433,10 +453,13 @@ class MainWindow(QMainWindow):
         tab = self.tabs.currentWidget()
         item = tab.graphics.ci if panel == ALL_PANELS else tab.plots()[panel]
         export_figure(item, path, scale)
+        self.settings.remember_folder("figure", path)
         self.status.setText(f"Saved {path}")
 
     def export_data_dialog(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self, "Export data", "", "JSON (*.json);;CSV table (*.csv)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export data", self.settings.folder("data"), "JSON (*.json);;CSV table (*.csv)"
+        )
         if path:
             self._try(self.export_data, _with_suffix(path, chosen))
 
@@ -449,6 +472,7 @@ class MainWindow(QMainWindow):
         if found is None:
             raise HsviewerError("This tab has no result to export yet.")
         export.write_data(path, *found)
+        self.settings.remember_folder("data", path)
         self.status.setText(f"Saved {path}")
 
     def _try(self, action: Any, *args: Any) -> None:

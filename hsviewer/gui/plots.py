@@ -375,6 +375,7 @@ class BelowLegend(pg.LegendItem):
         self._refit.setInterval(0)
         self._refit.timeout.connect(self._fit_columns)
         self.geometryChanged.connect(self._refit.start)
+        scale_with_exports(self)
 
     def _fit_columns(self) -> None:
         # the text's own width: a label's item is as wide as its column once laid out
@@ -385,6 +386,14 @@ class BelowLegend(pg.LegendItem):
 
     def mouseDragEvent(self, ev: Any) -> None:
         ev.ignore()  # dragging would unhook it from the layout
+
+
+def scale_with_exports(legend: pg.LegendItem) -> pg.LegendItem:
+    """A legend that is drawn through its parents' transforms: pyqtgraph's ignores them (a zoom leaves it
+    alone), so a 2x PNG drew its text at 1x in its 2x place. In the plot's layout, or on a view box (not
+    its zoomed child group), it has no transform to ignore but the export's."""
+    legend.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, False)
+    return legend
 
 
 def legend_below(plot: pg.PlotItem, columns: int = 2, text_size: str = "8pt") -> BelowLegend:
