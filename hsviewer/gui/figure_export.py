@@ -21,7 +21,8 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
     The SVG is vector: axes, curves and markers are paths (pyqtgraph's export mode draws markers one
     by one instead of from its bitmap atlas, and no item is drawn from a cache), in page coordinates
     so that readers ignoring SVG 1.2's non-scaling strokes draw them thin (svg_strokes), without Qt's
-    empty and repeated groups (svg_compact); each heatmap is one embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
+    empty and repeated groups (svg_compact); each heatmap is one embedded image. Written to a
+    temporary sibling and renamed, so the file is whole or untouched.
     """
     from hsviewer.export import export_suffix, plain_write_errors, write_atomic
     from hsviewer.svg_compact import compact_svg

@@ -36,6 +36,7 @@ SIGNED = "plasma"
 DIFFERENCE_MAP = "CET-D1"  # blue-white-red as the image tab's residual: zero is white, not green
 SCATTER_STEP = 10  # every 10th value, as in the notebook
 HEATMAP_PERCENTILE = 95  # a few massive activations would otherwise wash out the rest
+EMPTY_NOTE = "Press “Reduce layer and apply\nin forward pass” (Ctrl+R)\nto fill this panel"
 PANEL_TIPS = {
     "Original HS": (
         "The hidden state the chosen layer outputs: one row per token, one column per embedding dimension. "
@@ -179,6 +180,7 @@ class HiddenTab(QWidget):
         self.graphics.set_stretch([self.scatter, self.u.plot, self.sigma.plot, self.vh.plot], 3)
         self.graphics.set_stretch([self.spectrum.plot, self.norms], 3)
         plots.set_tooltips(self.plots(), PANEL_TIPS)
+        self.empty_notes = [plots.empty_note(plot, EMPTY_NOTE) for plot in self.plots().values()]
 
     def plots(self) -> dict[str, Any]:
         """The exportable panels by their titles (a title that changes with the result goes on from these)."""
@@ -265,6 +267,8 @@ class HiddenTab(QWidget):
     def show_result(self, r: Any) -> None:
         """Draw every panel from one reduce_layer result (from the worker)."""
         self.result = r
+        for note in self.empty_notes:
+            note.hide()
         levels = plots.symmetric_levels(r.original, percentile=HEATMAP_PERCENTILE)
         self.original.set_data(r.original, levels, r.tokens)
         self.reconstructed.set_data(r.reconstruction, levels, r.tokens)

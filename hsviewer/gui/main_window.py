@@ -56,6 +56,18 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 ALL_PANELS = "All panels of this tab"
 TAB_NAMES = ("Image SVD", "Hidden state", "Layer sweep", "Runs")
+TAB_PURPOSES = (  # what each tab is for, in one line atop the first tab (each tab's tooltip says more)
+    "the SVD on a picture",
+    "one layer of a model reduced",
+    "every layer in turn",
+    "saved runs",
+)
+TAB_TIPS = (
+    "The SVD on a picture: set k and see what the strongest components keep",
+    "Reduce one layer's hidden state, then put the reduction into the forward pass and see how far it travels",
+    "Reduce each layer in turn (one text or a corpus): components kept, loss and KL layer by layer",
+    "The runs saved so far: reopen, rename, delete or compare them",
+)
 DEFAULT_SIZE = QSize(1600, 1000)  # shrunk to the screen's free area
 FRAME_WAIT_MS = 300  # long enough for a window manager to frame a new window
 
@@ -88,6 +100,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         for name in TAB_NAMES:
             self.tabs.addTab(QLabel("Preparing the plots…"), name)
+        self._tab_tips()
         self.setCentralWidget(self.tabs)
         self.setWindowTitle("hsviewer")
         self.setAcceptDrops(True)
@@ -147,6 +160,11 @@ class MainWindow(QMainWindow):
         tabs = (self.image_tab, self.hidden_tab, self.sweep_tab, self.runs_tab)
         for tab, name in zip(tabs, TAB_NAMES, strict=True):
             self.tabs.addTab(tab, name)
+        self._tab_tips()
+        self.purposes = QLabel(" · ".join(f"<b>{n}</b>: {p}" for n, p in zip(TAB_NAMES, TAB_PURPOSES, strict=True)))
+        self.purposes.setStyleSheet("color: #555555")
+        self.purposes.setToolTip("Hover a tab for more; Help > Guide (F1) explains every panel")
+        self.image_tab.layout().insertWidget(0, self.purposes)  # the first screen: what each tab is for
         self._connect_tabs()
         for kind in (QAbstractSpinBox, QLineEdit, QComboBox, QPlainTextEdit):
             for widget in self.findChildren(kind):
@@ -155,6 +173,10 @@ class MainWindow(QMainWindow):
         self.runs_tab.restore_latest()
         self.menuBar().setEnabled(True)
         self.status.setText("Ready")
+
+    def _tab_tips(self) -> None:
+        for index, tip in enumerate(TAB_TIPS[: self.tabs.count()]):
+            self.tabs.setTabToolTip(index, tip)
 
     def _connect_tabs(self) -> None:
         self.image_tab.open_file_requested.connect(self.open_image_dialog)
