@@ -165,7 +165,7 @@ class HiddenTab(QWidget):
         self.u = plots.Heatmap(middle, "U", SIGNED, "component", "Token", labelled_rows=True, col=1)
         self.sigma = plots.sigma_map(middle, col=2)
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "Embedding dimension", "component", col=3)
-        self.spectrum = plots.SpectrumPlot(bottom, "Singular-value spectrum (centred hidden state)", col=0)
+        self.spectrum = plots.SpectrumPlot(bottom, "Singular-value spectrum (centred)", col=0)
         self.spectrum.k_line.setMovable(False)
         self.spike = SpikeMarker(self.original)
         self.measure_lines = MeasureLines(self.spectrum)
@@ -284,7 +284,7 @@ class HiddenTab(QWidget):
         self.spectrum.set_spectrum(r.s, cumulative_percent(r.s), r.components)
         self.spike.set(r.measures.massive_activation, r.tokens)
         self.measure_lines.set(r.measures)
-        centred = "hidden state" if r.reduction.centering == "none" else "centred hidden state"
+        centred = "not centred" if r.reduction.centering == "none" else "centred"  # short: one line at 1024x700
         plots.set_title(self.spectrum.plot, f"Singular-value spectrum ({centred})")
         self.norm_curve.setData(np.arange(r.n_layers), r.diff_norms)
         self.layer_line.setValue(r.layer)
