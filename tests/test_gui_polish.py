@@ -94,6 +94,9 @@ def test_the_hidden_state_panels_say_what_to_press_before_the_first_run(qtbot, l
     with wait_job(qtbot, loaded, "hidden"):
         tab.run()
     assert not any(note.isVisible() for note in tab.empty_notes)
+    x = tab.scatter_points.data["x"]
+    (x0, x1), _ = tab.scatter.viewRange()
+    assert x0 <= x.min() and x.max() <= x1  # the data's range now, not the note's 0 to 1
 
 
 @pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])

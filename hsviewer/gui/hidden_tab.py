@@ -269,6 +269,8 @@ class HiddenTab(QWidget):
         self.result = r
         for note in self.empty_notes:
             note.hide()
+        for plot in self.plots().values():  # the notes' fixed range gives way to the data's
+            plot.enableAutoRange()
         levels = plots.symmetric_levels(r.original, percentile=HEATMAP_PERCENTILE)
         self.original.set_data(r.original, levels, r.tokens)
         self.reconstructed.set_data(r.reconstruction, levels, r.tokens)
