@@ -6,7 +6,7 @@ STAMP := $(VENV)/.hsviewer-installed
 # The CPU build, served from this machine's disk; see README for a CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: install run test test-fast lint bench screenshots bundle clean
+.PHONY: install run test test-fast lint bench screenshots guide-pictures bundle clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ bench: $(STAMP)
 SHOT_SIZE ?= 1280x800
 screenshots: $(STAMP)
 	xvfb-run -a -s "-screen 0 $(SHOT_SIZE)x24" $(BIN)/hsviewer screenshots docs/screenshots --size $(SHOT_SIZE)
+
+# The window's screenshots and the Guide's pictures (resources/guide), exported from the app at 1280x800
+guide-pictures: $(STAMP)
+	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/hsviewer screenshots docs/screenshots --size 1280x800 --guide resources/guide
 
 # The double-click bundle (dist/hsviewer/), then its checks: frozen selftest and the GUI under Xvfb.
 bundle: $(STAMP)

@@ -144,11 +144,11 @@ def test_hidden_state_tab_draws_every_panel(qtbot, loaded):
     text = tab.hover_text("Original", 2, 5, 0.25)
     assert text.startswith("Original: layer 1, token 2") and repr(r.tokens[2]) in text
     assert f"k = {r.components}," in tab.reconstructed.plot.titleLabel.text  # k, not r: r is the correlation
-    assert "(centred hidden state)" in tab.spectrum.plot.titleLabel.text
+    assert "(centred)" in tab.spectrum.plot.titleLabel.text
     tab.form.centering.setCurrentIndex(tab.form.centering.findData("none"))
     with wait_job(qtbot, loaded, "hidden"):
         tab.run()
-    assert "(hidden state)" in tab.spectrum.plot.titleLabel.text
+    assert "(not centred)" in tab.spectrum.plot.titleLabel.text
     assert "Out of date" not in tab.summary.text()
     tab.layer.setValue(2)
     assert tab.summary.text().startswith("<b>Out of date:</b>")  # the plots still show layer 1

@@ -29,14 +29,17 @@ def add_screenshots(sub: Any) -> None:
     screenshots.add_argument(
         "--size", type=window_size, metavar="WxH", help="window size in pixels, e.g. 1280x800 (default 1600x1000)"
     )
+    screenshots.add_argument(
+        "--guide", metavar="GUIDE_DIR", help="also export the Guide's panel pictures there (resources/guide)"
+    )
     screenshots.set_defaults(run=run_gui)
 
 
 def run_gui(args: argparse.Namespace) -> int:
     from hsviewer.gui.app import main as gui_main
 
-    size = getattr(args, "size", None)  # only `screenshots` has --size
-    return gui_main(screenshots=args.screenshots, model=args.model, **({"size": size} if size else {}))
+    extra = {name: value for name in ("size", "guide") if (value := getattr(args, name, None))}  # screenshots' own
+    return gui_main(screenshots=args.screenshots, model=args.model, **extra)
 
 
 def run_selftest(args: argparse.Namespace) -> int:

@@ -74,11 +74,13 @@ def main(
     screenshots: str | None = None,
     model: str | None = None,
     size: tuple[int, int] | None = None,
+    guide: str | None = None,
 ) -> int:
     """Show the window, then build the tabs and start loading the model and the image; the exit code.
 
     screenshots: a folder to save one PNG per tab into, after the default analyses, then exit;
-    size: the window's size for them (the screen must be at least as big), else SCREENSHOT_SIZE.
+    size: the window's size for them (the screen must be at least as big), else SCREENSHOT_SIZE;
+    guide: a folder to export the Guide's panel pictures into as well (screenshots only).
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -107,7 +109,7 @@ def main(
         log.info("Window on screen at %.3f", time.time())
         source = model or (None if screenshots else settings.get("model/last", "", str)) or "default"
         image = None if screenshots else settings.get("image/last", "", str)
-        QTimer.singleShot(0, lambda: start(window, source, image, screenshots, size))
+        QTimer.singleShot(0, lambda: start(window, source, image, screenshots, size, guide))
         window.close_wait_ms = CLOSE_WAIT_MS
         code = app.exec()
     window.close()
@@ -129,7 +131,12 @@ def _exit_now(code: int) -> None:
 
 
 def start(
-    window: MainWindow, model: str, image: str | None, screenshots: str | None, size: tuple[int, int] | None = None
+    window: MainWindow,
+    model: str,
+    image: str | None,
+    screenshots: str | None,
+    size: tuple[int, int] | None = None,
+    guide: str | None = None,
 ) -> None:
     """Build the tabs, then begin the first work: the image SVD and the model load.
 
@@ -141,6 +148,6 @@ def start(
     if screenshots:
         from hsviewer.gui.screenshots import ScreenshotRun
 
-        ScreenshotRun(window, screenshots, size)
+        ScreenshotRun(window, screenshots, size, guide)
     window.image_tab.open(image if image and Path(image).is_file() else str(default_image()))
     window.load_model(model)

@@ -120,7 +120,7 @@ class BandPlot:
 
     def __init__(self, layout: pg.GraphicsLayout, title: str, y_label: str, key: str, **position: int) -> None:
         self.plot = plots.line_plot(layout, title, "Layer", y_label, **position)
-        self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        plots.scale_with_exports(self.plot.addLegend(offset=(5, 5), labelTextSize="8pt"))
         self.key = key
         self.items: dict[str, tuple[Any, ...]] = {}
 
@@ -174,9 +174,10 @@ class CorpusView(QWidget):
         )
         self.texts = QListWidget()
         self.texts.setToolTip(
-            "The texts swept, each with how far it departs from the corpus: its mean |components − mean| over "
+            "The texts swept, each after how far it departs from the corpus: its mean |components − mean| over "
             "layers. Double-click a text to show its own sweep"
         )
+        self.texts.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.texts.itemDoubleClicked.connect(lambda item: self.open_text.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.summary = QLabel("Choose a corpus under Texts and run the sweep.")
         self.summary.setWordWrap(True)
@@ -208,7 +209,7 @@ class CorpusView(QWidget):
                 band.set_run(label, name, rows)
         self.texts.clear()
         for index, (name, departure) in enumerate(zip(result.names, result.departures(), strict=True)):
-            item = QListWidgetItem(f"{name}   {departure:.2f}")
+            item = QListWidgetItem(f"{departure:5.2f}   {name}")  # the number first: a long name is cut, not it
             item.setData(Qt.ItemDataRole.UserRole, index)
             item.setToolTip(f"{name}: {len(result.texts[index].tokens)} tokens; double-click for its sweep")
             self.texts.addItem(item)
@@ -228,7 +229,7 @@ class MeasuresView(QWidget):
         super().__init__(parent)
         self.graphics = PlotArea(max_columns=2)
         self.spread = plots.line_plot(self.graphics, "Dimensionality without a threshold", "Layer", "Count", col=0)
-        self.spread.addLegend(offset=(5, 5), labelTextSize="8pt")
+        plots.scale_with_exports(self.spread.addLegend(offset=(5, 5), labelTextSize="8pt"))
         self.participation = self.spread.plot(name="participation ratio", **plots.markers(plots.PINK, "o", 8, "r"))
         self.effective = self.spread.plot(name="effective rank", **plots.markers(plots.BLUE, "s", 8, "b"))
         self.spread.setToolTip(

@@ -20,10 +20,12 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
 
     The SVG is vector: axes, curves and markers are paths (pyqtgraph's export mode draws markers one
     by one instead of from its bitmap atlas, and no item is drawn from a cache), in page coordinates
-    so that readers ignoring SVG 1.2's non-scaling strokes draw them thin (svg_strokes); each heatmap
-    is one embedded image. Written to a temporary sibling and renamed, so the file is whole or untouched.
+    so that readers ignoring SVG 1.2's non-scaling strokes draw them thin (svg_strokes), without Qt's
+    empty and repeated groups (svg_compact); each heatmap is one embedded image. Written to a
+    temporary sibling and renamed, so the file is whole or untouched.
     """
     from hsviewer.core.library.writing import export_suffix, plain_write_errors, write_atomic
+    from hsviewer.gui.svg_compact import compact_svg
     from hsviewer.gui.svg_strokes import flatten_strokes
 
     suffix = export_suffix(path, (".png", ".svg"), "A figure")
@@ -39,6 +41,7 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
         if not tmp.read_bytes().rstrip().endswith(b"</svg>"):  # Qt's SVG generator reports no write errors
             raise OSError(f"Qt could not save {path}")
         flatten_strokes(tmp)
+        compact_svg(tmp)  # after flattening, which leaves more neighbouring groups alike
 
     with plain_write_errors(path):
         write_atomic(path, write)

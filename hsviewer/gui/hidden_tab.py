@@ -36,6 +36,7 @@ SIGNED = "plasma"
 DIFFERENCE_MAP = "CET-D1"  # blue-white-red as the image tab's residual: zero is white, not green
 SCATTER_STEP = 10  # every 10th value, as in the notebook
 HEATMAP_PERCENTILE = 95  # a few massive activations would otherwise wash out the rest
+EMPTY_NOTE = "Press “Reduce layer and apply\nin forward pass” (Ctrl+R)\nto fill this panel"
 PANEL_TIPS = {
     "Original HS": (
         "The hidden state the chosen layer outputs: one row per token, one column per embedding dimension. "
@@ -165,7 +166,7 @@ class HiddenTab(QWidget):
         self.u = plots.Heatmap(middle, "U", SIGNED, "component", "Token", labelled_rows=True, col=1)
         self.sigma = plots.sigma_map(middle, col=2)
         self.vh = plots.Heatmap(middle, "Vᵀ", SIGNED, "Embedding dimension", "component", col=3)
-        self.spectrum = plots.SpectrumPlot(bottom, "Singular-value spectrum (centred hidden state)", col=0)
+        self.spectrum = plots.SpectrumPlot(bottom, "Singular-value spectrum (centred)", col=0)
         self.spectrum.k_line.setMovable(False)
         self.spike = SpikeMarker(self.original)
         self.measure_lines = MeasureLines(self.spectrum)
@@ -180,6 +181,7 @@ class HiddenTab(QWidget):
         self.graphics.set_stretch([self.scatter, self.u.plot, self.sigma.plot, self.vh.plot], 3)
         self.graphics.set_stretch([self.spectrum.plot, self.norms], 3)
         plots.set_tooltips(self.plots(), PANEL_TIPS)
+        self.empty_notes = [plots.empty_note(plot, EMPTY_NOTE) for plot in self.plots().values()]
 
     def plots(self) -> dict[str, Any]:
         """The exportable panels by their titles (a title that changes with the result goes on from these)."""
@@ -266,6 +268,10 @@ class HiddenTab(QWidget):
     def show_result(self, r: Any) -> None:
         """Draw every panel from one reduce_layer result (from the worker)."""
         self.result = r
+        for note in self.empty_notes:
+            note.hide()
+        for plot in self.plots().values():  # the notes' fixed range gives way to the data's
+            plot.enableAutoRange()
         levels = plots.symmetric_levels(r.original, percentile=HEATMAP_PERCENTILE)
         self.original.set_data(r.original, levels, r.tokens)
         self.reconstructed.set_data(r.reconstruction, levels, r.tokens)
@@ -281,7 +287,7 @@ class HiddenTab(QWidget):
         self.spectrum.set_spectrum(r.s, cumulative_percent(r.s), r.components)
         self.spike.set(r.measures.massive_activation, r.tokens)
         self.measure_lines.set(r.measures)
-        centred = "hidden state" if r.reduction.centering == "none" else "centred hidden state"
+        centred = "not centred" if r.reduction.centering == "none" else "centred"  # short: one line at 1024x700
         plots.set_title(self.spectrum.plot, f"Singular-value spectrum ({centred})")
         self.norm_curve.setData(np.arange(r.n_layers), r.diff_norms)
         self.layer_line.setValue(r.layer)

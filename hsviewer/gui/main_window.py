@@ -6,6 +6,7 @@ built by build_tabs(), which app.main calls once the bare window is on screen.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from PySide6.QtGui import (
     QGuiApplication,
     QKeyEvent,
     QKeySequence,
+    QShortcut,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
@@ -56,6 +58,18 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 ALL_PANELS = "All panels of this tab"
 TAB_NAMES = ("Image SVD", "Hidden state", "Layer sweep", "Runs")
+TAB_PURPOSES = (  # what each tab is for, in one line atop the first tab (each tab's tooltip says more)
+    "the SVD on a picture",
+    "one layer of a model reduced",
+    "every layer in turn",
+    "saved runs",
+)
+TAB_TIPS = (
+    "The SVD on a picture: set k and see what the strongest components keep",
+    "Reduce one layer's hidden state, then put the reduction into the forward pass and see how far it travels",
+    "Reduce each layer in turn (one text or a corpus): components kept, loss and KL layer by layer",
+    "The runs saved so far: reopen, rename, delete or compare them",
+)
 DEFAULT_SIZE = QSize(1600, 1000)  # shrunk to the screen's free area
 FRAME_WAIT_MS = 300  # long enough for a window manager to frame a new window
 
@@ -89,11 +103,13 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         for name in TAB_NAMES:
             self.tabs.addTab(QLabel("Preparing the plots…"), name)
+        self._tab_tips()
         self.setCentralWidget(self.tabs)
         self.setWindowTitle("hsviewer")
         self.setAcceptDrops(True)
         self._shortcuts: set[QKeySequence] = set()
         self._build_menus()
+        self._tab_keys()
         self._shortcut_guard = _ShortcutsFirst(self._shortcuts, self)
         self._build_status_bar()
         if not self.restoreGeometry(self.settings.geometry()):
@@ -147,6 +163,11 @@ class MainWindow(QMainWindow):
         tabs = (self.image_tab, self.hidden_tab, self.sweep_tab, self.runs_tab)
         for tab, name in zip(tabs, TAB_NAMES, strict=True):
             self.tabs.addTab(tab, name)
+        self._tab_tips()
+        self.purposes = QLabel(" · ".join(f"<b>{n}</b>: {p}" for n, p in zip(TAB_NAMES, TAB_PURPOSES, strict=True)))
+        self.purposes.setStyleSheet("color: #555555")
+        self.purposes.setToolTip("Hover a tab for more; Help > Guide (F1) explains every panel")
+        self.image_tab.layout().insertWidget(0, self.purposes)  # the first screen: what each tab is for
         self._connect_tabs()
         for kind in (QAbstractSpinBox, QLineEdit, QComboBox, QPlainTextEdit):
             for widget in self.findChildren(kind):
@@ -155,6 +176,10 @@ class MainWindow(QMainWindow):
         self.runs_tab.restore_latest()
         self.menuBar().setEnabled(True)
         self.status.setText("Ready")
+
+    def _tab_tips(self) -> None:
+        for index, tip in enumerate(TAB_TIPS[: self.tabs.count()]):
+            self.tabs.setTabToolTip(index, tip)
 
     def _connect_tabs(self) -> None:
         self.image_tab.open_file_requested.connect(self.open_image_dialog)
@@ -182,6 +207,21 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "&Guide", self.show_guide, "F1")
         self._action(help_menu, "&About hsviewer", self.show_about)
         self.menuBar().setEnabled(False)  # until build_tabs()
+
+    def _tab_keys(self) -> None:
+        """Ctrl+Tab and Ctrl+Shift+Tab go round the tabs, from the last to the first and back: the window's
+        own shortcuts, as a focused table or the sweep's inner pages would otherwise take the keys and stop."""
+        for keys, step in (("Ctrl+Tab", 1), ("Ctrl+Shift+Tab", -1), ("Ctrl+PgDown", 1), ("Ctrl+PgUp", -1)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(functools.partial(self.step_tab, step))
+            self._shortcuts.add(QKeySequence(keys))
+
+    def step_tab(self, step: int) -> None:
+        """The tab `step` places on, wrapping round at either end."""
+        count = self.tabs.count()
+        if count:
+            self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
     def _action(self, menu: Any, text: str, slot: Any, shortcut: str = "") -> QAction:
         """A menu entry with its shortcut spelled out (standard keys are empty on some platforms)."""
@@ -436,7 +476,9 @@ class MainWindow(QMainWindow):
         name, ok = QInputDialog.getItem(self, "Export figure", "Panel:", names, 0, False)
         if not ok:
             return
-        path, chosen = QFileDialog.getSaveFileName(self, "Export figure", "", "PNG image (*.png);;SVG drawing (*.svg)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export figure", self.settings.folder("figure"), "PNG image (*.png);;SVG drawing (*.svg)"
+        )
         if not path:
             return
         path = _with_suffix(path, chosen)
@@ -460,10 +502,13 @@ class MainWindow(QMainWindow):
         tab = self.tabs.currentWidget()
         item = tab.graphics.ci if panel == ALL_PANELS else tab.plots()[panel]
         export_figure(item, path, scale)
+        self.settings.remember_folder("figure", path)
         self.status.setText(f"Saved {path}")
 
     def export_data_dialog(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self, "Export data", "", "JSON (*.json);;CSV table (*.csv)")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export data", self.settings.folder("data"), "JSON (*.json);;CSV table (*.csv)"
+        )
         if path:
             self._try(self.export_data, _with_suffix(path, chosen))
 
@@ -476,6 +521,7 @@ class MainWindow(QMainWindow):
         if found is None:
             raise HsviewerError("This tab has no result to export yet.")
         export.write_data(path, *found)
+        self.settings.remember_folder("data", path)
         self.status.setText(f"Saved {path}")
 
     def _try(self, action: Any, *args: Any) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from hsviewer.core.linalg.measures import MassiveActivation, SpectrumMeasures
 from hsviewer.gui import plots
@@ -26,20 +26,38 @@ def spike_text(spike: MassiveActivation, tokens: Sequence[str]) -> str:
 
 
 class SpikeMarker:
-    """A ring on the cell (dimension, token) of the largest |activation|, its numbers in a tooltip."""
+    """A ring on the cell (dimension, token) of the largest |activation|, its numbers in a tooltip.
+
+    Drawn on the panel, above its view box, not in it: the view box clips what it holds to its edges,
+    and cut the ring in half on the first token or the last dimension. It follows every zoom and pan.
+    """
 
     def __init__(self, heatmap: plots.Heatmap) -> None:
         self.text = ""
+        self.cell: QPointF | None = None  # the ringed cell's centre, in the heatmap's coordinates
+        self.plot = heatmap.plot
         self.item = pg.ScatterPlotItem(
             size=18, symbol="o", pen=pg.mkPen(RING, width=2.5), brush=None, hoverable=True, tip=self._tip
         )
-        self.item.setZValue(10)  # above the image
-        heatmap.plot.addItem(self.item, ignoreBounds=True)
+        self.item.setParentItem(self.plot)
+        self.item.setZValue(10)  # above the view box and its image
+        self.plot.getViewBox().sigTransformChanged.connect(self._follow)
+        self.plot.getViewBox().geometryChanged.connect(self._follow)  # moved or resized in its panel
 
     def set(self, spike: MassiveActivation, tokens: Sequence[str]) -> None:
         self.text = spike_text(spike, tokens)
-        self.item.setData([spike.dimension + 0.5], [spike.token + 0.5])  # cell (row, col) spans [col, col + 1]
+        self.cell = QPointF(spike.dimension + 0.5, spike.token + 0.5)  # cell (row, col) spans [col, col + 1]
         self.item.setToolTip(self.text)
+        self._follow()
+
+    def _follow(self, *changed: object) -> None:
+        """The ring over its cell, in the panel's coordinates; none while the cell is out of view."""
+        box = self.plot.getViewBox()
+        if self.cell is None or not box.viewRect().contains(self.cell):
+            self.item.setData([], [])
+            return
+        at = self.plot.mapFromScene(box.mapViewToScene(self.cell))
+        self.item.setData([at.x()], [at.y()])
 
     def _tip(self, **point: object) -> str:
         return self.text
@@ -59,7 +77,8 @@ class MeasureLines:
             movable=False,
             pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine),
             label="",
-            labelOpts={"position": at, "color": colour, "fill": (255, 255, 255, 200), "anchors": [(0, 0.5), (0, 0.5)]},
+            # pyqtgraph puts the label on the side of the line facing the view's centre: never off its edge
+            labelOpts={"position": at, "color": colour, "fill": (255, 255, 255, 200), "anchors": [(0, 0.5), (1, 0.5)]},
         )
         spectrum.plot.addItem(line, ignoreBounds=True)
         return line

@@ -15,8 +15,10 @@ pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", 
 PINK = (230, 180, 180)  # the notebook's marker face colours
 BLUE = (180, 180, 230)
 TITLE_SIZE = "11pt"
+MIN_TITLE_SCALE = 0.72  # a title too long for its panel shrinks to this (11pt to 8pt) before it wraps
 TITLE_COLUMNS = 6  # a PlotItem's columns: left axis, view box, right axis, a colour bar's gap and bar
 MAX_TOKEN_CHARS = 14
+VIEW_MIN_HEIGHT = 100  # a line plot's data area: room for four y ticks that do not run into each other
 
 
 def set_tooltips(panels: dict[str, Any], tips: dict[str, str]) -> None:
@@ -157,6 +159,8 @@ class Heatmap:
         self.plot.setLabel("bottom", x_label)
         self.plot.setLabel("left", y_label)
         self.plot.invertY(rows_down)
+        for side in ("left", "bottom"):  # cells are counted: never "Token (x0.001)"
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.image = HoverImage()
         self.image.setColorMap(pg.colormap.get(colormap))
         self.plot.addItem(self.image)
@@ -192,12 +196,43 @@ class Heatmap:
 SIGMA_FLOOR = 1e-6  # singular values below this fraction of σ1 are rounding noise (a centred matrix's last)
 
 
-def sigma_map(layout: pg.GraphicsLayout, **position: int) -> Heatmap:
+SIGMA_DOT = 5  # pixels: Σ's diagonal drawn this thick, however many components share the panel's width
+
+
+class SigmaMap(Heatmap):
+    """Σ as a heatmap whose colour bar reads σ on a log scale (see show_sigma), its diagonal drawn over
+    as squares SIGMA_DOT pixels wide in the same colours: 576 components in a 150-pixel panel left a
+    diagonal under a pixel wide, and the panel looked white."""
+
+    def __init__(self, layout: pg.GraphicsLayout, **position: int) -> None:
+        super().__init__(layout, "Σ", "viridis", "component", "component", **position)
+        assert self.bar is not None
+        self.bar.axis.enableAutoSIPrefix(False)  # no label: the bar's fixed width drew it over the ticks (tooltip)
+        self.diagonal = pg.ScatterPlotItem(size=SIGMA_DOT, symbol="s", pen=None, pxMode=True)
+        self.diagonal.setZValue(5)  # above the image
+        self.plot.addItem(self.diagonal, ignoreBounds=True)
+        self.log_sigma = np.zeros(0)
+        self.bar.sigLevelsChanged.connect(self._colour_diagonal)
+
+    def show_diagonal(self, log_sigma: np.ndarray) -> None:
+        self.log_sigma = np.asarray(log_sigma, dtype=np.float64)
+        centres = np.arange(len(self.log_sigma)) + 0.5
+        self.diagonal.setData(centres, centres)
+        self._colour_diagonal()
+
+    def _colour_diagonal(self, *changed: object) -> None:
+        """The squares in the colours the bar's levels give (it can be dragged)."""
+        if not self.log_sigma.size or self.bar is None:
+            return
+        low, high = self.bar.levels()
+        where = np.clip((self.log_sigma - low) / ((high - low) or 1.0), 0.0, 1.0)
+        colours = pg.colormap.get("viridis").map(where, mode="qcolor")
+        self.diagonal.setBrush([QtGui.QBrush(c) for c in colours])
+
+
+def sigma_map(layout: pg.GraphicsLayout, **position: int) -> SigmaMap:
     """Σ as a heatmap whose colour bar reads σ on a log scale: see show_sigma."""
-    heatmap = Heatmap(layout, "Σ", "viridis", "component", "component", **position)
-    assert heatmap.bar is not None
-    heatmap.bar.axis.enableAutoSIPrefix(False)  # no label: the bar's fixed width drew it over the ticks (tooltip)
-    return heatmap
+    return SigmaMap(layout, **position)
 
 
 def sigma_ticks(low: float, high: float) -> list[tuple[float, str]]:
@@ -208,7 +243,7 @@ def sigma_ticks(low: float, high: float) -> list[tuple[float, str]]:
     return [(v, f"{10**v:,.0f}" if 10**v >= 10 else f"{10**v:.2g}") for v in values]
 
 
-def show_sigma(heatmap: Heatmap, s: np.ndarray) -> None:
+def show_sigma(heatmap: SigmaMap, s: np.ndarray) -> None:
     """Σ coloured by log10 σ, from the smallest σ that is not noise up to σ1.
 
     σ1 is often 10^4 times the last σ: a linear bar either shows σ1 alone or cuts it off. Off the
@@ -224,6 +259,7 @@ def show_sigma(heatmap: Heatmap, s: np.ndarray) -> None:
     np.fill_diagonal(data, np.log10(np.maximum(s, floor)))
     levels = (low, high if high > low else low + 1.0)
     heatmap.set_data(data, levels)
+    heatmap.show_diagonal(np.diag(data))
     assert heatmap.bar is not None
     heatmap.bar.axis.setTicks([sigma_ticks(*levels)])
 
@@ -292,7 +328,7 @@ def set_title(plot: pg.PlotItem, title: str) -> None:
 
 class FreeWidthLabel(pg.LabelItem):
     """A title that asks for no width: panels side by side get the same width whatever their titles say,
-    and a title longer than its panel wraps onto more lines (its row grows to fit them)."""
+    and a title longer than its panel is set a little smaller, then wraps onto more lines (its row grows)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -301,8 +337,13 @@ class FreeWidthLabel(pg.LabelItem):
     def resizeEvent(self, event: Any) -> None:
         width = self.rect().width()
         self.item.setTextWidth(-1)
-        if 0 < width < self.item.boundingRect().width():
-            self.item.setTextWidth(width)
+        self.item.setScale(1.0)
+        natural = self.item.boundingRect().width()
+        if 0 < width < natural:  # smaller type first, down to MIN_TITLE_SCALE; only then more lines
+            scale = max(MIN_TITLE_SCALE, width / natural)
+            self.item.setScale(scale)
+            if natural * scale > width:
+                self.item.setTextWidth(width / scale)
         super().resizeEvent(event)
 
     def updateMin(self) -> None:
@@ -351,7 +392,26 @@ def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str,
     for side in ("left", "bottom"):  # ticks in the unit the label names, never "KL (nats) (x0.001)"
         plot.getAxis(side).enableAutoSIPrefix(False)
     plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.getViewBox().setMinimumHeight(VIEW_MIN_HEIGHT)  # a legend below grows the panel, not squashes it
     return plot
+
+
+def empty_note(plot: pg.PlotItem, text: str) -> pg.TextItem:
+    """Grey text in the middle of a panel that has nothing to show yet, saying what fills it; the panel's
+    range is set to hold it (empty axes from -400 to 400 said nothing)."""
+    note = pg.TextItem(text, color="#555555", anchor=(0.5, 0.5))
+    plot.addItem(note, ignoreBounds=True)
+    note.setPos(0.5, 0.5)
+    plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+    return note
+
+
+def from_zero(plot: pg.PlotItem, top: float) -> None:
+    """The y axis from a little below 0 to a little above `top` (at least 1): counts read against a 0
+    tick (pyqtgraph leaves a tick at the very edge unlabelled), and a constant 1 is not the middle of
+    a range around it."""
+    top = max(float(top), 1.0)
+    plot.setYRange(-0.06 * top, 1.08 * top, padding=0)
 
 
 class BelowLegend(pg.LegendItem):
@@ -375,6 +435,7 @@ class BelowLegend(pg.LegendItem):
         self._refit.setInterval(0)
         self._refit.timeout.connect(self._fit_columns)
         self.geometryChanged.connect(self._refit.start)
+        scale_with_exports(self)
 
     def _fit_columns(self) -> None:
         # the text's own width: a label's item is as wide as its column once laid out
@@ -385,6 +446,14 @@ class BelowLegend(pg.LegendItem):
 
     def mouseDragEvent(self, ev: Any) -> None:
         ev.ignore()  # dragging would unhook it from the layout
+
+
+def scale_with_exports(legend: pg.LegendItem) -> pg.LegendItem:
+    """A legend that is drawn through its parents' transforms: pyqtgraph's ignores them (a zoom leaves it
+    alone), so a 2x PNG drew its text at 1x in its 2x place. In the plot's layout, or on a view box (not
+    its zoomed child group), it has no transform to ignore but the export's."""
+    legend.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, False)
+    return legend
 
 
 def legend_below(plot: pg.PlotItem, columns: int = 2, text_size: str = "8pt") -> BelowLegend:
@@ -400,6 +469,9 @@ def markers(brush: tuple, symbol: str = "h", size: int = 10, pen: Any = "k") -> 
     return {"pen": pg.mkPen(pen, width=0.5), "symbol": symbol, "symbolSize": size, "symbolBrush": brush}
 
 
+PERCENT_LABELS = ("Cumulative % variance", "Cum. % variance", "% var.")
+
+
 class SpectrumPlot:
     """Singular values (left axis) and the cumulative percent of variance (right axis), with a
     draggable line at k."""
@@ -411,7 +483,7 @@ class SpectrumPlot:
         self.percent_view = pg.ViewBox()
         self.plot.showAxis("right")
         self.plot.getAxis("right").setLogMode(False, False)  # the percent axis stays linear
-        self.plot.getAxis("right").setLabel("Cumulative % variance", color="#1f5fbf")
+        self.plot.getAxis("right").setLabel(PERCENT_LABELS[0], color="#1f5fbf")
         self.percent_view.setParentItem(self.plot)  # a child, so exports include it
         self.plot.getAxis("right").linkToView(self.percent_view)
         self.percent_view.setXLink(self.plot)
@@ -436,3 +508,13 @@ class SpectrumPlot:
 
     def _sync(self) -> None:
         self.percent_view.setGeometry(self.plot.vb.geometry())
+        self._fit_percent_label()
+
+    def _fit_percent_label(self) -> None:
+        """The longest of PERCENT_LABELS that fits the axis's height: a clipped one ran into the title."""
+        axis = self.plot.getAxis("right")
+        metrics = QtGui.QFontMetricsF(axis.label.font())
+        room = self.plot.vb.height()
+        label = next((t for t in PERCENT_LABELS if metrics.horizontalAdvance(t) + 4 <= room), PERCENT_LABELS[-1])
+        if axis.labelText != label:
+            axis.setLabel(label, color="#1f5fbf")

@@ -20,14 +20,51 @@ GRID = "80,90,95,99"
 TIMEOUT_MS = 20 * 60 * 1000
 
 
+GUIDE_WIDTH = 700
+GUIDE_COLOURS = 128
+GUIDE_PICTURES = {  # resources/guide's pictures: the tab and the panel (by its title) each shows
+    "image_reconstruction.png": ("image", "Reconstruction"),
+    "image_spectrum.png": ("image", "Singular-value spectrum"),
+    "hidden_original.png": ("hidden", "Original HS"),
+    "hidden_difference.png": ("hidden", "Difference"),
+    "hidden_scatter.png": ("hidden", "Original vs reconstruction"),
+    "hidden_spectrum.png": ("hidden", "Singular-value spectrum"),
+    "hidden_norms.png": ("hidden", "Reduction applied in the forward pass"),
+    "sweep_norms.png": ("sweep", "B) Impact on logits and hidden states"),
+    "sweep_loss.png": ("sweep", "C) Impact of reduction on loss"),
+    "sweep_dimensionality.png": ("sweep", "E) Reduction vs. loss"),
+    "sweep_grid.png": ("sweep", "F) Loss change by threshold"),
+    "sweep_tokens.png": ("sweep", "G) Impact of reduction on hidden states (per-token difference norm)"),
+}
+
+
+def _shrink(path: Path) -> None:
+    """At most GUIDE_WIDTH pixels wide and GUIDE_COLOURS colours: small files in the package."""
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        image = picture.convert("RGB")
+    if image.width > GUIDE_WIDTH:
+        image = image.resize((GUIDE_WIDTH, round(image.height * GUIDE_WIDTH / image.width)), Image.Resampling.LANCZOS)
+    image.quantize(GUIDE_COLOURS).save(path, optimize=True)
+
+
 class ScreenshotRun(QObject):
     """Starts the hidden-state and sweep analyses once the model is in, then grabs each tab."""
 
-    def __init__(self, window: MainWindow, out_dir: str | Path, size: tuple[int, int] | None = None) -> None:
-        """size: the window size asked for; the run fails if the window could not get it."""
+    def __init__(
+        self,
+        window: MainWindow,
+        out_dir: str | Path,
+        size: tuple[int, int] | None = None,
+        guide_dir: str | Path | None = None,
+    ) -> None:
+        """size: the window size asked for; the run fails if the window could not get it. guide_dir: where
+        to export the Guide's pictures (GUIDE_PICTURES) too, so they show what the app shows."""
         super().__init__(window)
         self.window = window
         self.out_dir = Path(out_dir)
+        self.guide_dir = Path(guide_dir) if guide_dir else None
         self.size = QSize(*size) if size else None
         self.pending = {"image", "hidden", "sweep"}
         window.show_error = lambda message: None  # no modal dialogs: errors end the run instead
@@ -70,7 +107,30 @@ class ScreenshotRun(QObject):
                 self._failed(f"could not write {path}")
                 return
             log.info("saved %s", path)
+        if self.guide_dir is not None and not self._save_guide(self.guide_dir):
+            return
         QApplication.exit(0)
+
+    def _save_guide(self, folder: Path) -> bool:
+        """Each Guide picture: its panel exported as the app draws it, at most GUIDE_WIDTH wide, quantised."""
+        from hsviewer.core.errors import HsviewerError
+        from hsviewer.gui.figure_export import export_figure
+
+        tabs = {"image": self.window.image_tab, "hidden": self.window.hidden_tab, "sweep": self.window.sweep_tab}
+        for name, (tab_name, title) in GUIDE_PICTURES.items():
+            tab = tabs[tab_name]
+            self.window.tabs.setCurrentWidget(tab)
+            QApplication.processEvents()
+            path = folder / name
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                export_figure(tab.plots()[title], path)
+                _shrink(path)
+            except (HsviewerError, OSError) as e:
+                self._failed(f"could not write {path}: {e}")
+                return False
+            log.info("saved %s", path)
+        return True
 
     def _timed_out(self) -> None:
         self._failed("timed out waiting for the analyses")

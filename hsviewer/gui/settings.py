@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -56,6 +57,15 @@ class Settings:
     def recent_models(self) -> list[str]:
         text = self.get("model/recent", "", str)
         return [line for line in text.splitlines() if line.strip()]
+
+    def folder(self, kind: str) -> str:
+        """The folder a file dialog of this kind ("image", "figure", "data") last used: each kind its own,
+        so saving a table does not open among the pictures; "" when none yet."""
+        return self.get(f"folders/{kind}", "", str)
+
+    def remember_folder(self, kind: str, path: str) -> None:
+        """Remember the folder of the file a dialog of this kind was given."""
+        self.set(f"folders/{kind}", str(Path(path).parent))
 
     def remember_model(self, source: str) -> None:
         recent = [source] + [m for m in self.recent_models() if m != source]

@@ -343,6 +343,13 @@ class SweepTab(QWidget):
             curve = getattr(self, plot_name).plot(name=name, **plots.markers(brush, "h", 10, RUN_PENS[label]))
             self.curves[label][plot_name] = curve
         curve.setData(x, np.asarray(y, dtype=float))
+        if plot_name == "components":
+            tops = [
+                np.nanmax(c.yData)
+                for run in self.curves.values()
+                if (c := run["components"]) is not None and len(c.yData)
+            ]
+            plots.from_zero(self.components, max(tops, default=1.0))
 
     def _draw_main(self, results: list[LayerResult], layers: np.ndarray) -> None:
         start = self.start
