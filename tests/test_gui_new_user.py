@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from hsviewer.core.library.store import setting_label
+from hsviewer.core.analyses.registry import SAVED
 from hsviewer.core.model.memory import MemoryPlan, refusal
 from hsviewer.gui.main_window import MainWindow
 from hsviewer.gui.runs_panel import INFO_ROLE
@@ -167,16 +167,16 @@ def test_an_unreachable_url_says_so_and_that_files_work_offline(qtbot, window, n
 
 
 def test_the_setting_says_grid_controls_and_texts():
-    assert setting_label({"kind": "sweep", "threshold": 95.0}) == "95%"
+    assert SAVED["sweep"].setting({"kind": "sweep", "threshold": 95.0}) == "95%"
     with_more = {
         "kind": "sweep",
         "threshold": 95.0,
         "grid": {"settings": ["80%", "90%", "99%"]},
         "controls": {"random": {}, "shuffled": {}, "exclude_first": {}},
     }
-    assert setting_label(with_more) == "95%, grid of 3, 3 controls"
+    assert SAVED["sweep"].setting(with_more) == "95%, grid of 3, 3 controls"
     corpus = {"kind": "corpus", "fixed_components": 4, "texts": [{}, {}], "controls": ["random"]}
-    assert setting_label(corpus) == "k = 4, 2 texts, 1 control"
+    assert SAVED["corpus"].setting(corpus) == "k = 4, 2 texts, 1 control"
 
 
 def sweep_once(qtbot, window, threshold, grid="", controls=()):
