@@ -285,6 +285,12 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _threads(text: str) -> int:
+    if not (text.strip().isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"threads are a whole number of at least 1; got {text!r}")
+    return int(text)
+
+
 def _add_k(parser: argparse.ArgumentParser, percent_flag: str, default: float) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(percent_flag, type=float, help=f"percent of variance to keep (default {default:g})")
@@ -304,6 +310,7 @@ def _add_model_text(parser: argparse.ArgumentParser, loading: bool = True) -> No
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a model's own code to run")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="precision (auto: float32 when it fits)")
     parser.add_argument("--memory-budget", type=_size, help="plan for this much memory (6GB), not what is free")
+    parser.add_argument("--threads", type=_threads, help="CPU threads to compute with (default: torch's own choice)")
     parser.add_argument("--plan", action="store_true", help="print the memory plan for model and text, then exit")
 
 
@@ -353,7 +360,9 @@ def _valid_utf8(text: str) -> str:
 
 def _load(args: argparse.Namespace) -> Any:
     from hsviewer.core import load_model
+    from hsviewer.core.threads import use_threads
 
+    use_threads(args.threads)
     return load_model(
         args.model,
         device=args.device,

@@ -53,14 +53,23 @@ class ModelInfo:
 
 
 def load_model_job(
-    source: str, *, dtype: str = "auto", device: str | None = None, memory_budget: int | None = None
+    source: str,
+    *,
+    dtype: str = "auto",
+    device: str | None = None,
+    memory_budget: int | None = None,
+    threads: int | None = None,
 ) -> Job:
     """Load a model into the worker's slot; returns its ModelInfo. A refused or failed load
-    leaves the model loaded before in the slot."""
+    leaves the model loaded before in the slot. threads: CPU threads for this and every later
+    job on the model's worker (set on its thread, as torch needs); None: torch's own choice."""
 
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.events import Finished
         from hsviewer.core.models import iter_load
+        from hsviewer.core.threads import use_threads
+
+        use_threads(threads)
 
         for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget):
             if isinstance(event, Finished):

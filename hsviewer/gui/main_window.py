@@ -239,7 +239,7 @@ class MainWindow(QMainWindow):
             job.cancel()
 
     def load_model(self, source: str) -> None:
-        """Load with the precision, device and memory budget in the settings; a load that fails or
+        """Load with the precision, device, memory budget and threads in the settings; a load that fails or
         is refused leaves the model loaded before in place."""
         from hsviewer.core.errors import HsviewerError
         from hsviewer.gui.jobs import load_model_job
@@ -253,7 +253,13 @@ class MainWindow(QMainWindow):
             self.report_error(str(e))
             return
         self.status.setText(f"Loading model {source}…")
-        job = load_model_job(source, dtype=options.dtype, device=options.device_arg(), memory_budget=budget)
+        job = load_model_job(
+            source,
+            dtype=options.dtype,
+            device=options.device_arg(),
+            memory_budget=budget,
+            threads=options.threads_arg(),
+        )
         job.returned.connect(self._model_ready)
         self.submit(job)
 
