@@ -211,7 +211,13 @@ def _add_runs_commands(sub: Any) -> None:
 
 
 def _save_run(
-    args: argparse.Namespace, kind: str, handle: Any, result: Any, settings: dict[str, Any], texts: list[str]
+    args: argparse.Namespace,
+    kind: str,
+    handle: Any,
+    result: Any,
+    settings: dict[str, Any],
+    texts: list[str],
+    world_size: int = 1,
 ) -> None:
     """Keep the finished run in the library; a library that cannot be written is a warning, the outputs stand."""
     if args.no_save:
@@ -219,7 +225,7 @@ def _save_run(
     from hsviewer.core.provenance import save_run
 
     try:
-        info = save_run(kind, handle, result, settings, texts)
+        info = save_run(kind, handle, result, settings, texts, world_size=world_size)
     except OSError as e:
         print(f"warning: could not save the run to the library: {e.strerror or e}", file=sys.stderr)
         return
@@ -358,7 +364,8 @@ def _valid_utf8(text: str) -> str:
     return fixed
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, progress: bool = True) -> Any:
+    """The model as the options say; with progress, the load's steps on stderr."""
     from hsviewer.core import load_model
     from hsviewer.core.threads import use_threads
 
@@ -370,7 +377,7 @@ def _load(args: argparse.Namespace) -> Any:
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
         memory_budget=args.memory_budget,
-        on_event=_ProgressPrinter(),
+        on_event=_ProgressPrinter() if progress else None,
     )
 
 

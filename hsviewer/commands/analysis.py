@@ -116,15 +116,20 @@ def run_sweep(args: argparse.Namespace) -> int:
 def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
     """sweep --texts: every text of the corpus swept, then the per-layer aggregate."""
     from hsviewer.core.corpus import read_corpus
+    from hsviewer.core.distributed import launched_ranks
     from hsviewer.core.provenance import sweep_settings
 
     if args.text is not None or args.text_file is not None:
         raise HsviewerError("--texts gives the texts: leave out --text and --text-file.")
+    ranks = launched_ranks()  # under torchrun or srun: one of several processes
     corpus = read_corpus(args.texts)
-    for note in corpus.notes:
-        print(f"note: {note}", file=sys.stderr)
+    if ranks is None or ranks.leader:
+        for note in corpus.notes:
+            print(f"note: {note}", file=sys.stderr)
     if args.plan:
-        return _print_plan(args, max((t.text for t in corpus.texts), key=len))
+        return _print_plan(args, max((t.text for t in corpus.texts), key=len)) if ranks is None or ranks.leader else 0
+    if ranks is not None:
+        return _run_corpus_across(args, reduction, grid, corpus, ranks)
     from hsviewer.core.corpus_results import CorpusCollector, aggregate_rows
     from hsviewer.core.corpus_sweep import iter_corpus_sweep
     from hsviewer.core.events import run_to_end
@@ -159,6 +164,43 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     say(format_aggregate_table(data))
     say(f"Wrote {args.out}")
     return 130 if result.cancelled else 0
+
+
+def _run_corpus_across(args: argparse.Namespace, reduction: Any, grid: list[Any], corpus: Any, ranks: Any) -> int:
+    """sweep --texts as one of several processes: each sweeps its share of the texts; rank 0
+    alone prints progress, writes the outputs and saves the run, the same as one process's
+    but for its world_size. Ctrl+C stops every process and writes nothing."""
+    from hsviewer.core.corpus_results import aggregate_rows
+    from hsviewer.core.distributed import corpus_across_processes, process_group
+    from hsviewer.core.provenance import sweep_settings
+
+    args.device = ranks.device(args.device)
+    printer = _CorpusPrinter() if ranks.leader else None
+    with process_group(ranks, args.device or "cpu"):
+        handle, result = corpus_across_processes(
+            ranks,
+            lambda: _load(args, progress=ranks.leader),
+            corpus.texts,
+            reduction,
+            source=corpus.source,
+            method=args.method,
+            grid=grid,
+            controls=args.controls,
+            notes=corpus.notes,
+            on_event=printer,
+        )
+    if result is None:
+        return 0
+    if printer is not None:
+        printer.end()
+    data = result.to_dict()
+    _write_json_csv(args, data, lambda: aggregate_rows(data))
+    settings = sweep_settings(reduction, grid, args.controls, args.method) | {"source": corpus.source}
+    texts = [t.text for t in corpus.texts]
+    _save_run(args, "corpus", handle, result, settings, texts, world_size=ranks.world_size)
+    say(format_aggregate_table(data))
+    say(f"Wrote {args.out}")
+    return 0
 
 
 def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callable[[], Any]) -> None:
