@@ -31,6 +31,25 @@ def test_cpu_sweep_timings_name_device_and_precision(tiny_folder, text):
     assert not any("batched" in name or "CPU run" in name for name in rows)  # those are a GPU's
 
 
+def test_cpu_sweep_timings_include_one_and_two_threads(tiny_folder, text, monkeypatch):
+    import torch
+
+    import hsviewer.core
+
+    seen = []
+    sweep = hsviewer.core.layer_sweep
+
+    def counted(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return sweep(*args, **kwargs)
+
+    monkeypatch.setattr(hsviewer.core, "layer_sweep", counted)
+    rows = dict(_sweep_times(str(tiny_folder("llama")), text, "cpu", "float32"))
+    assert rows["sweep, prefix-sharing, --threads 1"].endswith(" s")
+    assert rows["sweep, prefix-sharing, --threads 2"].endswith(" s")
+    assert seen[-4:] == [1, 1, 2, 2]  # each timed twice, best of two
+
+
 def test_bench_takes_device_and_precision():
     args = build_parser().parse_args(["bench", "--device", "cuda", "--dtype", "bfloat16"])
     assert (args.device, args.dtype) == ("cuda", "bfloat16")

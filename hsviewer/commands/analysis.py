@@ -136,17 +136,22 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
     """sweep --texts: every text of the corpus swept, then the per-layer aggregate."""
+    from hsviewer.core.analyses.corpus.distributed import launched_ranks
     from hsviewer.core.analyses.corpus.texts import read_corpus
     from hsviewer.core.library.provenance import sweep_settings
 
     if args.text is not None or args.text_file is not None:
         raise HsviewerError("--texts gives the texts: leave out --text and --text-file.")
+    ranks = launched_ranks()  # under torchrun or srun: one of several processes
     corpus = read_corpus(args.texts)
-    for note in corpus.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print_warnings(corpus.warnings)
+    if ranks is None or ranks.leader:
+        for note in corpus.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print_warnings(corpus.warnings)
     if args.plan:
-        return print_plan(args, max((t.text for t in corpus.texts), key=len))
+        return print_plan(args, max((t.text for t in corpus.texts), key=len)) if ranks is None or ranks.leader else 0
+    if ranks is not None:
+        return _run_corpus_across(args, reduction, grid, corpus, ranks)
     from hsviewer.core.analyses.corpus.kind import CORPUS
     from hsviewer.core.analyses.corpus.results import CorpusCollector
     from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
@@ -180,6 +185,43 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     say(CORPUS.summary(data))
     say(f"Wrote {args.out}")
     return interrupted_code() if result.cancelled else 0
+
+
+def _run_corpus_across(args: argparse.Namespace, reduction: Any, grid: list[Any], corpus: Any, ranks: Any) -> int:
+    """sweep --texts as one of several processes: each sweeps its share of the texts; rank 0
+    alone prints progress, writes the outputs and saves the run, the same as one process's
+    but for its world_size. Ctrl+C stops every process and writes nothing."""
+    from hsviewer.core.analyses.corpus.distributed import corpus_across_processes, process_group
+    from hsviewer.core.analyses.corpus.kind import CORPUS
+    from hsviewer.core.library.provenance import sweep_settings
+
+    args.device = ranks.device(args.device)
+    printer = CorpusPrinter() if ranks.leader else None
+    with process_group(ranks, args.device or "cpu"):
+        handle, result = corpus_across_processes(
+            ranks,
+            lambda: load(args, progress=ranks.leader),
+            corpus.texts,
+            reduction,
+            source=corpus.source,
+            method=args.method,
+            grid=grid,
+            controls=args.controls,
+            notes=corpus.notes,
+            on_event=printer,
+        )
+    if result is None:
+        return 0
+    if printer is not None:
+        printer.end()
+    data = result.to_dict()
+    _write_json_csv(args, data, lambda: CORPUS.table(result))
+    settings = sweep_settings(reduction, grid, args.controls, args.method) | {"source": corpus.source}
+    texts = [t.text for t in corpus.texts]
+    save_run_of(args, CORPUS.name, handle, result, settings, texts, world_size=ranks.world_size)
+    say(CORPUS.summary(data))
+    say(f"Wrote {args.out}")
+    return 0
 
 
 def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callable[[], Any]) -> None:

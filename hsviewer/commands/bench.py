@@ -100,7 +100,9 @@ def _sweep_times(model: str, text: str, device: str = "cpu", dtype: str = "auto"
         (f"sweep, prefix-sharing ({where})", f"{prefix:.2f} s"),
         ("speed-up", f"{hooks / prefix:.2f}x"),
     ]
-    if handle.device.type != "cpu":
+    if handle.device.type == "cpu":
+        rows += _thread_times(handle, text)
+    else:
         rows += _batched_times(handle, text, hooks, prefix)
         cpu = layer_sweep(load_model(model, device="cpu", dtype=handle.dtype), text)
         rows += sweep_agreement(warm, cpu)
@@ -113,6 +115,23 @@ def _sweep_times(model: str, text: str, device: str = "cpu", dtype: str = "auto"
         ("one decoder block / LM head and embeddings", f"{block * 1000:.1f} ms / {head * 1000:.1f} ms"),
         ("speed-up bound from those costs", f"{bound:.2f}x"),
     ]
+
+
+def _thread_times(handle: Any, text: str) -> list[tuple[str, str]]:
+    """The CPU sweep with 1 thread and with 2 (--threads): on cores that other work shares,
+    torch's own choice of one thread per core can be several times slower than fewer."""
+    from hsviewer.core import layer_sweep
+    from hsviewer.core.linalg.threads import use_threads
+
+    rows = []
+    try:
+        for threads in (1, 2):
+            use_threads(threads)
+            seconds = _best_of(2, lambda: layer_sweep(handle, text, batch=1))
+            rows.append((f"sweep, prefix-sharing, --threads {threads}", f"{seconds:.2f} s"))
+    finally:
+        use_threads(None)
+    return rows
 
 
 def _batched_times(handle: Any, text: str, hooks: float, prefix: float) -> list[tuple[str, str]]:

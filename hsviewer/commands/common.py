@@ -22,7 +22,13 @@ def add_no_save(parser: argparse.ArgumentParser, stopped: str = "") -> None:
 
 
 def save_run_of(
-    args: argparse.Namespace, kind: str, handle: Any, result: Any, settings: dict[str, Any], texts: list[str]
+    args: argparse.Namespace,
+    kind: str,
+    handle: Any,
+    result: Any,
+    settings: dict[str, Any],
+    texts: list[str],
+    world_size: int = 1,
 ) -> None:
     """Keep the finished run in the library; a library that cannot be written is a warning, the outputs stand."""
     if args.no_save:
@@ -30,7 +36,7 @@ def save_run_of(
     from hsviewer.core.library.provenance import save_run
 
     try:
-        info = save_run(kind, handle, result, settings, texts)
+        info = save_run(kind, handle, result, settings, texts, world_size=world_size)
     except OSError as e:
         print(f"warning: could not save the run to the library: {e.strerror or e}", file=sys.stderr)
         return
@@ -76,6 +82,12 @@ def size_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def threads_arg(text: str) -> int:
+    if not (text.strip().isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"threads are a whole number of at least 1; got {text!r}")
+    return int(text)
+
+
 def add_k(parser: argparse.ArgumentParser, percent_flag: str, default: float) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(percent_flag, type=float, help=f"percent of variance to keep (default {default:g})")
@@ -95,6 +107,7 @@ def add_model_text(parser: argparse.ArgumentParser, loading: bool = True) -> Non
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a model's own code to run")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="precision (auto: float32 when it fits)")
     parser.add_argument("--memory-budget", type=size_arg, help="plan for this much memory (6GB), not what is free")
+    parser.add_argument("--threads", type=threads_arg, help="CPU threads to compute with (default: torch's own choice)")
     parser.add_argument("--plan", action="store_true", help="print the memory plan for model and text, then exit")
 
 
@@ -142,9 +155,12 @@ def valid_utf8(text: str) -> str:
     return fixed
 
 
-def load(args: argparse.Namespace) -> Any:
+def load(args: argparse.Namespace, progress: bool = True) -> Any:
+    """The model as the options say; with progress, the load's steps on stderr."""
     from hsviewer.core import load_model
+    from hsviewer.core.linalg.threads import use_threads
 
+    use_threads(args.threads)
     return load_model(
         args.model,
         device=args.device,
@@ -152,7 +168,7 @@ def load(args: argparse.Namespace) -> Any:
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
         memory_budget=args.memory_budget,
-        on_event=ProgressPrinter(),
+        on_event=ProgressPrinter() if progress else None,
     )
 
 

@@ -53,17 +53,26 @@ class ModelInfo:
 
 
 def load_model_job(
-    source: str, *, dtype: str = "auto", device: str | None = None, memory_budget: int | None = None
+    source: str,
+    *,
+    dtype: str = "auto",
+    device: str | None = None,
+    memory_budget: int | None = None,
+    threads: int | None = None,
 ) -> Job:
     """Load a model into the worker's slot; returns its ModelInfo. A refused or failed load
-    leaves the model loaded before in the slot."""
+    leaves the model loaded before in the slot. threads: CPU threads for this and every later
+    job on the model's worker (set on its thread, as torch needs); None: torch's own choice."""
 
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.errors import HsviewerError
         from hsviewer.core.events import Finished
+        from hsviewer.core.linalg.threads import use_threads
         from hsviewer.core.model.loading import iter_load
         from hsviewer.core.model.memory import MemoryRefused
         from hsviewer.gui.model_options import field_refusal
+
+        use_threads(threads)
 
         try:
             for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget):

@@ -283,9 +283,9 @@ class MainWindow(QMainWindow):
             job.cancel()
 
     def load_model(self, source: str, options: LoadOptions | None = None) -> None:
-        """Load with these options (the Choose model dialog's), else the ones in the settings. Options
-        are remembered only once a load with them works: a refused budget is never saved. A load that
-        fails or is refused leaves the model loaded before in place."""
+        """Load with these options (the Choose model dialog's: precision, device, memory budget, threads),
+        else the ones in the settings. Options are remembered only once a load with them works: a refused
+        budget is never saved. A load that fails or is refused leaves the model loaded before in place."""
         from hsviewer.core.errors import HsviewerError
         from hsviewer.gui.jobs import load_model_job
         from hsviewer.gui.model_options import LoadOptions
@@ -299,7 +299,13 @@ class MainWindow(QMainWindow):
             self.report_load_error(str(e))
             return
         self.status.setText(f"Loading model {source}…")
-        job = load_model_job(source, dtype=chosen.dtype, device=chosen.device_arg(), memory_budget=budget)
+        job = load_model_job(
+            source,
+            dtype=chosen.dtype,
+            device=chosen.device_arg(),
+            memory_budget=budget,
+            threads=chosen.threads_arg(),
+        )
         job.load_options = chosen  # saved by _model_ready
         job.returned.connect(self._model_ready)
         self.submit(job)

@@ -1,18 +1,21 @@
-"""How to load a model: precision, device and memory budget, as the CLI's --dtype, --device and
---memory-budget, remembered in the settings."""
+"""How to load a model: precision, device, memory budget and CPU threads, as the CLI's --dtype,
+--device, --memory-budget and --threads, remembered in the settings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.model.memory import DTYPES, MemoryPlan, RefusalWords, parse_size, refusal
 from hsviewer.gui.settings import Settings
 
 AUTO = "auto"
+MAX_THREADS = 256
+
+
 # A refusal in the app names the fields of File > Choose model, not the CLI's flags.
 FIELD_WORDS = RefusalWords(
     half="Precision bfloat16 (half the weights)",
@@ -33,9 +36,13 @@ class LoadOptions:
     dtype: str = AUTO
     device: str = AUTO
     budget: str = ""  # as typed: "" plans for what is free
+    threads: int = 0  # CPU threads to compute with; 0: torch's own choice
 
     def device_arg(self) -> str | None:
         return None if self.device == AUTO else self.device
+
+    def threads_arg(self) -> int | None:
+        return self.threads or None
 
     def budget_bytes(self) -> int | None:
         """The budget in bytes, None for what is free; HsviewerError for text that is no size."""
@@ -48,16 +55,18 @@ class LoadOptions:
             dtype=dtype if dtype in DTYPES else AUTO,
             device=settings.get("model/device", AUTO, str) or AUTO,
             budget=settings.get("model/memory_budget", "", str),
+            threads=min(max(settings.get("model/threads", 0, int), 0), MAX_THREADS),
         )
 
     def save(self, settings: Settings) -> None:
         settings.set("model/dtype", self.dtype)
         settings.set("model/device", self.device)
         settings.set("model/memory_budget", self.budget.strip())
+        settings.set("model/threads", self.threads)
 
 
 class LoadOptionsRow(QWidget):
-    """Precision, device and memory budget in one row; `changed` on every edit."""
+    """Precision, device, memory budget and threads in one row; `changed` on every edit."""
 
     changed = Signal()
 
@@ -78,9 +87,18 @@ class LoadOptionsRow(QWidget):
             "Plan for this much memory (6GB, 6 GiB, 512MB) instead of what is free; empty: what is free"
         )
         self.budget.setMaximumWidth(160)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, MAX_THREADS)
+        self.threads.setSpecialValueText(AUTO)  # 0
+        self.threads.setValue(options.threads)
+        self.threads.setToolTip(
+            "CPU threads to compute with, from the next load (auto: torch's own, one per core). "
+            "On cores that other work shares, fewer can be several times faster."
+        )
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for label, widget in (("Precision", self.dtype), ("Device", self.device), ("Memory budget", self.budget)):
+        widgets = (("Precision", self.dtype), ("Device", self.device), ("Memory budget", self.budget))
+        for label, widget in (*widgets, ("Threads", self.threads)):
             layout.addWidget(QLabel(f"{label}:"))
             layout.addWidget(widget)
             layout.addSpacing(12)
@@ -88,6 +106,7 @@ class LoadOptionsRow(QWidget):
         self.dtype.currentTextChanged.connect(self.changed)
         self.device.currentTextChanged.connect(self._device_chosen)
         self.budget.textChanged.connect(self.changed)
+        self.threads.valueChanged.connect(self.changed)
 
     def set_devices(self, devices: list[str]) -> None:
         """Offer auto and these devices; the remembered one stays chosen when it is among them."""
@@ -103,7 +122,12 @@ class LoadOptionsRow(QWidget):
         self.changed.emit()
 
     def options(self) -> LoadOptions:
-        return LoadOptions(dtype=self.dtype.currentText(), device=self.device.currentText(), budget=self.budget.text())
+        return LoadOptions(
+            dtype=self.dtype.currentText(),
+            device=self.device.currentText(),
+            budget=self.budget.text(),
+            threads=self.threads.value(),
+        )
 
     def budget_problem(self) -> str:
         """Why the budget text is no memory size, or ''."""

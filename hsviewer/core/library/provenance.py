@@ -32,8 +32,10 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 CHUNK = 1 << 22
 
 
-def provenance(handle: ModelHandle, *, settings: dict[str, Any], texts: list[str]) -> dict[str, Any]:
-    """What a run needs to be told apart and repeated."""
+def provenance(
+    handle: ModelHandle, *, settings: dict[str, Any], texts: list[str], world_size: int = 1
+) -> dict[str, Any]:
+    """What a run needs to be told apart and repeated; world_size: the processes that computed it."""
     return {
         "model": {
             "name": handle.name,
@@ -46,6 +48,7 @@ def provenance(handle: ModelHandle, *, settings: dict[str, Any], texts: list[str
         },
         "dtype": handle.dtype,
         "device": str(handle.device),
+        "world_size": world_size,
         "settings": settings,
         "texts": texts,
         "versions": versions(),
@@ -163,9 +166,11 @@ def save_run(
     settings: dict[str, Any],
     texts: list[str],
     library: Library | None = None,
+    world_size: int = 1,
 ) -> RunInfo:
     """Keep a finished run, with its provenance, in the library (the user's by default)."""
-    return (library or Library()).save(kind, result, provenance(handle, settings=settings, texts=texts))
+    made = provenance(handle, settings=settings, texts=texts, world_size=world_size)
+    return (library or Library()).save(kind, result, made)
 
 
 def reduction_settings(reduction: Reduction) -> dict[str, Any]:

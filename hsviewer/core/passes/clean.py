@@ -2,7 +2,16 @@
 
 The LM head's output is the largest tensor of a pass (tokens x vocabulary), and a sweep
 measures it once per layer. So a pass keeps the head's input, and the metrics apply the
-head a chunk of tokens at a time; loss and KL come from one log-softmax per chunk.
+head a chunk of tokens at a time.
+
+The chunks stay float32, and loss and KL are summed in float64 from them. With
+lse = logsumexp(logits) per token, in float64:
+    loss_t = lse_q - z_q[next token]
+    KL_t = sum_v p_v (z_p - z_q)_v - (lse_p - lse_q)
+Neither needs a log-probability tensor; the difference of the logits, which the logit
+norm needs anyway, rounds relative to itself, so a small KL stays accurate. The float32
+ways lose: a matmul's row-dot and torch.log_softmax's CPU kernel sum a vocabulary in
+order, and put the KL 1e-5 to 1e-4 (relative) below its float64 value.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ Recorded = TypeVar("Recorded", bound=BlockOutput)
 
 
 CHUNK_BYTES = 32 * 2**20  # one chunk of tokens x vocabulary logits, in float32
+ROWS_BYTES = 4 * 2**20  # the float64 logsumexp takes a few tokens' logits at a time, up to this size
 CACHE_BYTES = 256 * 2**20  # the clean run's logits and probabilities are kept whole up to this size
 
 
@@ -40,7 +50,7 @@ class LogitMetrics:
 class _CleanChunk(NamedTuple):
     logits: torch.Tensor  # (C, V)
     probs: torch.Tensor  # (C, V)
-    neg_entropy: torch.Tensor  # (C,): sum_v p log p per token
+    lse: torch.Tensor  # (C,) float64: logsumexp of each token's logits
 
 
 class CleanReference:
@@ -77,7 +87,7 @@ class CleanReference:
         self.slices = [slice(i, min(i + step, n)) for i in range(0, n, step)]
         # Reused for every comparison: a fresh vocabulary-sized tensor per chunk costs more
         # in page faults than the arithmetic done in it.
-        self._log_q = torch.empty(min(step, n), vocab)
+        self._probs = torch.empty(min(step, n), vocab)
         self._work = torch.empty(min(step, n), vocab)
         keep = 2 * 4 * n * vocab <= CACHE_BYTES
         self._kept: list[_CleanChunk] | None = [] if keep else None
@@ -85,10 +95,10 @@ class CleanReference:
         for sl in self.slices:
             yield Progress(message=f"Clean logits: tokens {sl.start + 1} to {sl.stop} of {n}", done=done, total=total)
             logits = head_logits(self.head, states[sl])  # once per chunk: the loss and the kept chunk share it
-            log_p = torch.log_softmax(logits, -1)
-            nll += _nll_sum(log_p, self.ids, sl)
+            lse = logsumexp64(logits)
+            nll += _nll_sum(logits, lse, self.ids, sl)
             if self._kept is not None:
-                self._kept.append(self._chunk(logits, log_p, fresh=True))
+                self._kept.append(_CleanChunk(logits, _probs(logits, torch.empty_like(logits)), lse))
         self.loss = nll / (n - 1)
 
     def loss_of(self, states: torch.Tensor) -> float:
@@ -96,41 +106,51 @@ class CleanReference:
 
     def _nll(self, states: torch.Tensor, sl: slice) -> float:
         logits = head_logits(self.head, states[sl])
-        return _nll_sum(torch.log_softmax(logits, -1, out=self._log_q[: len(logits)]), self.ids, sl)
+        return _nll_sum(logits, logsumexp64(logits), self.ids, sl)
 
     def compare(self, states: torch.Tensor) -> LogitMetrics:
         kl = loss = squares = 0.0
         for index, sl in enumerate(self.slices):
             clean = self._kept[index] if self._kept is not None else self._clean(sl)
             logits = head_logits(self.head, states[sl])
-            log_q = torch.log_softmax(logits, -1, out=self._log_q[: len(logits)])
-            kl += float((clean.neg_entropy - _rowdot(clean.probs, log_q)).sum())  # sum_v p (log p - log q)
-            loss += _nll_sum(log_q, self.ids, sl)
-            diff = torch.sub(logits, clean.logits, out=self._work[: len(logits)])  # the probs are used up
+            lse = logsumexp64(logits)
+            loss += _nll_sum(logits, lse, self.ids, sl)
+            diff = torch.sub(clean.logits, logits, out=self._work[: len(logits)])
             squares += float(torch.linalg.norm(diff)) ** 2
+            cross = diff.mul_(clean.probs).sum(-1).double()  # sum_v p (z_p - z_q): a pairwise float32 sum
+            kl += float((cross - (clean.lse - lse)).sum())
         n = len(self.ids)
-        # KL is never negative; a float32 sum over the vocabulary can end a hair below zero (-4e-7)
+        # KL is never negative; float32 rounding can end a hair below zero
         return LogitMetrics(loss / (n - 1), max(kl / n, 0.0), squares**0.5)
 
-    def _clean(self, sl: slice, fresh: bool = False) -> _CleanChunk:
-        """The clean logits of the tokens in sl; their probabilities in a reused buffer unless fresh."""
+    def _clean(self, sl: slice) -> _CleanChunk:
+        """The clean logits of the tokens in sl, their probabilities in the reused buffer."""
         logits = head_logits(self.head, self.states[sl])
-        return self._chunk(logits, torch.log_softmax(logits, -1), fresh)
-
-    def _chunk(self, logits: torch.Tensor, log_p: torch.Tensor, fresh: bool) -> _CleanChunk:
-        probs = log_p.exp() if fresh else torch.exp(log_p, out=self._work[: len(logits)])
-        return _CleanChunk(logits, probs, _rowdot(probs, log_p))
+        lse = logsumexp64(logits)
+        return _CleanChunk(logits, _probs(logits, self._probs[: len(logits)]), lse)
 
 
-def _nll_sum(log_q: torch.Tensor, ids: torch.Tensor, sl: slice) -> float:
-    """Sum of -log q(token t+1 | tokens up to t) over the tokens t of sl that have a next token."""
+def logsumexp64(logits: torch.Tensor) -> torch.Tensor:
+    """(C,) float64 logsumexp of each row of float32 (C, V) logits, a few rows at a time in float64.
+
+    Float32 would do for the probabilities, not for the loss and KL: an error in it shifts
+    every log-probability of the token alike, and a KL of 1e-2 nats per token then moves by 1e-5."""
+    rows = max(1, ROWS_BYTES // (8 * logits.shape[-1]))
+    return torch.cat([torch.logsumexp(logits[i : i + rows].double(), -1) for i in range(0, len(logits), rows)])
+
+
+def _probs(logits: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """softmax(logits) into out, in float32, each row summing to 1 to float32 rounding: the KL's
+    cross term is these weights' mean of the logits' change, and a change the same at every
+    token of the vocabulary changes no probability."""
+    out = torch.sub(logits, logits.amax(-1, keepdim=True), out=out).exp_()
+    return out.div_(out.sum(-1, keepdim=True))
+
+
+def _nll_sum(logits: torch.Tensor, lse: torch.Tensor, ids: torch.Tensor, sl: slice) -> float:
+    """Sum of -log q(token t+1 | tokens up to t) over the tokens t of sl that have a next token, in float64."""
     targets = ids[sl.start + 1 : sl.stop + 1]
-    return -float(log_q[: len(targets)].gather(-1, targets[:, None]).sum())
-
-
-def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-row dot products without a vocabulary-sized temporary."""
-    return (a[:, None, :] @ b[:, :, None])[:, 0, 0]
+    return float((lse[: len(targets)] - logits[: len(targets)].gather(-1, targets[:, None])[:, 0].double()).sum())
 
 
 def pass_states(handle: ModelHandle, ids: torch.Tensor) -> torch.Tensor:

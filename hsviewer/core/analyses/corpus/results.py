@@ -113,6 +113,7 @@ class CorpusResult:
     notes: list[str] = field(default_factory=list)  # texts left out, and why
     controls: list[str] = field(default_factory=list)
     cancelled: bool = False
+    world_size: int = 1  # the processes that swept it (torchrun; hsviewer.core.analyses.corpus.distributed)
 
     def aggregate(self, control: str = "") -> list[LayerAggregate]:
         """The plain runs' aggregate, or that of one control's runs."""
@@ -148,6 +149,7 @@ class CorpusResult:
             "aggregate": agg,
             "notes": self.notes,
             "cancelled": self.cancelled,
+            "world_size": self.world_size,
         }
 
     @classmethod
@@ -165,6 +167,7 @@ class CorpusResult:
             notes=list(data.get("notes", [])),
             controls=list(data.get("controls", data["aggregate"].get("controls", {}))),
             cancelled=bool(data.get("cancelled", False)),
+            world_size=int(data.get("world_size", 1)),
         )
 
 
