@@ -13,7 +13,7 @@ from hsviewer import __version__
 from hsviewer._frozen import fix_std_streams
 from hsviewer.core.choices import CENTERINGS, CONTROLS, METHODS, METRICS
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.memory import DTYPES
+from hsviewer.core.memory import DTYPES, STREAMS
 
 EXIT_BAD_INPUT = 2
 ROOT_OPTIONS = ("--model", "--screenshots", "--selftest")  # the app's, before any command; kept for old scripts
@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where sweeps are timed (auto: cuda if any)"
     )
     bench.add_argument("--dtype", choices=DTYPES, default="auto", help="the timed sweeps' precision")
+    bench.add_argument(
+        "--large",
+        action="store_true",
+        help="instead: a Llama-3-8B-shaped bf16 model (16 GB, built once in the cache) swept streamed in 6 GB",
+    )
     bench.add_argument(
         "--large-gguf",
         metavar="PATH",
@@ -304,6 +309,12 @@ def _add_model_text(parser: argparse.ArgumentParser, loading: bool = True) -> No
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a model's own code to run")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="precision (auto: float32 when it fits)")
     parser.add_argument("--memory-budget", type=_size, help="plan for this much memory (6GB), not what is free")
+    parser.add_argument(
+        "--stream",
+        choices=STREAMS,
+        default="auto",
+        help="stream the weights from disk a block at a time (auto: when the model does not fit in memory)",
+    )
     parser.add_argument("--plan", action="store_true", help="print the memory plan for model and text, then exit")
 
 
@@ -361,6 +372,7 @@ def _load(args: argparse.Namespace) -> Any:
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
         memory_budget=args.memory_budget,
+        stream=args.stream,
         on_event=_ProgressPrinter(),
     )
 
@@ -371,7 +383,14 @@ def _print_plan(args: argparse.Namespace, text: str) -> int:
     from hsviewer.core.models import plan_load
 
     tokens = max(2, round(len(text.encode("utf-8")) / 3.5))  # about as many as a BPE tokenizer makes
-    plan = plan_load(args.model, device=args.device, dtype=args.dtype, memory_budget=args.memory_budget, tokens=tokens)
+    plan = plan_load(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        memory_budget=args.memory_budget,
+        tokens=tokens,
+        stream=args.stream,
+    )
     if plan is None:
         say(f"No memory plan: the files of {args.model} do not say its size.")
     else:

@@ -45,6 +45,10 @@ def run_cache(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from hsviewer.bench import run_bench
 
+    if args.large:
+        from hsviewer.bench_stream import run_stream_bench
+
+        return run_stream_bench(args.text)
     if args.large_gguf:
         from hsviewer.bench_large import run_large_bench
 

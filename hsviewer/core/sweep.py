@@ -97,6 +97,9 @@ def iter_sweep(
         collector.add(event)
         yield event
         rows = batch or _default_batch(handle, len(run_tokens))
+        if handle.streamed and rows < handle.n_layers:
+            passes = -(-handle.n_layers // rows)
+            yield Progress(message=f"Streaming: {rows} layers' tails per pass, what the memory holds ({passes} passes)")
         for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, rows):
             done += 1
             event = LayerDone(label=label, done=done, total=total, result=layer_result)
@@ -144,10 +147,12 @@ def check_options(method: str, controls: Sequence[str]) -> None:
 
 
 def _default_batch(handle: ModelHandle, tokens: int) -> int:
-    """On CUDA as many rows as the free memory holds beside the clean run; 1 elsewhere."""
-    if handle.device.type != "cuda":
+    """On CUDA, and for a model streamed from disk (each batched pass reads the weights once), as many
+    rows as the free memory (or what is left of the budget) holds beside the clean run; 1 elsewhere."""
+    if handle.device.type != "cuda" and not handle.streamed:
         return 1
-    return sweep_batch(handle.facts(), tokens, handle.dtype, free_bytes(str(handle.device)))
+    free = free_bytes(str(handle.device), handle.memory_budget)
+    return sweep_batch(handle.facts(), tokens, handle.dtype, free)
 
 
 def _suffix(label: str) -> str:

@@ -53,7 +53,12 @@ class ModelInfo:
 
 
 def load_model_job(
-    source: str, *, dtype: str = "auto", device: str | None = None, memory_budget: int | None = None
+    source: str,
+    *,
+    dtype: str = "auto",
+    device: str | None = None,
+    memory_budget: int | None = None,
+    stream: str = "auto",
 ) -> Job:
     """Load a model into the worker's slot; returns its ModelInfo. A refused or failed load
     leaves the model loaded before in the slot."""
@@ -62,7 +67,7 @@ def load_model_job(
         from hsviewer.core.events import Finished
         from hsviewer.core.models import iter_load
 
-        for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget):
+        for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget, stream=stream):
             if isinstance(event, Finished):
                 slot.handle = event.result
                 yield Finished(result=ModelInfo.of(event.result, source))
@@ -72,7 +77,7 @@ def load_model_job(
     return Job("model", "Model load", work)
 
 
-def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int | None) -> Job:
+def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int | None, stream: str = "auto") -> Job:
     """The memory plan a load would follow (headers only); returns a MemoryPlan, or None when the
     model's files do not say its size."""
 
@@ -80,7 +85,7 @@ def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int 
         from hsviewer.core.events import Finished
         from hsviewer.core.models import plan_load
 
-        yield Finished(result=plan_load(source, dtype=dtype, device=device, memory_budget=memory_budget))
+        yield Finished(result=plan_load(source, dtype=dtype, device=device, memory_budget=memory_budget, stream=stream))
 
     return Job("plan", "Memory plan", work, needs_model=False)
 

@@ -253,7 +253,9 @@ class MainWindow(QMainWindow):
             self.report_error(str(e))
             return
         self.status.setText(f"Loading model {source}…")
-        job = load_model_job(source, dtype=options.dtype, device=options.device_arg(), memory_budget=budget)
+        job = load_model_job(
+            source, dtype=options.dtype, device=options.device_arg(), memory_budget=budget, stream=options.stream
+        )
         job.returned.connect(self._model_ready)
         self.submit(job)
 

@@ -1,5 +1,5 @@
-"""How to load a model: precision, device and memory budget, as the CLI's --dtype, --device and
---memory-budget, remembered in the settings."""
+"""How to load a model: precision, device, memory budget and streaming, as the CLI's --dtype, --device,
+--memory-budget and --stream, remembered in the settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.memory import DTYPES, parse_size
+from hsviewer.core.memory import DTYPES, STREAMS, parse_size
 from hsviewer.gui.settings import Settings
 
 AUTO = "auto"
@@ -22,6 +22,7 @@ class LoadOptions:
     dtype: str = AUTO
     device: str = AUTO
     budget: str = ""  # as typed: "" plans for what is free
+    stream: str = AUTO  # auto: stream the weights from disk when they do not fit; always; never
 
     def device_arg(self) -> str | None:
         return None if self.device == AUTO else self.device
@@ -33,7 +34,9 @@ class LoadOptions:
     @classmethod
     def restore(cls, settings: Settings) -> LoadOptions:
         dtype = settings.get("model/dtype", AUTO, str)
+        stream = settings.get("model/stream", AUTO, str)
         return cls(
+            stream=stream if stream in STREAMS else AUTO,
             dtype=dtype if dtype in DTYPES else AUTO,
             device=settings.get("model/device", AUTO, str) or AUTO,
             budget=settings.get("model/memory_budget", "", str),
@@ -43,6 +46,7 @@ class LoadOptions:
         settings.set("model/dtype", self.dtype)
         settings.set("model/device", self.device)
         settings.set("model/memory_budget", self.budget.strip())
+        settings.set("model/stream", self.stream)
 
 
 class LoadOptionsRow(QWidget):
@@ -67,9 +71,17 @@ class LoadOptionsRow(QWidget):
             "Plan for this much memory (6GB, 6 GiB, 512MB) instead of what is free; empty: what is free"
         )
         self.budget.setMaximumWidth(160)
+        self.stream = QComboBox()
+        self.stream.addItems(list(STREAMS))
+        self.stream.setCurrentText(options.stream)
+        self.stream.setToolTip(
+            "auto: read the weights from disk a block at a time when they do not fit in memory (slower); "
+            "always: stream even when they fit; never: refuse a model that does not fit"
+        )
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for label, widget in (("Precision", self.dtype), ("Device", self.device), ("Memory budget", self.budget)):
+        widgets = (("Precision", self.dtype), ("Device", self.device), ("Memory budget", self.budget))
+        for label, widget in (*widgets, ("Stream", self.stream)):
             layout.addWidget(QLabel(f"{label}:"))
             layout.addWidget(widget)
             layout.addSpacing(12)
@@ -77,6 +89,7 @@ class LoadOptionsRow(QWidget):
         self.dtype.currentTextChanged.connect(self.changed)
         self.device.currentTextChanged.connect(self._device_chosen)
         self.budget.textChanged.connect(self.changed)
+        self.stream.currentTextChanged.connect(self.changed)
 
     def set_devices(self, devices: list[str]) -> None:
         """Offer auto and these devices; the remembered one stays chosen when it is among them."""
@@ -92,7 +105,12 @@ class LoadOptionsRow(QWidget):
         self.changed.emit()
 
     def options(self) -> LoadOptions:
-        return LoadOptions(dtype=self.dtype.currentText(), device=self.device.currentText(), budget=self.budget.text())
+        return LoadOptions(
+            dtype=self.dtype.currentText(),
+            device=self.device.currentText(),
+            budget=self.budget.text(),
+            stream=self.stream.currentText(),
+        )
 
     def budget_problem(self) -> str:
         """Why the budget text is no memory size, or ''."""
