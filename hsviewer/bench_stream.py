@@ -21,10 +21,7 @@ from typing import Any
 # Llama 3 8B's shape
 HIDDEN, LAYERS, HEADS, KV_HEADS, INTERMEDIATE, VOCAB, CONTEXT = 4096, 32, 32, 8, 14336, 128_256, 8192
 SHARD_BYTES = 2 * 10**9  # shards of at most 2 GB: the build holds one in memory
-TEXT = (
-    "The museum of modern art in Amsterdam was designed by a young architect whose entrance faces the square, "
-    "close to the Van Gogh"
-)
+TEXT = "the museum of modern art in Amsterdam."  # 32 tokens with the byte-level tokenizer below
 MERGES = ["t h", "h e", "th e", "Ġ t", "Ġt he", "a n", "i n", "e r"]
 
 
@@ -147,17 +144,21 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 SWEEP_SCRIPT = """
 import json, resource, time
-from hsviewer.core import layer_sweep, load_model
+from hsviewer.core import iter_sweep, load_model
 from hsviewer.core.memory import parse_size
 from hsviewer.core.streaming import bytes_read
 from hsviewer.core.text import tokenize
 budget = {budget!r}
 t0 = time.perf_counter()
+def say(e):
+    text = getattr(e, "message", "") or (f"layer {{e.result.layer}} done" if hasattr(e, "result") else "")
+    print(f"{{time.perf_counter() - t0:7.1f}} s  {{text}}", flush=True)
 h = load_model({path!r}, device="cpu", stream={stream!r}, memory_budget=parse_size(budget) if budget else None,
-               on_event=lambda e: print(getattr(e, "message", ""), flush=True))
+               on_event=say)
 loaded, read0 = time.perf_counter() - t0, bytes_read()
 t0 = time.perf_counter()
-layer_sweep(h, {text!r})
+for event in iter_sweep(h, {text!r}):
+    say(event)
 print(json.dumps({{"seconds": time.perf_counter() - t0, "load_seconds": loaded, "tokens": len(tokenize(h, {text!r})),
                    "bytes_read": bytes_read() - read0, "load_bytes_read": read0, "streamed": h.streamed,
                    "plan": h.plan.describe() if h.plan else "",
@@ -196,10 +197,16 @@ def run_stream_bench(text: str | None = None, budget: str = "6GB", in_memory: bo
 
 
 def _child(script: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-c", script], env=dict(os.environ), capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(out.stdout[-2000:] + out.stderr[-3000:])
-    for line in out.stdout.splitlines():
+    """Run the script in a fresh process (its own peak), echoing its progress lines as they come."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stderr is not None
+    last = ""
+    for line in child.stdout:
+        last = line.strip() or last
         if not line.startswith("{"):
-            print("    " + line, flush=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+            print("    " + line.rstrip(), flush=True)
+    if child.wait() != 0:
+        raise RuntimeError(child.stderr.read()[-3000:])
+    return json.loads(last)

@@ -388,10 +388,18 @@ def _load(
     """The model (a transformers PreTrainedModel) and its tokenizer; max_memory goes with a device_map."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    trust = bool(kwargs.get("trust_remote_code"))
+
     config = _call(AutoConfig.from_pretrained, folder, name, **kwargs)
     if getattr(config, "is_encoder_decoder", False):
         raise HsviewerError(f"{name} is an encoder-decoder model; hsviewer needs a decoder-only causal LM.")
     torch_dtype = _torch_dtype(dtype)
+    if device_map == streaming.DISK:  # streamed on the CPU: the skeleton and the files' index, nothing read yet
+        local = local_model_folder(folder)
+        if local is None:
+            raise HsviewerError(f"{name} is not on this machine: streaming reads the model's own files.")
+        model = _call(lambda _, **kw: streaming.from_files(local, config, torch_dtype, trust), folder, name)
+        return model, _call(AutoTokenizer.from_pretrained, folder, name, **kwargs)
     extra: dict[str, Any] = {"device_map": device_map} if device_map else {}
     if max_memory:
         extra["max_memory"] = max_memory
@@ -487,9 +495,9 @@ def _check_causal(handle: ModelHandle) -> None:
     vocab = handle.model.get_input_embeddings().weight.shape[0]
     changed = ids.clone()
     changed[0, -1] = (ids[0, -1] + 1) % vocab
-    with torch.no_grad():
-        a = handle.model(ids, use_cache=False).logits[0, :-1]
-        b = handle.model(changed, use_cache=False).logits[0, :-1]
+    with torch.no_grad():  # one pass of both: a streamed model reads its weights once a pass
+        both = handle.model(torch.cat([ids, changed]), use_cache=False).logits
+    a, b = both[0, :-1], both[1, :-1]
     if not torch.allclose(a, b, rtol=1e-3, atol=1e-4):
         raise HsviewerError(
             f"{handle.name} is not a causal (decoder-only) language model: its outputs depend on later tokens."

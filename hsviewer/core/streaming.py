@@ -8,6 +8,11 @@ read, so the weights stay stored as they are (bf16 mostly) and are computed in w
 one module at a time. Everything hsviewer installs on the decoder blocks (output hooks, the
 row-cutting pre-hooks, the replayed prefix, whose stubbed blocks read nothing) sits around that.
 
+On the CPU the skeleton and the index are built here (from_config on the meta device, transformers'
+own index of the files with its key renamings, then accelerate's dispatch_model), not by
+from_pretrained: that reads every tensor once while loading and keeps the files mapped, so an 8B
+model's load peaked at 11 GB resident for weights it then left on disk.
+
 What accelerate does not do, and this module does:
 - count the bytes read, for the plan's estimate and the benchmark;
 - stop a pass within a module when asked (Cancel): the reader raises StreamStopped;
@@ -18,9 +23,10 @@ What accelerate does not do, and this module does:
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from accelerate.hooks import remove_hook_from_module
@@ -49,12 +55,40 @@ def check_safetensors(folder: Path | None, name: str) -> None:
         )
 
 
+DISK = {"": "disk"}  # the CPU's device_map: every module's weights stay in the files
+
+
+def from_files(folder: Path, config: Any, dtype: torch.dtype, trust_remote_code: bool = False) -> Any:
+    """The model's skeleton in `dtype` on the meta device, its weights indexed where they lie in the
+    folder's safetensors files and read a module at a time; refused when a weight is not in the files."""
+    from accelerate import dispatch_model, init_empty_weights
+    from transformers import AutoModelForCausalLM
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.integrations.accelerate import accelerate_disk_offload
+
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+    files = sorted(str(f) for f in folder.glob("*.safetensors"))
+    index_file = folder / "model.safetensors.index.json"
+    sharded = json.loads(index_file.read_text()) if index_file.is_file() else None
+    mapping = get_model_conversion_mapping(model, None, None)
+    index = accelerate_disk_offload(model, None, files, DISK, sharded, mapping)
+    missing = sorted(name for name, _ in model.named_parameters() if name not in index)
+    if missing:
+        raise HsviewerError(
+            f"{folder.name} cannot be streamed: {len(missing)} of its weights ({missing[0]}, ...) are not stored "
+            "under the names the model expects. Load it whole (--stream never)."
+        )
+    dispatch_model(model, device_map=DISK, main_device="cpu", offload_index=index)
+    return model
+
+
 def device_map(device: str, gpu_bytes: int | None = None) -> tuple[Any, dict[Any, int] | None]:
     """from_pretrained's device_map and max_memory for a streamed model: on the CPU all of it on disk
     (read in place, a module at a time); on a GPU as much as `gpu_bytes` holds there, the rest in
     CPU memory, and beyond that on disk (accelerate moves each module to the GPU for its forward)."""
     if not device.startswith("cuda"):
-        return {"": "disk"}, None
+        return DISK, None
     import psutil
 
     from hsviewer.core.memory import MARGIN
@@ -125,7 +159,7 @@ def _keep_embeddings(model: Any) -> None:
         weights = getattr(hook, "weights_map", None)
         if not isinstance(module, (nn.Embedding, nn.Linear)) or not getattr(hook, "offload", False):
             continue  # an embedding of its own kind, or one accelerate placed on a device: left to accelerate
-        if str(hook.execution_device) != "cpu" or not isinstance(weights, PrefixedDataset):
+        if hook is None or str(hook.execution_device) != "cpu" or not isinstance(weights, PrefixedDataset):
             continue  # on a GPU accelerate moves it there for its forward
         index = getattr(weights.dataset, "index", {})
         if not all(weights.prefix + name in index for name, _ in module.named_parameters()):
@@ -142,7 +176,7 @@ def _keep_embeddings(model: Any) -> None:
         if isinstance(module, nn.Embedding):
             module.register_forward_hook(lambda m, args, out, dtype=compute: out.to(dtype))
         else:
-            module.forward = _chunked_linear(module, compute)
+            cast(nn.Module, module).forward = _chunked_linear(module, compute)  # as hooks.replay_prefix stubs blocks
 
 
 def _chunked_linear(module: nn.Linear, compute: torch.dtype) -> Any:
