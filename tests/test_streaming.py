@@ -5,6 +5,7 @@ architecture and the default model; the plan streams what does not fit and refus
 import shutil
 
 import pytest
+import torch
 
 from hsviewer.core import Reduction, layer_sweep, load_model, reduce_layer
 from hsviewer.core.corpus import CorpusText
@@ -131,22 +132,22 @@ def test_auto_streams_what_does_not_fit_and_never_refuses_it(tiny_folder, monkey
 
     monkeypatch.setattr(memory, "RUNTIME_BYTES", 0)
     monkeypatch.setattr(memory, "HEAD_CHUNK_BYTES", 0)
-    folder = str(tiny_folder("llama"))
-    whole = plan_load(folder, device="cpu", stream="never", tokens=8)
-    streamed_plan = plan_load(folder, device="cpu", stream="always", tokens=8)
+    folder, f32 = str(tiny_folder("llama")), {"device": "cpu", "dtype": "float32", "tokens": 8}
+    whole = plan_load(folder, stream="never", **f32)
+    streamed_plan = plan_load(folder, stream="always", **f32)
     budget = int((whole.peak + streamed_plan.peak) / 2 / memory.MARGIN)  # between the two
     assert streamed_plan.peak < whole.peak
-    plan = plan_load(folder, device="cpu", stream="auto", memory_budget=budget, tokens=8)
+    plan = plan_load(folder, stream="auto", memory_budget=budget, **f32)
     assert plan.streamed and plan.fits
-    assert not plan_load(folder, device="cpu", stream="never", memory_budget=budget, tokens=8).fits
+    assert not plan_load(folder, stream="never", memory_budget=budget, **f32).fits
 
 
 def test_streaming_needs_safetensors(tiny_folder, tmp_path):
+    from safetensors.torch import load_file
+
     folder = tmp_path / "bin-model"
     shutil.copytree(tiny_folder("gpt2"), folder)
-    from transformers import AutoModelForCausalLM
-
-    AutoModelForCausalLM.from_pretrained(folder).save_pretrained(folder, safe_serialization=False)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
     with pytest.raises(HsviewerError, match="not safetensors: hsviewer streams only safetensors"):
         load_model(str(folder), device="cpu", stream="always")

@@ -60,6 +60,7 @@ class MemoryPlan:
     resident: int = 0  # streamed: what is in memory besides the analysis (embeddings, one block)
     seconds: float = 0.0  # streamed: a sweep's estimated time, from the bytes to read and the FLOPs
     cache_bytes: int = 0  # the disk a first GGUF conversion will fill in the user cache, 0 when none is ahead
+    not_even_streamed: MemoryPlan | None = None  # an in-memory plan's streamed alternative, when that does not fit
 
     @property
     def peak(self) -> int:
@@ -129,9 +130,16 @@ def refusal(plan: MemoryPlan) -> str:
     if plan.device == "cpu":
         tips.append("a GPU (--device cuda)")
     try_ = f" Try {', '.join(tips)}." if tips else ""
+    alternative = plan.not_even_streamed
+    streamed = (
+        f" Streamed from disk it would not fit either: peak {_gb(alternative.peak)}, with one block and the "
+        f"embeddings {_gb(alternative.resident)}."
+        if alternative
+        else ""
+    )
     return (
         f"Not enough memory: {plan.describe()}, and hsviewer keeps {100 - MARGIN * 100:.0f}% in reserve."
-        f"{try_} A memory budget (--memory-budget) overrides what counts as available."
+        f"{streamed}{try_} A memory budget (--memory-budget) overrides what counts as available."
     )
 
 

@@ -155,24 +155,40 @@ def iter_load(
         _to_device(model, name, device)
     model.eval()
     blocks = find_blocks(model, _n_layers(model.config))
-    handle = ModelHandle(
+    probes = streaming.first_block_only(blocks) if streamed else contextlib.nullcontext()
+    with probes:
+        handle = _handle(model, tokenizer, source, name, blocks, memory_budget, plan, cache_folder)
+        if streamed:
+            handle.device = torch.device(device or _default_device())
+            handle.stream, handle.compute_dtype = stream_reader, dtype
+        _check_causal(handle)
+    yield Progress(message=f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
+    yield Finished(result=handle)
+
+
+def _handle(
+    model: Any,
+    tokenizer: Any,
+    source: str,
+    name: str,
+    blocks: list[torch.nn.Module],
+    memory_budget: int | None,
+    plan: MemoryPlan | None,
+    cache_folder: Path | None,
+) -> ModelHandle:
+    return ModelHandle(
         model=model,
         tokenizer=tokenizer,
         source=source,
         name=name,
         blocks=blocks,
-        device=torch.device(device or _default_device()) if streamed else model.get_input_embeddings().weight.device,
+        device=model.get_input_embeddings().weight.device,
         context_length=_context(model, tokenizer),
         head=separable_head(model, _probe_ids(model)),
         memory_budget=memory_budget,
         plan=plan,
         cache_folder=cache_folder,
-        stream=stream_reader,
-        compute_dtype=dtype if streamed else None,
     )
-    _check_causal(handle)
-    yield Progress(message=f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
-    yield Finished(result=handle)
 
 
 def load_model(
@@ -250,7 +266,7 @@ def _plan(
     if stream == "never" or (stream == "auto" and plan.fits):
         return plan
     converting = gguf is not None and not gguf_cache.is_cached(gguf, "bfloat16")
-    return plan_stream(
+    streamed = plan_stream(
         replace(facts, gguf_to_convert=converting),
         tokens,
         dtype=dtype if dtype != "auto" else _compute_dtype(device),
@@ -259,6 +275,9 @@ def _plan(
         available=available,
         budget_given=budget is not None,
     )
+    if stream == "auto" and not streamed.fits:  # refused as in memory, saying that streaming would not do either
+        return replace(plan, not_even_streamed=streamed)
+    return streamed
 
 
 def _check_stream(stream: str, device_map: str | None) -> None:
@@ -486,7 +505,8 @@ def _context(model: Any, tokenizer: Any) -> int | None:
 def _probe_ids(model: Any) -> torch.Tensor:
     """Four token ids, enough to see how the model computes."""
     weight = model.get_input_embeddings().weight
-    return torch.arange(4, device=weight.device)[None] % weight.shape[0]
+    device = weight.device if weight.device.type != "meta" else "cpu"  # streamed: accelerate moves the inputs
+    return torch.arange(4, device=device)[None] % weight.shape[0]
 
 
 def _check_causal(handle: ModelHandle) -> None:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +36,7 @@ from accelerate.utils import OffloadedWeightsLoader, PrefixedDataset
 from safetensors import safe_open
 from torch import nn
 
+from hsviewer.core.blocks import BlockOutput, replace_hidden
 from hsviewer.core.errors import HsviewerError, StreamStopped
 from hsviewer.core.memory import HEAD_CHUNK_BYTES
 
@@ -194,3 +197,32 @@ def _chunked_linear(module: nn.Linear, compute: torch.dtype) -> Any:
         return out
 
     return forward
+
+
+@contextmanager
+def first_block_only(blocks: Sequence[nn.Module]) -> Iterator[None]:
+    """The blocks after the first pass their input through, in the first one's output format: the load's
+    probes (is it causal, is the head separable) are about the attention mask and the head, and reading
+    every block for their four tokens would read a streamed model from disk once per probe."""
+    seen: dict[str, BlockOutput] = {}
+
+    def record(module: nn.Module, args: tuple[Any, ...], output: BlockOutput) -> None:
+        seen["output"] = output
+
+    def through(*args: Any, **kwargs: Any) -> BlockOutput:
+        hidden = args[0] if args else kwargs.get("hidden_states", next(iter(kwargs.values())))
+        return replace_hidden(seen["output"], hidden)
+
+    hook = blocks[0].register_forward_hook(record)
+    saved = [block.__dict__.get("forward") for block in blocks[1:]]
+    try:
+        for block in blocks[1:]:
+            block.forward = through
+        yield
+    finally:
+        hook.remove()
+        for block, old in zip(blocks[1:], saved, strict=True):
+            if old is None:
+                block.__dict__.pop("forward", None)
+            else:
+                block.forward = old
