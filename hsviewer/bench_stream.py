@@ -151,7 +151,7 @@ from hsviewer.core.text import tokenize
 budget = {budget!r}
 t0 = time.perf_counter()
 def say(e):
-    text = getattr(e, "message", "") or (f"layer {{e.result.layer}} done" if hasattr(e, "result") else "")
+    text = getattr(e, "message", "") or (f"layer {{e.result.layer}} done" if type(e).__name__ == "LayerDone" else "")
     print(f"{{time.perf_counter() - t0:7.1f}} s  {{text}}", flush=True)
 h = load_model({path!r}, device="cpu", stream={stream!r}, memory_budget=parse_size(budget) if budget else None,
                on_event=say)
