@@ -170,6 +170,16 @@ def test_the_load_says_it_streams(tiny_folder):
     assert any("the weights stay on disk" in m for m in messages)
 
 
+def test_a_streamed_load_reads_the_embeddings_and_the_first_block_only(tiny_folder):
+    """Its probes (causal? a separable head?) run the first block only: not a whole pass of the weights each."""
+    before = bytes_read()
+    handle = load_model(str(tiny_folder("llama")), device="cpu", stream="always")
+    read = bytes_read() - before
+    embedding = handle.model.get_input_embeddings().weight
+    first = sum(p.numel() * 4 for p in handle.blocks[0].parameters())  # float32 files
+    assert embedding.numel() * 4 <= read < embedding.numel() * 4 + 3 * first
+
+
 def test_bad_stream_value_is_refused(tiny_folder):
     with pytest.raises(HsviewerError, match="Stream must be one of auto, always, never"):
         load_model(str(tiny_folder("llama")), stream="sometimes")
