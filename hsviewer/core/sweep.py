@@ -149,9 +149,12 @@ def check_options(method: str, controls: Sequence[str]) -> None:
 def _default_batch(handle: ModelHandle, tokens: int) -> int:
     """On CUDA, and for a model streamed from disk (each batched pass reads the weights once), as many
     rows as the free memory (or what is left of the budget) holds beside the clean run; 1 elsewhere."""
-    if handle.device.type != "cuda" and not handle.streamed:
+    if handle.device.type == "cuda":
+        free = free_bytes(str(handle.device))
+    elif handle.streamed:
+        free = free_bytes(str(handle.device), handle.memory_budget)
+    else:
         return 1
-    free = free_bytes(str(handle.device), handle.memory_budget)
     return sweep_batch(handle.facts(), tokens, handle.dtype, free)
 
 
