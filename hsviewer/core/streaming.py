@@ -92,13 +92,15 @@ def device_map(device: str, gpu_bytes: int | None = None) -> tuple[Any, dict[Any
     CPU memory, and beyond that on disk (accelerate moves each module to the GPU for its forward)."""
     if not device.startswith("cuda"):
         return DISK, None
+    if gpu_bytes is None:  # no plan (the files do not say the model's size): accelerate's own balance
+        return "auto", None
     import psutil
 
     from hsviewer.core.memory import MARGIN
 
     index = torch.device(device).index or 0
     cpu = int(MARGIN * psutil.virtual_memory().available)
-    return "auto", {index: int(gpu_bytes or 0), "cpu": cpu}
+    return "auto", {index: max(int(gpu_bytes), 0), "cpu": cpu}
 
 
 class Stream:
