@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hsviewer.core.passes.blocks import block_hidden, replace_hidden
+from hsviewer.core.model.anatomy import block_hidden, replace_hidden
 from hsviewer.core.passes.hooks import capture_outputs, replace_block_output, replay_prefix
 
 IDS = torch.tensor([[2, 5, 7, 3, 11, 4, 9, 6]])

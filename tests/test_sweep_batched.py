@@ -6,8 +6,8 @@ import torch
 
 from hsviewer.core import Reduction, iter_sweep, layer_sweep, load_model
 from hsviewer.core.analyses.sweep.run import LayerDone, tail_states
+from hsviewer.core.model.anatomy import block_hidden
 from hsviewer.core.passes.batched import batched_tails
-from hsviewer.core.passes.blocks import block_hidden
 from hsviewer.core.passes.clean import clean_forward, first_row
 from hsviewer.core.passes.text import tokenize
 from tests.tiny_models import ARCHITECTURES, make_tiny_model

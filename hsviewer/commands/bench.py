@@ -166,7 +166,7 @@ def sweep_agreement(sweep: Any, cpu: Any) -> list[tuple[str, str]]:
 def _pass_costs(handle: Any, text: str) -> tuple[float, float]:
     """Seconds for one decoder block, and for everything else in a pass (mostly the LM head)."""
     from hsviewer.core.analyses.sweep.run import tail_states
-    from hsviewer.core.passes.blocks import block_hidden
+    from hsviewer.core.model.anatomy import block_hidden
     from hsviewer.core.passes.clean import CleanReference, clean_forward, first_row, pass_states
     from hsviewer.core.passes.text import tokenize
 

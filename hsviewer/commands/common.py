@@ -11,7 +11,7 @@ from typing import Any
 
 from hsviewer.core.choices import CENTERINGS, CONTROLS
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.model.memory import DTYPES
+from hsviewer.core.model.memory import DTYPES, STREAMS
 
 EXIT_BAD_INPUT = 2
 
@@ -107,6 +107,12 @@ def add_model_text(parser: argparse.ArgumentParser, loading: bool = True) -> Non
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a model's own code to run")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="precision (auto: float32 when it fits)")
     parser.add_argument("--memory-budget", type=size_arg, help="plan for this much memory (6GB), not what is free")
+    parser.add_argument(
+        "--stream",
+        choices=STREAMS,
+        default="auto",
+        help="stream the weights from disk a block at a time (auto: when the model does not fit in memory)",
+    )
     parser.add_argument("--threads", type=threads_arg, help="CPU threads to compute with (default: torch's own choice)")
     parser.add_argument("--plan", action="store_true", help="print the memory plan for model and text, then exit")
 
@@ -168,6 +174,7 @@ def load(args: argparse.Namespace, progress: bool = True) -> Any:
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
         memory_budget=args.memory_budget,
+        stream=args.stream,
         on_event=ProgressPrinter() if progress else None,
     )
 
@@ -178,7 +185,14 @@ def print_plan(args: argparse.Namespace, text: str) -> int:
     from hsviewer.core.model.memory import refusal
 
     tokens = max(2, round(len(text.encode("utf-8")) / 3.5))  # about as many as a BPE tokenizer makes
-    plan = plan_load(args.model, device=args.device, dtype=args.dtype, memory_budget=args.memory_budget, tokens=tokens)
+    plan = plan_load(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        memory_budget=args.memory_budget,
+        tokens=tokens,
+        stream=args.stream,
+    )
     if plan is None:
         say(f"No memory plan: the files of {args.model} do not say its size.")
     else:

@@ -68,6 +68,10 @@ def _verify_cache() -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from hsviewer.commands.bench import run_bench
 
+    if args.large:
+        from hsviewer.commands.bench_stream import run_stream_bench
+
+        return run_stream_bench(args.text)
     if args.large_gguf:
         from hsviewer.commands.bench_large import run_large_bench
 
@@ -88,6 +92,11 @@ def add_bench(sub: Any) -> None:
         "--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where sweeps are timed (auto: cuda if any)"
     )
     bench.add_argument("--dtype", choices=DTYPES, default="auto", help="the timed sweeps' precision")
+    bench.add_argument(
+        "--large",
+        action="store_true",
+        help="instead: a Llama-3-8B-shaped bf16 model (16 GB, built once in the cache) swept streamed in 6 GB",
+    )
     bench.add_argument(
         "--large-gguf",
         metavar="PATH",

@@ -52,3 +52,7 @@ def _binary_size(n: float) -> str:
             return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+class StreamStopped(Exception):
+    """A streamed pass (core/streaming.py) stopped at its next module's read because a cancel was asked for."""

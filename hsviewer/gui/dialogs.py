@@ -180,7 +180,11 @@ class ChooseModelDialog(QDialog):
 
         options = self.options()
         self._plan_job = plan_job(
-            source, dtype=options.dtype, device=options.device_arg(), memory_budget=options.budget_bytes()
+            source,
+            dtype=options.dtype,
+            device=options.device_arg(),
+            memory_budget=options.budget_bytes(),
+            stream=options.stream,
         )
         self._plan_job.returned.connect(self._planned)
         self._plan_job.failed.connect(self._plan_failed)

@@ -59,6 +59,7 @@ def load_model_job(
     device: str | None = None,
     memory_budget: int | None = None,
     threads: int | None = None,
+    stream: str = "auto",
 ) -> Job:
     """Load a model into the worker's slot; returns its ModelInfo. A refused or failed load
     leaves the model loaded before in the slot. threads: CPU threads for this and every later
@@ -75,7 +76,7 @@ def load_model_job(
         use_threads(threads)
 
         try:
-            for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget):
+            for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget, stream=stream):
                 if isinstance(event, Finished):
                     slot.handle = event.result
                     yield Finished(result=ModelInfo.of(event.result, source))
@@ -87,7 +88,7 @@ def load_model_job(
     return Job("model", "Model load", work)
 
 
-def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int | None) -> Job:
+def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int | None, stream: str = "auto") -> Job:
     """The memory plan a load would follow (headers only); returns a MemoryPlan, or None when the
     model's files do not say its size."""
 
@@ -95,7 +96,7 @@ def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int 
         from hsviewer.core.events import Finished
         from hsviewer.core.model.loading import plan_load
 
-        yield Finished(result=plan_load(source, dtype=dtype, device=device, memory_budget=memory_budget))
+        yield Finished(result=plan_load(source, dtype=dtype, device=device, memory_budget=memory_budget, stream=stream))
 
     return Job("plan", "Memory plan", work, needs_model=False)
 

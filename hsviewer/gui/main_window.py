@@ -305,6 +305,7 @@ class MainWindow(QMainWindow):
             device=chosen.device_arg(),
             memory_budget=budget,
             threads=chosen.threads_arg(),
+            stream=chosen.stream,
         )
         job.load_options = chosen  # saved by _model_ready
         job.returned.connect(self._model_ready)

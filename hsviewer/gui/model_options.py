@@ -1,5 +1,5 @@
-"""How to load a model: precision, device, memory budget and CPU threads, as the CLI's --dtype,
---device, --memory-budget and --threads, remembered in the settings."""
+"""How to load a model: precision, device, memory budget, streaming and CPU threads, as the CLI's
+--dtype, --device, --memory-budget, --stream and --threads, remembered in the settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.model.memory import DTYPES, MemoryPlan, RefusalWords, parse_size, refusal
+from hsviewer.core.model.memory import DTYPES, STREAMS, MemoryPlan, RefusalWords, parse_size, refusal
 from hsviewer.gui.settings import Settings
 
 AUTO = "auto"
@@ -37,6 +37,7 @@ class LoadOptions:
     device: str = AUTO
     budget: str = ""  # as typed: "" plans for what is free
     threads: int = 0  # CPU threads to compute with; 0: torch's own choice
+    stream: str = AUTO  # auto: stream the weights from disk when they do not fit; always; never
 
     def device_arg(self) -> str | None:
         return None if self.device == AUTO else self.device
@@ -51,7 +52,9 @@ class LoadOptions:
     @classmethod
     def restore(cls, settings: Settings) -> LoadOptions:
         dtype = settings.get("model/dtype", AUTO, str)
+        stream = settings.get("model/stream", AUTO, str)
         return cls(
+            stream=stream if stream in STREAMS else AUTO,
             dtype=dtype if dtype in DTYPES else AUTO,
             device=settings.get("model/device", AUTO, str) or AUTO,
             budget=settings.get("model/memory_budget", "", str),
@@ -63,6 +66,7 @@ class LoadOptions:
         settings.set("model/device", self.device)
         settings.set("model/memory_budget", self.budget.strip())
         settings.set("model/threads", self.threads)
+        settings.set("model/stream", self.stream)
 
 
 class LoadOptionsRow(QWidget):
@@ -95,10 +99,17 @@ class LoadOptionsRow(QWidget):
             "CPU threads to compute with, from the next load (auto: torch's own, one per core). "
             "On cores that other work shares, fewer can be several times faster."
         )
+        self.stream = QComboBox()
+        self.stream.addItems(list(STREAMS))
+        self.stream.setCurrentText(options.stream)
+        self.stream.setToolTip(
+            "auto: read the weights from disk a block at a time when they do not fit in memory (slower); "
+            "always: stream even when they fit; never: refuse a model that does not fit"
+        )
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         widgets = (("Precision", self.dtype), ("Device", self.device), ("Memory budget", self.budget))
-        for label, widget in (*widgets, ("Threads", self.threads)):
+        for label, widget in (*widgets, ("Stream", self.stream), ("Threads", self.threads)):
             layout.addWidget(QLabel(f"{label}:"))
             layout.addWidget(widget)
             layout.addSpacing(12)
@@ -107,6 +118,7 @@ class LoadOptionsRow(QWidget):
         self.device.currentTextChanged.connect(self._device_chosen)
         self.budget.textChanged.connect(self.changed)
         self.threads.valueChanged.connect(self.changed)
+        self.stream.currentTextChanged.connect(self.changed)
 
     def set_devices(self, devices: list[str]) -> None:
         """Offer auto and these devices; the remembered one stays chosen when it is among them."""
@@ -127,6 +139,7 @@ class LoadOptionsRow(QWidget):
             device=self.device.currentText(),
             budget=self.budget.text(),
             threads=self.threads.value(),
+            stream=self.stream.currentText(),
         )
 
     def budget_problem(self) -> str:

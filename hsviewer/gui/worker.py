@@ -111,9 +111,12 @@ class Worker(QObject):
         job.finished.emit()
 
     def _drive(self, job: Job) -> None:
-        from hsviewer.core.errors import user_message
+        from hsviewer.core.errors import StreamStopped, user_message
         from hsviewer.core.events import Finished
 
+        stream = getattr(self.slot.handle, "stream", None)
+        if stream is not None:  # a streamed pass takes minutes: Cancel stops it at its next module's read
+            stream.stop = job._abort
         try:
             events = job.work(self.slot)
             for event in events:
@@ -126,6 +129,8 @@ class Worker(QObject):
                     job.cancelled.emit()
                     return
             raise RuntimeError("the work ended without a result")
+        except StreamStopped:
+            job.cancelled.emit()
         except Exception as e:
             if user_message(e) is None:
                 log.exception("%s failed unexpectedly", job.name)

@@ -1,4 +1,5 @@
-"""Where a loaded model keeps what the analyses use: its decoder blocks and its LM head.
+"""Where a loaded model keeps what the analyses use: its decoder blocks (and the form of what they
+return) and its LM head.
 
 Found once at load, for any architecture, without a table of attribute names.
 """
@@ -7,12 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 from torch import nn
 
 from hsviewer.core.errors import HsviewerError
+
+# What a decoder block returns: recent transformers a bare hidden-state tensor, older ones a
+# tuple whose first item is the hidden state and whose rest (cache, attentions) may be None.
+BlockOutput: TypeAlias = torch.Tensor | tuple[Any, ...]
+
+
+def block_hidden(output: BlockOutput) -> torch.Tensor:
+    """The hidden state a block returns: the tensor itself, or the first item of a tuple."""
+    return output if isinstance(output, torch.Tensor) else output[0]
+
+
+def replace_hidden(output: BlockOutput, hidden: torch.Tensor) -> BlockOutput:
+    """The block's output in its own format, with the hidden state swapped.
+
+    Recent transformers return a bare tensor from decoder blocks, older ones a tuple;
+    unpacking a tensor as a tuple (``hidden, *rest = output``) would silently take
+    its first batch row instead.
+    """
+    if isinstance(output, torch.Tensor):
+        return hidden
+    return (hidden, *output[1:])
 
 
 def find_blocks(model: nn.Module, n_layers: int | None = None) -> list[nn.Module]:

@@ -8,7 +8,7 @@ import re
 import socket
 import warnings
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +18,24 @@ from hsviewer.core.choices import check_device
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.model import default as default_model
-from hsviewer.core.model import gguf_cache
+from hsviewer.core.model import gguf_cache, streaming
 from hsviewer.core.model.anatomy import find_blocks, separable_head
 from hsviewer.core.model.default import DEFAULT_MODEL
 from hsviewer.core.model.discovery import OLLAMA_PREFIX, facts_of
 from hsviewer.core.model.finite import check_finite
 from hsviewer.core.model.memory import (
     DTYPES,
+    MARGIN,
     PLAN_TOKENS,
+    RUNTIME_BYTES,
+    STREAMS,
     MemoryPlan,
     MemoryRefused,
     ModelFacts,
     available_bytes,
     check_analysis,
     plan_memory,
+    plan_stream,
 )
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the bold torch puts in its messages
@@ -52,6 +56,12 @@ class ModelHandle:
     memory_budget: int | None = None  # bytes the analyses may count on, when the user set a budget
     plan: MemoryPlan | None = None  # the memory plan the load followed (None: the files did not say the size)
     cache_folder: Path | None = None  # a GGUF model's converted folder, which the cache dialog may delete
+    stream: streaming.Stream | None = None  # the weight reader of a model streamed from disk (core/streaming.py)
+    compute_dtype: str | None = None  # a streamed model's: what its blocks compute in (its embeddings stay as stored)
+
+    @property
+    def streamed(self) -> bool:
+        return self.stream is not None
 
     @property
     def n_layers(self) -> int:
@@ -63,7 +73,7 @@ class ModelHandle:
 
     @property
     def dtype(self) -> str:
-        return str(self.model.dtype).removeprefix("torch.")
+        return self.compute_dtype or str(self.model.dtype).removeprefix("torch.")
 
     def facts(self) -> ModelFacts:
         """The sizes a memory plan needs, from the loaded model."""
@@ -92,6 +102,7 @@ def iter_load(
     device_map: str | None = None,
     trust_remote_code: bool = False,
     memory_budget: int | None = None,
+    stream: str = "auto",
 ) -> Generator[LoadEvent, None, None]:
     """Load 'default', a model folder, a .gguf file or a hub id from the local cache.
 
@@ -100,40 +111,76 @@ def iter_load(
     when available, else "cpu", unless given; device_map="auto" spreads a model too
     large for one device over several (accelerate). dtype "auto": float32 when the plan
     fits, else bfloat16. memory_budget: the bytes to plan for instead of what is free.
+    stream: "auto" streams the weights from disk a block at a time (core/streaming.py) when the
+    plan does not fit in memory, "always" streams, "never" refuses a model that does not fit.
     """
     source = str(source).strip()
     if not source:
         raise HsviewerError("No model given.")
     _torch_dtype(dtype)  # a bad dtype is the caller's mistake, not a damaged cache to rebuild
+    _check_stream(stream, device_map)
     device = check_device(device)  # meta, a typo: refused before anything is read
-    kwargs = {"trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     folder, name, gguf = _resolve(source)
     cache_folder = None
-    plan = None if device_map else _plan(folder, gguf, dtype, device or _default_device(), memory_budget)
+    plan = None if device_map else _plan(folder, gguf, dtype, device or _default_device(), memory_budget, stream=stream)
     if plan is not None:
         yield Progress(message=plan.describe())
         if not plan.fits:
             raise MemoryRefused(plan)
         dtype = plan.dtype
+    streamed = plan.streamed if plan is not None else stream == "always"
+    max_memory = None
+    if streamed:
+        dtype = dtype if dtype != "auto" else _compute_dtype(device or _default_device())
+        device_map, max_memory = _stream_map(device or _default_device(), plan)
+    converted = "bfloat16" if streamed else _converted_dtype(dtype)  # streamed: stored as compactly as it can be
     if gguf is not None:
-        folder = yield from gguf_cache.cached_folder(gguf, dtype=_converted_dtype(dtype))
+        folder = yield from gguf_cache.cached_folder(gguf, dtype=converted)
         cache_folder = Path(folder)
-    yield Progress(message=f"Loading {name}")
+    elif streamed:
+        streaming.check_safetensors(local_model_folder(folder), name)
+    yield Progress(message=f"Loading {name}" + (": the weights stay on disk, streamed a block at a time" * streamed))
     try:
-        model, tokenizer = _load(folder, name, kwargs, dtype, device_map)
+        model, tokenizer = _load(folder, name, kwargs, dtype, device_map, max_memory)
     except HsviewerError:
         if gguf is None:
             raise
         yield Progress(message="The cached model is damaged: rebuilding it")
-        folder = yield from gguf_cache.cached_folder(gguf, rebuild=True, dtype=_converted_dtype(dtype))
-        model, tokenizer = _load(folder, name, kwargs, dtype, device_map)
-    if device_map is None:
+        folder = yield from gguf_cache.cached_folder(gguf, rebuild=True, dtype=converted)
+        model, tokenizer = _load(folder, name, kwargs, dtype, device_map, max_memory)
+    stream_reader = None
+    if streamed:
+        stored = plan.stored_dtype if plan is not None else dtype
+        stream_reader = streaming.attach(model, stored)
+    elif device_map is None:
         device = device or _default_device()
         yield Progress(message=f"Putting {name} on {device}")
         _to_device(model, name, device)
     model.eval()
     blocks = find_blocks(model, _n_layers(model.config))
-    handle = ModelHandle(
+    probes = streaming.first_block_only(blocks) if streamed else contextlib.nullcontext()
+    with probes:
+        handle = _handle(model, tokenizer, source, name, blocks, memory_budget, plan, cache_folder)
+        if streamed:
+            handle.device = torch.device(device or _default_device())
+            handle.stream, handle.compute_dtype = stream_reader, dtype
+        _check_causal(handle)
+    yield Progress(message=f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
+    yield Finished(result=handle)
+
+
+def _handle(
+    model: Any,
+    tokenizer: Any,
+    source: str,
+    name: str,
+    blocks: list[torch.nn.Module],
+    memory_budget: int | None,
+    plan: MemoryPlan | None,
+    cache_folder: Path | None,
+) -> ModelHandle:
+    return ModelHandle(
         model=model,
         tokenizer=tokenizer,
         source=source,
@@ -146,9 +193,6 @@ def iter_load(
         plan=plan,
         cache_folder=cache_folder,
     )
-    _check_causal(handle)
-    yield Progress(message=f"Loaded {name}: {handle.n_layers} layers on {handle.device}")
-    yield Finished(result=handle)
 
 
 def load_model(
@@ -159,6 +203,7 @@ def load_model(
     device_map: str | None = None,
     trust_remote_code: bool = False,
     memory_budget: int | None = None,
+    stream: str = "auto",
     on_event: Callable[[LoadEvent], None] | None = None,
 ) -> ModelHandle:
     """iter_load to its end; on_event sees each event (the CLI prints the progress)."""
@@ -169,6 +214,7 @@ def load_model(
         device_map=device_map,
         trust_remote_code=trust_remote_code,
         memory_budget=memory_budget,
+        stream=stream,
     )
     handle: ModelHandle = run_to_end(events, on_event)
     return handle
@@ -181,28 +227,38 @@ def plan_load(
     dtype: str = "auto",
     memory_budget: int | None = None,
     tokens: int = PLAN_TOKENS,
+    stream: str = "auto",
 ) -> MemoryPlan | None:
     """The memory plan iter_load would follow (None when the model's files do not say its size)."""
     _torch_dtype(dtype)
+    _check_stream(stream, None)
     folder, _, gguf = _resolve(str(source).strip())
-    return _plan(folder, gguf, dtype, check_device(device) or _default_device(), memory_budget, tokens)
+    return _plan(folder, gguf, dtype, check_device(device) or _default_device(), memory_budget, tokens, stream)
 
 
 def _plan(
-    folder: str, gguf: Path | None, dtype: str, device: str, budget: int | None, tokens: int = PLAN_TOKENS
+    folder: str,
+    gguf: Path | None,
+    dtype: str,
+    device: str,
+    budget: int | None,
+    tokens: int = PLAN_TOKENS,
+    stream: str = "auto",
 ) -> MemoryPlan | None:
+    """In memory when it fits (or stream is "never"), else streamed (always when stream is "always")."""
     from hsviewer.core.model.discovery import describe
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         return None  # loading will say why this device cannot be used
     path = gguf or local_model_folder(folder)
+    found = describe(path) if path else None
     converting = gguf is not None and not gguf_cache.is_cached(gguf, _converted_dtype(dtype))
-    facts = facts_of(describe(path) if path else None, converting)
+    facts = facts_of(found, converting)
     if facts is None:
         return None
     bfloat16_ok = not device.startswith("cuda") or torch.cuda.is_bf16_supported()
     available = available_bytes(device, budget)
-    return plan_memory(
+    plan = plan_memory(
         facts,
         tokens,
         dtype=dtype,
@@ -211,6 +267,51 @@ def _plan(
         budget_given=budget is not None,
         bfloat16_ok=bfloat16_ok,
     )
+    if stream == "never" or (stream == "auto" and plan.fits):
+        return plan
+    converting = gguf is not None and not gguf_cache.is_cached(gguf, "bfloat16")
+    streamed = plan_stream(
+        replace(facts, gguf_to_convert=converting),
+        tokens,
+        dtype=dtype if dtype != "auto" else _compute_dtype(device),
+        stored_dtype="bfloat16" if gguf is not None else _stored_dtype(found),
+        device=device,
+        available=available,
+        budget_given=budget is not None,
+    )
+    if stream == "auto" and not streamed.fits:  # refused as in memory, saying that streaming would not do either
+        return replace(plan, not_even_streamed=streamed)
+    return streamed
+
+
+def _check_stream(stream: str, device_map: str | None) -> None:
+    if stream not in STREAMS:
+        raise HsviewerError(f"Stream must be one of {', '.join(STREAMS)}; got {stream!r}.")
+    if stream == "always" and device_map:
+        raise HsviewerError("--stream always and --device-map place the weights each their own way: choose one.")
+
+
+def _compute_dtype(device: str) -> str:
+    """What a streamed model computes in: float32 on a CPU (its weights upcast a block at a time), else bfloat16
+    where the GPU has it, float16 where not."""
+    if not device.startswith("cuda"):
+        return "float32"
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def _stored_dtype(found: Any) -> str:
+    """The precision a folder's weights are stored in, from discovery's reading of its headers (bf16 when unsaid)."""
+    text = str(getattr(found, "quantisation", "") or "").lower()
+    names = {"f32": "float32", "float32": "float32", "f16": "float16", "float16": "float16"}
+    return names.get(text, "bfloat16")
+
+
+def _stream_map(device: str, plan: MemoryPlan | None) -> tuple[Any, dict[Any, int] | None]:
+    """from_pretrained's device_map and max_memory for streaming: on a GPU what the plan leaves beside the analysis."""
+    gpu = None
+    if plan is not None:
+        gpu = int(MARGIN * plan.available) - RUNTIME_BYTES - plan.analysis
+    return streaming.device_map(device, gpu)
 
 
 def _converted_dtype(dtype: str) -> str:
@@ -284,9 +385,12 @@ def quiet_libraries() -> Iterator[None]:
     verbosity, bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
     hub_logger = logging.getLogger("huggingface_hub")
     hub_level, hub_bars = hub_logger.level, not hub_utils.are_progress_bars_disabled()
+    accelerate_logger = logging.getLogger("accelerate")  # "Some parameters are on the meta device": streaming
+    accelerate_level = accelerate_logger.level
     tf_logging.set_verbosity_error()
     tf_logging.disable_progress_bar()
     hub_logger.setLevel(logging.ERROR)
+    accelerate_logger.setLevel(logging.ERROR)
     hub_utils.disable_progress_bars()
     try:
         with warnings.catch_warnings():  # torch's own, as a refused pickle's protocol: the error says it all
@@ -297,20 +401,33 @@ def quiet_libraries() -> Iterator[None]:
         if bars:
             tf_logging.enable_progress_bar()
         hub_logger.setLevel(hub_level)
+        accelerate_logger.setLevel(accelerate_level)
         if hub_bars:
             hub_utils.enable_progress_bars()
 
 
 @quiet_libraries()
-def _load(folder: str, name: str, kwargs: dict[str, Any], dtype: str, device_map: str | None) -> tuple[Any, Any]:
-    """The model (a transformers PreTrainedModel) and its tokenizer."""
+def _load(
+    folder: str, name: str, kwargs: dict[str, Any], dtype: str, device_map: Any, max_memory: dict[Any, int] | None
+) -> tuple[Any, Any]:
+    """The model (a transformers PreTrainedModel) and its tokenizer; max_memory goes with a device_map."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    trust = bool(kwargs.get("trust_remote_code"))
 
     config = _call(AutoConfig.from_pretrained, folder, name, **kwargs)
     if getattr(config, "is_encoder_decoder", False):
         raise HsviewerError(f"{name} is an encoder-decoder model; hsviewer needs a decoder-only causal LM.")
     torch_dtype = _torch_dtype(dtype)
-    extra = {"device_map": device_map} if device_map else {}
+    if device_map == streaming.DISK:  # streamed on the CPU: the skeleton and the files' index, nothing read yet
+        local = local_model_folder(folder)
+        if local is None:
+            raise HsviewerError(f"{name} is not on this machine: streaming reads the model's own files.")
+        model = _call(lambda _, **kw: streaming.from_files(local, config, torch_dtype, trust), folder, name)
+        return model, _call(AutoTokenizer.from_pretrained, folder, name, **kwargs)
+    extra: dict[str, Any] = {"device_map": device_map} if device_map else {}
+    if max_memory:
+        extra["max_memory"] = max_memory
     model = _call(AutoModelForCausalLM.from_pretrained, folder, name, dtype=torch_dtype, **extra, **kwargs)
     tokenizer = _call(AutoTokenizer.from_pretrained, folder, name, **kwargs)
     return model, tokenizer
@@ -407,7 +524,8 @@ def _context(model: Any, tokenizer: Any) -> int | None:
 def _probe_ids(model: Any) -> torch.Tensor:
     """Four token ids, enough to see how the model computes."""
     weight = model.get_input_embeddings().weight
-    return torch.arange(4, device=weight.device)[None] % weight.shape[0]
+    device = weight.device if weight.device.type != "meta" else "cpu"  # streamed: accelerate moves the inputs
+    return torch.arange(4, device=device)[None] % weight.shape[0]
 
 
 def _check_causal(handle: ModelHandle) -> None:
@@ -416,9 +534,9 @@ def _check_causal(handle: ModelHandle) -> None:
     vocab = handle.model.get_input_embeddings().weight.shape[0]
     changed = ids.clone()
     changed[0, -1] = (ids[0, -1] + 1) % vocab
-    with torch.no_grad():
-        a = handle.model(ids, use_cache=False).logits[0, :-1]
-        b = handle.model(changed, use_cache=False).logits[0, :-1]
+    with torch.no_grad():  # one pass of both: a streamed model reads its weights once a pass
+        both = handle.model(torch.cat([ids, changed]), use_cache=False).logits
+    a, b = both[0, :-1], both[1, :-1]
     check_finite(handle, a, "on four tokens")
     if not torch.allclose(a, b, rtol=1e-3, atol=1e-4):
         raise HsviewerError(

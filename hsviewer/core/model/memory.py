@@ -52,10 +52,17 @@ class MemoryPlan:
     tokens: int
     available: int
     budget_given: bool
+    streamed: bool = False  # the weights stay on disk and come in a block at a time (core/streaming.py)
+    stored_dtype: str = ""  # streamed: the precision the weights are stored in, and read in
+    resident: int = 0  # streamed: what is in memory besides the analysis (embeddings, one block)
+    seconds: float = 0.0  # streamed: a sweep's estimated time, from the bytes to read and the FLOPs
+    cache_bytes: int = 0  # the disk a first GGUF conversion will fill in the user cache, 0 when none is ahead
+    not_even_streamed: MemoryPlan | None = None  # an in-memory plan's streamed alternative, when that does not fit
 
     @property
     def peak(self) -> int:
-        return RUNTIME_BYTES + max(self.conversion, self.weights + self.analysis)
+        held = self.resident if self.streamed else self.weights
+        return RUNTIME_BYTES + max(self.conversion, held + self.analysis)
 
     @property
     def fits(self) -> bool:
@@ -68,7 +75,16 @@ class MemoryPlan:
 
     def describe(self) -> str:
         converting = f", first conversion {format_size(self.conversion)}" if self.conversion else ""
+        if self.cache_bytes:
+            converting += f" (the cache will hold {format_size(self.cache_bytes)} on disk)"
         where = "budget" if self.budget_given else "free"
+        if self.streamed:
+            return (
+                f"Memory plan: weights {format_size(self.weights)} {self.stored_dtype} on disk, streamed; compute "
+                f"{self.dtype} on {self.device}; analysis of {self.tokens} tokens {format_size(self.analysis)}"
+                f"{converting}; peak {format_size(self.peak)} of {format_size(self.available)} {where}; "
+                f"about {self.seconds:.0f} s per sweep"
+            )
         return (
             f"Memory plan ({self.dtype} on {self.device}): weights {format_size(self.weights)}, analysis of "
             f"{self.tokens} tokens {format_size(self.analysis)}{converting}; peak {format_size(self.peak)} of "
@@ -111,6 +127,12 @@ CLI_WORDS = RefusalWords()
 
 def refusal(plan: MemoryPlan, words: RefusalWords = CLI_WORDS) -> str:
     """Why a plan that does not fit is refused, and what to try, in the words of the CLI or the app."""
+    if plan.streamed:
+        return (
+            f"Not enough memory even streaming the weights: {plan.describe()}; one block and the embeddings "
+            f"need {format_size(plan.resident)} beside the analysis, and hsviewer keeps {100 - MARGIN * 100:.0f}% "
+            f"in reserve. Try a shorter text, or more memory. {words.budget}"
+        )
     tips = []
     if plan.dtype == "float32":
         tips.append(words.half)
@@ -119,9 +141,16 @@ def refusal(plan: MemoryPlan, words: RefusalWords = CLI_WORDS) -> str:
     if plan.device == "cpu":
         tips.append(words.gpu)
     try_ = f" Try {', '.join(tips)}." if tips else ""
+    alternative = plan.not_even_streamed
+    streamed = (
+        f" Streamed from disk it would not fit either: peak {format_size(alternative.peak)}, with one block and the "
+        f"embeddings {format_size(alternative.resident)}."
+        if alternative
+        else ""
+    )
     return (
         f"Not enough memory: {plan.describe()}, and hsviewer keeps {100 - MARGIN * 100:.0f}% in reserve."
-        f"{try_} {words.budget}"
+        f"{streamed}{try_} {words.budget}"
     )
 
 
@@ -161,6 +190,54 @@ def sweep_batch(facts: ModelFacts, tokens: int, dtype: str, free: int) -> int:
     clean pass is kept), with the margin and the logit chunks set aside; 1 to the layers."""
     fit = (MARGIN * free - LOGIT_CHUNKS_BYTES) // sweep_row_bytes(facts, tokens, dtype)
     return int(max(1, min(facts.n_layers, fit)))
+
+
+STREAMS = ("auto", "always", "never")
+HEAD_CHUNK_BYTES = 64 * 2**20  # a streamed model's LM head upcasts this much of itself at a time (core/streaming.py)
+READ_BYTES_PER_S = 1.5e9  # a laptop's SSD, or the page cache when it is warm: the estimate's order of magnitude
+FLOPS = {"cpu": 5e10, "cuda": 5e13}  # float32 on a few CPU cores; bf16 on a mid-range GPU
+
+
+def plan_stream(
+    facts: ModelFacts,
+    tokens: int,
+    *,
+    dtype: str,
+    stored_dtype: str,
+    device: str = "cpu",
+    available: int,
+    budget_given: bool = False,
+) -> MemoryPlan:
+    """The plan for weights streamed from disk in `stored_dtype` and computed a block at a time in
+    `dtype`: in memory the input and output embeddings as stored (their lookup and the chunked
+    head upcast what they use), one block in both precisions, and the analysis; a sweep's time
+    from reading the weights once per pass and its FLOPs (core/streaming.py)."""
+    stored, width = DTYPE_BYTES[stored_dtype], DTYPE_BYTES[dtype]
+    embedding = facts.vocab_size * facts.hidden_size
+    block = max(facts.parameters - 2 * embedding, facts.parameters // 2) // facts.n_layers
+    resident = 2 * embedding * stored + block * (stored + width) + HEAD_CHUNK_BYTES
+    analysis = analysis_bytes(facts, tokens, dtype)
+    free = MARGIN * available - RUNTIME_BYTES - resident - analysis
+    rows = sweep_batch(facts, tokens, dtype, int(max(free, 0)))
+    passes = 1 + -(-facts.n_layers // rows)  # the clean pass, then the batched tails
+    L = facts.n_layers
+    flops = 2 * tokens * (block * (L + L * (L - 1) / 2) + embedding * (L + 2))
+    rate = FLOPS["cuda" if device.startswith("cuda") else "cpu"]
+    return MemoryPlan(
+        dtype=dtype,
+        device=device,
+        weights=facts.parameters * stored,
+        conversion=conversion_bytes(facts) if facts.gguf_to_convert else 0,
+        cache_bytes=facts.parameters * stored if facts.gguf_to_convert else 0,
+        analysis=analysis,
+        tokens=tokens,
+        available=available,
+        budget_given=budget_given,
+        streamed=True,
+        stored_dtype=stored_dtype,
+        resident=resident,
+        seconds=passes * facts.parameters * stored / READ_BYTES_PER_S + flops / rate,
+    )
 
 
 PLAN_TOKENS = 1024  # the text a load is planned for; each analysis checks its own
@@ -234,6 +311,7 @@ def _plan(facts: ModelFacts, tokens: int, dtype: str, device: str, available: in
         device=device,
         weights=facts.parameters * DTYPE_BYTES[dtype],
         conversion=conversion_bytes(facts) if facts.gguf_to_convert else 0,
+        cache_bytes=facts.parameters * (2 if dtype == "bfloat16" else 4) if facts.gguf_to_convert else 0,
         analysis=analysis_bytes(facts, tokens, dtype),
         tokens=tokens,
         available=available,

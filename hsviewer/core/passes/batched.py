@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from hsviewer.core.passes.blocks import BlockOutput, block_hidden, replace_hidden
+from hsviewer.core.model.anatomy import BlockOutput, block_hidden, replace_hidden
 from hsviewer.core.passes.clean import pass_states
 from hsviewer.core.passes.hooks import replay_prefix
 

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, ov
 import torch
 
 from hsviewer.core.events import Progress
-from hsviewer.core.model.anatomy import head_input, head_logits
+from hsviewer.core.model.anatomy import BlockOutput, head_input, head_logits
 from hsviewer.core.model.finite import check_finite
-from hsviewer.core.passes.blocks import BlockOutput
 from hsviewer.core.passes.hooks import capture_outputs
 
 if TYPE_CHECKING:

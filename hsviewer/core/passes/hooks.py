@@ -12,7 +12,7 @@ from typing import Any, Literal, overload
 import torch
 from torch import nn
 
-from hsviewer.core.passes.blocks import BlockOutput, block_hidden, replace_hidden
+from hsviewer.core.model.anatomy import BlockOutput, block_hidden, replace_hidden
 
 
 @overload

@@ -27,9 +27,9 @@ from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.linalg.measures import measure
 from hsviewer.core.linalg.reduction import Decomposition, Reduction, decompose, reduce_matrix
+from hsviewer.core.model.anatomy import block_hidden
 from hsviewer.core.model.memory import free_bytes, sweep_batch
 from hsviewer.core.passes.batched import batched_tails
-from hsviewer.core.passes.blocks import block_hidden
 from hsviewer.core.passes.clean import CleanReference, ForwardPass, LogitMetrics, clean_forward, first_row, pass_states
 from hsviewer.core.passes.hooks import capture_outputs, replace_block_output, replay_prefix
 from hsviewer.core.passes.text import Tokens, tokenize
@@ -97,6 +97,9 @@ def iter_sweep(
         collector.add(event)
         yield event
         rows = batch or default_batch(handle, len(run_tokens))
+        if handle.streamed and rows < handle.n_layers:
+            passes = -(-handle.n_layers // rows)
+            yield Progress(message=f"Streaming: {rows} layers' tails per pass, what the memory holds ({passes} passes)")
         for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, rows):
             done += 1
             event = LayerDone(label=label, done=done, total=total, result=layer_result)
@@ -144,10 +147,15 @@ def check_options(method: str, controls: Sequence[str]) -> None:
 
 
 def default_batch(handle: ModelHandle, tokens: int) -> int:
-    """On CUDA as many rows as the free memory holds beside the clean run; 1 elsewhere."""
-    if handle.device.type != "cuda":
+    """On CUDA, and for a model streamed from disk (each batched pass reads the weights once), as many
+    rows as the free memory (or what is left of the budget) holds beside the clean run; 1 elsewhere."""
+    if handle.device.type == "cuda":
+        free = free_bytes(str(handle.device))
+    elif handle.streamed:
+        free = free_bytes(str(handle.device), handle.memory_budget)
+    else:
         return 1
-    return sweep_batch(handle.facts(), tokens, handle.dtype, free_bytes(str(handle.device)))
+    return sweep_batch(handle.facts(), tokens, handle.dtype, free)
 
 
 def _suffix(label: str) -> str:
