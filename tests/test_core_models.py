@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -209,8 +209,7 @@ def _complete_folder(tmp_path):
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"x" * 100)
     (folder / "config.json").write_text("{}")
-    files = {"model.safetensors": 100, "config.json": 2}
-    (folder / gguf_cache.MANIFEST).write_text(json.dumps({"key": "abc123", "source": "x.gguf", "files": files}))
+    gguf_cache.write_manifest(folder, "abc123", Path("x.gguf"), "float32")
     return folder
 
 

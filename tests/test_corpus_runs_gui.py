@@ -193,9 +193,9 @@ def test_the_massive_activation_is_ringed_and_the_spread_measures_marked(qtbot, 
     r = tab.result
     magnitude = np.abs(r.original.astype(np.float64))
     token, dimension = np.unravel_index(magnitude.argmax(), magnitude.shape)
-    x, y = tab.spike.item.getData()
-    assert (x.tolist(), y.tolist()) == ([dimension + 0.5], [token + 0.5])  # the centre of cell (token, dimension)
-    assert tab.original.image.image[int(y[0]), int(x[0])] == r.original[token, dimension]
+    cell = tab.spike.cell  # the ring is drawn on the panel, over this cell of the heatmap
+    assert (cell.x(), cell.y()) == (dimension + 0.5, token + 0.5)  # the centre of cell (token, dimension)
+    assert tab.original.image.image[int(cell.y()), int(cell.x())] == r.original[token, dimension]
     tip = tab.spike.item.toolTip()
     ratio = magnitude.max() / np.median(magnitude)
     assert f"Largest |activation| = {magnitude.max():.4g}" in tip and f"×{ratio:.0f} the median" in tip
@@ -206,4 +206,4 @@ def test_the_massive_activation_is_ringed_and_the_spread_measures_marked(qtbot, 
     assert lines.participation.value() == pytest.approx(s2.sum() ** 2 / (s2**2).sum())
     assert lines.effective.value() == pytest.approx(np.exp(-(p * np.log(p)).sum()))
     assert lines.participation.label.format.startswith("PR ") and lines.effective.label.format.startswith("eff. rank")
-    assert lines.participation in tab.spectrum.plot.items and tab.spike.item in tab.original.plot.items
+    assert lines.participation.scene() is tab.spectrum.plot.scene() and tab.spike.item.parentItem() is tab.original.plot

@@ -272,7 +272,7 @@ def test_cli_cache_list_and_clear(tmp_path, cache, capsys):
     name = gguf_cache.Path(folder).name
     assert main(["cache", "list"]) == 0
     out = capsys.readouterr().out
-    assert f"{name}  float32  0." in out and str(gguf) in out and folder in out
+    assert f"{name}  float32  " in out and " kB  " in out and str(gguf) in out and folder in out
     assert main(["cache", "clear", "nothing"]) == 2
     assert "No converted model named 'nothing'" in capsys.readouterr().err
     assert main(["cache", "clear", name]) == 0

@@ -45,7 +45,7 @@ def test_a_corpus_sweep_draws_bands_lists_texts_and_opens_one(qtbot, loaded, cor
     assert "exclude_first" in kl_band.items
     items = [tab.corpus_view.texts.item(i).text() for i in range(tab.corpus_view.texts.count())]
     departures = result.departures()
-    assert items == [f"{n}   {d:.2f}" for n, d in zip(result.names, departures, strict=True)]
+    assert items == [f"{d:5.2f}   {n}" for n, d in zip(result.names, departures, strict=True)]
     item = tab.corpus_view.texts.item(1)
     tab.corpus_view.texts.itemDoubleClicked.emit(item)
     assert tab.result is result.texts[1] and tab.views.currentIndex() == 0

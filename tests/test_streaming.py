@@ -122,7 +122,7 @@ def test_an_8b_model_streams_in_6_gb_and_the_plan_says_so():
 
 
 def test_a_budget_below_one_block_is_refused_with_the_numbers(tiny_folder):
-    with pytest.raises(HsviewerError, match=r"Not enough memory even streaming the weights: .*peak .* of 0.30 GB"):
+    with pytest.raises(HsviewerError, match=r"Not enough memory even streaming the weights: .*peak .* of 300.0 MB"):
         load_model(str(tiny_folder("llama")), device="cpu", stream="always", memory_budget=int(0.3 * GB))
 
 

@@ -105,9 +105,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     text = text_of(args)
     if args.plan:
         return print_plan(args, text)
-    from hsviewer.core import iter_sweep
     from hsviewer.core.analyses.sweep.kind import SWEEP
     from hsviewer.core.analyses.sweep.results import SweepCollector
+    from hsviewer.core.analyses.sweep.run import iter_sweep
     from hsviewer.core.events import run_to_end
 
     handle = load(args)

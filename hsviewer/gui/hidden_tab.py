@@ -334,6 +334,7 @@ class HiddenTab(QWidget):
         x = original.ravel()[::SCATTER_STEP]
         y = reconstruction.ravel()[::SCATTER_STEP]
         self.scatter_points.setData(x, y)
+        self.scatter.getViewBox().updateAutoRange()  # now, not at the next paint: its range was the empty note's
         plots.set_title(self.scatter, f"Original vs reconstruction, r = {correlation:.5f}")
 
     @staticmethod
