@@ -98,9 +98,8 @@ def summary(data: dict[str, Any]) -> str:
     empty = [r["layer"] for r in data["layers"] if r["entries"] == 0]
     if empty:
         where = "any chosen layer" if len(empty) == len(data["layers"]) else f"layer(s) {', '.join(map(str, empty))}"
-        lines.append(
-            f"No entry exceeds {data['ratio']:g}x the median at {where}: nothing changed there, the loss is the clean one."
-        )
+        ratio = f"{data['ratio']:g}x the median"
+        lines.append(f"No entry exceeds {ratio} at {where}: nothing changed there, the loss is the clean one.")
     if data.get("cancelled"):
         lines.append("(cancelled: the layers above are all that ran)")
     return "\n".join(lines)

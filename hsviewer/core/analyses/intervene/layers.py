@@ -43,7 +43,7 @@ def choose_layers(layers: LayerChoice, n_layers: int) -> list[int]:
         parsed = parse_layers(layers)
         chosen = list(range(n_layers)) if parsed is None else parsed
     elif is_whole(layers):
-        chosen = [int(layers)]  # type: ignore[call-overload]  # is_whole: a whole number, not a bool
+        chosen = [int(layers)]
     else:
         chosen = list(layers)  # type: ignore[arg-type]
     if not chosen:

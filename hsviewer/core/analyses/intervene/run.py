@@ -83,9 +83,7 @@ def iter_intervene(
     yield started
     for done, layer in enumerate(chosen, start=1):
         yield Progress(message=f"Intervention at layer {layer}", done=done - 1, total=total)
-        event = LayerIntervened(
-            done=done, total=total, result=_layer(handle, tokens.ids, clean, reference, layer, run)
-        )
+        event = LayerIntervened(done=done, total=total, result=_layer(handle, tokens.ids, clean, reference, layer, run))
         collector.add(event)
         yield event
     assert collector.result is not None
