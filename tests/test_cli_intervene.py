@@ -68,3 +68,12 @@ def test_bad_ratio_or_layer_exits_2_with_one_line(tiny_model_dir, text, more, wo
     errors = [line for line in err if "error" in line.lower()]
     assert errors == [err[-1]] and err[-1].startswith("hsviewer: error:") and words in err[-1]
     assert "Traceback" not in "\n".join(err)
+
+
+def test_checking_the_layers_while_parsing_loads_neither_numpy_nor_torch():
+    from tests.test_core_imports import imported_after
+
+    modules = imported_after(
+        "import hsviewer.cli\nhsviewer.cli.build_parser().parse_args(['intervene', '--layer', '2-4'])"
+    )
+    assert {"numpy", "torch", "transformers"} & modules == set()

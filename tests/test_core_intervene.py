@@ -180,7 +180,10 @@ def test_layers_are_spelled_as_one_a_range_a_list_or_all():
     assert parse_layers("all") is None and parse_layers(" ALL ") is None
     assert parse_layers("4") == [4] and parse_layers("2-4") == [2, 3, 4] and parse_layers("7,1, 3") == [7, 1, 3]
     assert choose_layers("7,1,3,1", 8) == [1, 3, 7] and choose_layers("all", 3) == [0, 1, 2]
-    assert choose_layers(2, 3) == [2] and choose_layers((0, 2), 3) == [0, 2]
+    assert choose_layers(2, 3) == [2] and choose_layers((0, 2), 3) == [0, 2] and choose_layers(np.int64(1), 3) == [1]
+    for bad in (True, 1.5, [0, "1"]):
+        with pytest.raises(HsviewerError, match="whole number"):
+            choose_layers(bad, 3)
 
 
 def test_result_round_trips_through_json_and_old_fields_may_be_absent(tiny_handle, text):

@@ -15,6 +15,7 @@ from hsviewer.gui.jobs import intervene_job
 from hsviewer.gui.worker import Job
 
 VALUE_LABELS = {"mean": "Mean of the other tokens", "zero": "Zero"}
+VALUE_WORDS = {"mean": "the mean of the other tokens", "zero": "zero"}  # as the outcome line says it
 
 
 class InterventionBox(QWidget):
@@ -93,7 +94,7 @@ def outcome_line(result: Any, r: Any) -> str:
         )
     where = ", ".join(f"({t}, {d})" for t, d in r.positions[:5]) + ("…" if r.entries > 5 else "")
     return (
-        f"Layer {r.layer}: {r.entries} entr{'y' if r.entries == 1 else 'ies'} set to {result.value} "
+        f"Layer {r.layer}: {r.entries} entr{'y' if r.entries == 1 else 'ies'} set to {VALUE_WORDS[result.value]} "
         f"(largest {largest}× the median; token, dimension: {where})<br>"
         f"Loss: clean {result.clean_loss:.4f} → {r.loss:.4f} ({r.loss_change:+.4f}); KL {r.kl_divergence:.4g} nats"
     )

@@ -1,15 +1,16 @@
 """Which blocks an intervention runs at: one, a list, a range or all, as the command line spells them.
 
-Torch-free, so that the command line checks --layer before it loads anything.
+Free of numpy and torch, so that the command line checks --layer while it parses, before it loads anything.
 """
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.linalg.lowrank import is_whole
 
 LayerChoice = int | Sequence[int] | str  # a block, blocks, or text: "all", "N", "A-B", "a,b,c"
 SPELLING = "a block number (15), a range (10-20), a list (3,7,11) or all"
@@ -41,14 +42,25 @@ def choose_layers(layers: LayerChoice, n_layers: int) -> list[int]:
     """The blocks asked for, each once, in order, every one a block of the model's n_layers."""
     if isinstance(layers, str):
         parsed = parse_layers(layers)
-        chosen = list(range(n_layers)) if parsed is None else parsed
-    elif is_whole(layers):
-        chosen = [int(layers)]
+        chosen: list[Any] = list(range(n_layers)) if parsed is None else parsed
+    elif isinstance(layers, Sequence):
+        chosen = list(layers)
     else:
-        chosen = list(layers)  # type: ignore[arg-type]
+        chosen = [layers]  # one block, checked below as the list's are
     if not chosen:
         raise HsviewerError(f"No layer chosen: give {SPELLING}.")
-    for layer in chosen:
-        if not is_whole(layer) or not 0 <= layer < n_layers:
+    found = [_whole(layer) for layer in chosen]
+    for layer, number in zip(chosen, found, strict=True):
+        if number is None or not 0 <= number < n_layers:
             raise HsviewerError(f"Layer must be a whole number from 0 to {n_layers - 1}; got {layer!r}.")
-    return sorted({int(layer) for layer in chosen})
+    return sorted({number for number in found if number is not None})
+
+
+def _whole(value: Any) -> int | None:
+    """An int (numpy's too) as itself; anything else, a bool or a float among them, None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
