@@ -77,7 +77,7 @@ class _WarningLines(logging.Handler):
 
 def build_parser() -> argparse.ArgumentParser:
     """The root parser; each command module adds its own commands' parsers."""
-    from hsviewer.commands import analysis, app, library, models
+    from hsviewer.commands import analysis, app, intervene, library, models
 
     parser = Parser(
         prog="hsviewer",
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         analysis.add_image,
         analysis.add_reduce,
         analysis.add_sweep,
+        intervene.add_intervene,
         models.add_bench,
         app.add_selftest,
         app.add_screenshots,

@@ -64,3 +64,17 @@ def test_default_sweep_layer_matches_a_hooked_forward_pass(default_handle, defau
     assert cumulative[single.components - 1] >= 95.0
     if single.components > 1:
         assert cumulative[single.components - 2] < 95.0
+
+
+def test_removing_massive_activations_breaks_the_model_and_random_entries_do_not(default_handle):
+    """Sun et al. 2024 on SmolLM2-135M, the default text, layer 15, ratio 100. Measured (CPU, float32):
+    12 entries, all of token 0; loss 3.0314 -> 12.1115 (KL 8.87) with the mean, 12.6064 (KL 9.36) with
+    zero; 12 random entries set the same way: 3.0310 (KL < 1e-4)."""
+    from hsviewer.core import intervene
+
+    for value in ("mean", "zero"):
+        result = intervene(default_handle, default_text(), 15, ratio=100.0, value=value, control="random")
+        (layer,) = result.layers
+        assert layer.entries > 0 and all(token == 0 for token, _ in layer.positions)
+        assert layer.loss > result.clean_loss + 2.0 and layer.kl_divergence > 1.0
+        assert abs(layer.random_loss - result.clean_loss) < 0.1 and layer.random_kl < 0.01

@@ -127,7 +127,7 @@ def _read_run_arg(library: Any, ref: str) -> Any:
 def add_runs(sub: Any) -> None:
     """runs: the runs library's list, show and export."""
     runs = sub.add_parser(
-        "runs", help="the runs library: every finished reduce, sweep and corpus sweep, saved by itself"
+        "runs", help="the runs library: every finished reduce, sweep, corpus sweep and intervention, saved by itself"
     )
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="{list,show,export}", required=True)
     listing = runs_sub.add_parser("list", help="id, kind, model, setting, time and name of each saved run")

@@ -15,12 +15,15 @@ _EXPORTS = {
     "HiddenReduction": "analyses.reduce.results",
     "HsviewerError": "errors",
     "ImageSVD": "analyses.image.run",
+    "InterventionResult": "analyses.intervene.results",
     "LayerResult": "analyses.sweep.results",
     "ModelHandle": "model.loading",
     "Reduction": "linalg.reduction",
     "SweepResult": "analyses.sweep.results",
     "image_svd": "analyses.image.run",
+    "intervene": "analyses.intervene.run",
     "iter_corpus_sweep": "analyses.corpus.run",
+    "iter_intervene": "analyses.intervene.run",
     "iter_sweep": "analyses.sweep.run",
     "layer_sweep": "analyses.sweep.run",
     "load_image": "analyses.image.run",
@@ -36,12 +39,15 @@ __all__ = [
     "HiddenReduction",
     "HsviewerError",
     "ImageSVD",
+    "InterventionResult",
     "LayerResult",
     "ModelHandle",
     "Reduction",
     "SweepResult",
     "image_svd",
+    "intervene",
     "iter_corpus_sweep",
+    "iter_intervene",
     "iter_sweep",
     "layer_sweep",
     "load_image",
@@ -70,6 +76,8 @@ if TYPE_CHECKING:
     from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
     from hsviewer.core.analyses.corpus.texts import read_corpus
     from hsviewer.core.analyses.image.run import ImageSVD, image_svd, load_image
+    from hsviewer.core.analyses.intervene.results import InterventionResult
+    from hsviewer.core.analyses.intervene.run import intervene, iter_intervene
     from hsviewer.core.analyses.reduce.results import HiddenReduction
     from hsviewer.core.analyses.reduce.run import reduce_layer
     from hsviewer.core.analyses.sweep.results import LayerResult, SweepResult

@@ -10,6 +10,8 @@ DEVICES = re.compile(r"cpu|cuda|cuda:\d+|mps")  # what --device and load_model a
 CENTERINGS = ("double", "column", "none")  # lowrank's centrings
 METHODS = ("prefix", "hooks")  # how a sweep runs each layer's tail
 CONTROLS = ("exclude_first", "random", "shuffled")  # a sweep's control runs
+VALUES = ("mean", "zero")  # what an intervention sets a massive activation to
+INTERVENTION_CONTROLS = ("random",)  # an intervention's control: as many entries, chosen at random
 METRICS = {  # what a comparison can overlay, with its axis title
     "loss_change": "Loss change (nats)",
     "kl": "KL divergence (nats)",

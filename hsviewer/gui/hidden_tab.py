@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import plots
 from hsviewer.gui.forms import ModelPicker, ReductionForm, inputs_beside_plots
+from hsviewer.gui.intervene_box import InterventionBox
 from hsviewer.gui.jobs import ModelInfo, hidden_job
 from hsviewer.gui.measure_marks import MeasureLines, SpikeMarker
 from hsviewer.gui.plot_area import PlotArea, scroll_area
@@ -73,7 +74,7 @@ PANEL_TIPS = {
 class HiddenTab(QWidget):
     """Inputs on the left, the Part 2 and Part 3 figures on the right."""
 
-    kinds = ("reduce",)  # the saved runs it draws (the Runs tab's Open)
+    kinds = ("reduce", "intervene")  # the saved runs it draws (the Runs tab's Open); an intervention: its outcome
     error = Signal(str)
 
     def __init__(self, submit: Callable[[Job], None], recent_models: list[str], parent: QWidget | None = None) -> None:
@@ -128,6 +129,7 @@ class HiddenTab(QWidget):
             self.form.centering.currentIndexChanged,
         ):
             changed.connect(self.mark_out_of_date)
+        self.intervention = InterventionBox(self._submit, self.text.toPlainText, self.layer.value)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -143,6 +145,7 @@ class HiddenTab(QWidget):
         form.addRow(self.form)
         form.addRow(self.run_button)
         form.addRow(self.summary)
+        form.addRow(self.intervention)
         form.addRow(self.hover)
 
     def _build_plots(self) -> None:
@@ -310,7 +313,11 @@ class HiddenTab(QWidget):
 
     def show_run(self, run: Any, set_inputs: bool = True) -> None:
         """Redraw a run saved in the library, without computing; set_inputs: put its text, layer and
-        reduction in the inputs, so that a re-run repeats it (at start the inputs stay as they were saved)."""
+        reduction in the inputs, so that a re-run repeats it (at start the inputs stay as they were saved).
+        An intervention shows its outcome under its button, the reduction's panels left as they are."""
+        if run.info.kind == "intervene":
+            self.intervention.show_run(run)
+            return
         result = run.result()
         texts = run.provenance.get("texts")
         text = texts[0] if isinstance(texts, list) and len(texts) == 1 and isinstance(texts[0], str) else None

@@ -170,6 +170,23 @@ def hidden_job(text: str, layer: int, reduction: Reduction) -> Job:
     return Job("hidden", f"Layer {layer} reduction", work)
 
 
+def intervene_job(text: str, layer: int, ratio: float, value: str) -> Job:
+    """Set one layer's massive activations to their mean (or zero); the finished run is saved to the runs library."""
+    library = Library()
+
+    def work(slot: ModelSlot) -> Iterator[Any]:
+        from hsviewer.core.analyses.intervene.kind import INTERVENE
+        from hsviewer.core.analyses.intervene.run import iter_intervene
+        from hsviewer.core.library.provenance import intervention_settings, saving
+
+        handle = slot.get()
+        settings = intervention_settings(layer, ratio, value)
+        events = iter_intervene(handle, text, layer, ratio=ratio, value=value)
+        yield from saving(events, handle, kind=INTERVENE.name, settings=settings, texts=[text], library=library)
+
+    return Job("intervene", f"Layer {layer} intervention", work)
+
+
 def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str]) -> Job:
     """Reduce each layer in turn; a sweep that ends is saved to the runs library (a cancelled one is not)."""
     library = Library()

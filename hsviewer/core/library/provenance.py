@@ -187,3 +187,10 @@ def sweep_settings(
         "controls": list(controls),
         "method": method,
     }
+
+
+def intervention_settings(
+    layers: int | str | list[int], ratio: float, value: str, control: str | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """What an intervention was asked for, as the runs library keeps it, from the app and the CLI alike."""
+    return {"layers": layers, "ratio": ratio, "value": value, "control": control, "seed": seed}
