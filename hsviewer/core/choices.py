@@ -38,10 +38,12 @@ class Control:
 
     @property
     def label(self) -> str:
-        """The run's name in results and legends: plain exclude_first for N = 1, as before counts existed."""
+        """The run's name in results and legends, which parse_control reads back as this control:
+        'exclude_first:4', 'exclude_massive:100', 'exclude_massive:2.5'; plain exclude_first for N = 1,
+        as before counts existed."""
         if self.value is None or (self.name == "exclude_first" and self.value == 1):
             return self.name
-        return f"{self.name}:{self.value:g}"
+        return f"{self.name}:{repr(self.value).removesuffix('.0')}"  # every digit: the ratio is read back
 
 
 def parse_control(text: str) -> Control:
