@@ -142,7 +142,7 @@ def test_sweep_legends_never_cover_the_data(qtbot, loaded):
         assert legend.height() > 0 and not _intersect(legend, data), plot.titleLabel.text
         assert plot.sceneBoundingRect().contains(legend)  # part of the panel: exported with it
         counts[plot.titleLabel.text[:2]] = len(plot.legend.items)
-    assert counts == {"A)": 4, "B)": 2, "C)": 6, "D)": 4}  # reduced, 3 controls; C: + clean, clean shuffled
+    assert counts == {"A)": 5, "B)": 2, "C)": 7, "D)": 5}  # reduced, 4 controls; C: + clean, clean shuffled
 
 
 def test_sweep_panels_are_lettered_in_reading_order(loaded):

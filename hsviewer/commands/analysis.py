@@ -28,7 +28,7 @@ from hsviewer.commands.common import (
     write_outputs,
 )
 from hsviewer.commands.interrupts import interrupted_code
-from hsviewer.core.choices import CONTROLS, METHODS
+from hsviewer.core.choices import CONTROL_SPELLINGS, METHODS
 from hsviewer.core.errors import HsviewerError
 
 
@@ -261,7 +261,7 @@ def add_sweep(sub: Any) -> None:
     add_model_text(sweep)
     add_reduction(sweep)
     sweep.add_argument("--grid", help="more thresholds (or k with --components) for a layer x setting grid: 80,90,99")
-    sweep.add_argument("--controls", type=controls_arg, default=[], help=f"comma-separated: {', '.join(CONTROLS)}")
+    sweep.add_argument("--controls", type=controls_arg, default=[], help=f"comma-separated: {CONTROL_SPELLINGS}")
     sweep.add_argument("--method", choices=METHODS, default=METHODS[0], help=argparse.SUPPRESS)
     sweep.add_argument(
         "--texts",

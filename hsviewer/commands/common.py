@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hsviewer.core.choices import CENTERINGS, CONTROLS
+from hsviewer.core.choices import CENTERINGS, CONTROL_SPELLINGS, control_labels
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.model.memory import DTYPES, STREAMS
 
@@ -57,11 +57,21 @@ def window_size(text: str) -> tuple[int, int]:
 
 
 def controls_arg(text: str) -> list[str]:
+    """--controls: comma-separated spellings, as their run labels (exclude_massive is exclude_massive:100)."""
     names = [c.strip() for c in text.split(",") if c.strip()]
-    unknown = [c for c in names if c not in CONTROLS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"controls are one or more of {', '.join(CONTROLS)}; got {text!r}")
-    return names
+    if not names:
+        raise argparse.ArgumentTypeError(f"controls are one or more of {CONTROL_SPELLINGS}; got {text!r}")
+    try:
+        return control_labels(names)
+    except HsviewerError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def first_arg(text: str) -> int:
+    """--exclude-first N: how many tokens, at least 1 (the flag alone is 1)."""
+    if not (text.strip().isascii() and text.strip().isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"--exclude-first takes a whole number of tokens of at least 1; got {text!r}")
+    return int(text)
 
 
 def device_arg(text: str) -> str:
@@ -120,7 +130,15 @@ def add_model_text(parser: argparse.ArgumentParser, loading: bool = True) -> Non
 def add_reduction(parser: argparse.ArgumentParser) -> None:
     add_k(parser, "--threshold", 95.0)
     parser.add_argument("--centering", choices=CENTERINGS, default=CENTERINGS[0])
-    parser.add_argument("--exclude-first", action="store_true", help="build the basis without the first token")
+    parser.add_argument(
+        "--exclude-first",
+        type=first_arg,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="N",
+        help="build the basis without the first N tokens, left unchanged (the flag alone: the first token)",
+    )
     parser.add_argument("--random-basis", action="store_true", help="a random subspace of the same rank (control)")
 
 

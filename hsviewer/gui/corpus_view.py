@@ -33,6 +33,7 @@ ONE_TEXT, BUNDLED_CHOICE, CHOSEN = "The Hidden state tab's text", "Bundled corpu
 RUN_COLOURS = {
     "": (214, 39, 40),
     "exclude_first": (31, 119, 180),
+    "exclude_massive": (44, 160, 44),
     "random": (255, 127, 14),
     "shuffled": (148, 103, 189),
 }
@@ -126,7 +127,7 @@ class BandPlot:
 
     def set_run(self, label: str, name: str, rows: Sequence[LayerAggregate]) -> None:
         if label not in self.items:
-            colour = RUN_COLOURS.get(label, (0, 0, 0))
+            colour = RUN_COLOURS.get(label.partition(":")[0], (0, 0, 0))  # exclude_first:4 as exclude_first
             # curves, not PlotDataItems: a PlotDataItem without a pen keeps no path for the band to fill
             low, high = pg.PlotCurveItem(pen=pg.mkPen(None)), pg.PlotCurveItem(pen=pg.mkPen(None))
             band = pg.FillBetweenItem(low, high, brush=(*colour, 50))

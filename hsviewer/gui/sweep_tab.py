@@ -10,7 +10,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
-    QCheckBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -32,6 +31,7 @@ from hsviewer.core.errors import HsviewerError
 from hsviewer.core.linalg import grid as core_grid
 from hsviewer.core.linalg.reduction import Reduction
 from hsviewer.gui import plots
+from hsviewer.gui.control_inputs import ControlInputs, run_name, run_pen
 from hsviewer.gui.corpus_view import CorpusView, MeasuresView, TextsSource
 from hsviewer.gui.forms import ReductionForm, inputs_beside_plots
 from hsviewer.gui.jobs import corpus_job, sweep_job
@@ -39,15 +39,6 @@ from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
 
-CONTROLS = {"exclude_first": "exclude first token", "random": "random subspace", "shuffled": "shuffled tokens"}
-CONTROL_TIPS = {
-    "exclude_first": "A second sweep whose basis is built without the first token, which often carries "
-    "massive activations; that token's row is left as it is",
-    "random": "A second sweep that keeps a random subspace of the same size instead of the top components: "
-    "how much worse than chance is the SVD's choice?",
-    "shuffled": "A second sweep on the same tokens in a random order, with its own clean loss: how much of the "
-    "structure comes from word order?",
-}
 PANEL_TIPS = {
     "A) Components kept": (
         "How many components each layer's reduction kept (from the threshold, or the fixed k); one curve per run."
@@ -77,7 +68,6 @@ PANEL_TIPS = {
         "Bright cells are tokens the reduction changes most."
     ),
 }
-RUN_PENS = {"": "k", "exclude_first": "#1f77b4", "random": "#ff7f0e", "shuffled": "#9467bd"}
 EMPTY_GRID_NOTE = "Type thresholds in Grid thresholds\n(e.g. 80,90,95,99) and run\nthe sweep to fill this"
 LAYER_MAP = "viridis"  # dark to light like the notebook's CMRmap, but no white marker on a white plot
 
@@ -124,9 +114,8 @@ class SweepTab(QWidget):
         self.grid_field = QLineEdit()
         self.grid_field.setPlaceholderText("e.g. 80,90,95,99")
         self.grid_field.setToolTip("More thresholds whose loss is measured at every layer (layers × thresholds grid)")
-        self.control_boxes = {name: QCheckBox(label) for name, label in CONTROLS.items()}
-        for name, box in self.control_boxes.items():
-            box.setToolTip(CONTROL_TIPS[name])
+        self.control_inputs = ControlInputs()
+        self.control_boxes = self.control_inputs.boxes
         self.run_button = QPushButton("Run sweep")
         self.run_button.setShortcut(QKeySequence("Ctrl+R"))  # active only while this tab is shown
         self.run_button.setToolTip("Reduce every layer in turn (Ctrl+R)")
@@ -147,8 +136,7 @@ class SweepTab(QWidget):
         form.addRow(self.form)
         form.addRow("Grid thresholds", self.grid_field)
         form.addRow(QLabel("<b>Controls</b> (each a sweep of its own)"))
-        for box in self.control_boxes.values():
-            form.addRow(box)
+        form.addRow(self.control_inputs)
         form.addRow(buttons)
         form.addRow(self.summary)
         form.addRow(self.hover)
@@ -172,9 +160,7 @@ class SweepTab(QWidget):
         self.clean_line.hide()
         self.control_clean_lines: dict[str, pg.InfiniteLine] = {}  # legend name -> line, for controls
         # whose tokens differ (shuffled), so that their clean loss differs too
-        self.curves = {
-            name: {plot_name: None for plot_name in ("components", "loss", "kl")} for name in ("", *CONTROLS)
-        }
+        self.curves: dict[str, dict[str, Any]] = {}  # run label -> plot name -> its curve, made as runs arrive
         self.dimensionality = plots.line_plot(
             middle, "E) Reduction vs. loss", "Hidden-state dimensionality (% of total)", "Loss", col=0
         )
@@ -230,7 +216,7 @@ class SweepTab(QWidget):
         except HsviewerError as e:
             self.error.emit(str(e))
             return
-        controls = [name for name, box in self.control_boxes.items() if box.isChecked()]
+        controls = self.control_inputs.controls()
         if self.texts_source.corpus() is not None:
             self._run_corpus(reduction, grid, controls)
             return
@@ -282,10 +268,10 @@ class SweepTab(QWidget):
         its losses are read against it and not against the plain run's."""
         if self.start is None or abs(start.run.clean_loss - self.start.run.clean_loss) < 1e-9:
             return
-        pen = pg.mkPen(RUN_PENS[start.label], width=1.5, style=Qt.PenStyle.DashLine)
+        pen = pg.mkPen(run_pen(start.label), width=1.5, style=Qt.PenStyle.DashLine)
         line = pg.InfiniteLine(pos=start.run.clean_loss, angle=0, pen=pen)
-        line.setToolTip(f"Clean loss of the {CONTROLS[start.label]} run: {start.run.clean_loss:.4f}")
-        name = f"clean ({CONTROLS[start.label]})"
+        line.setToolTip(f"Clean loss of the {run_name(start.label)} run: {start.run.clean_loss:.4f}")
+        name = f"clean ({run_name(start.label)})"
         self.loss.addItem(line)
         self.loss.legend.addItem(pg.PlotDataItem(pen=pen), name)
         self.control_clean_lines[name] = line
@@ -300,9 +286,8 @@ class SweepTab(QWidget):
         self.grid_labels = [g.label() for g in start.run.grid]
         for run in self.curves.values():
             for plot_name, curve in run.items():
-                if curve is not None:
-                    getattr(self, plot_name).removeItem(curve)
-                    run[plot_name] = None
+                getattr(self, plot_name).removeItem(curve)
+        self.curves = {}
         for curve in (self.hidden_curve, self.logit_curve):
             curve.setData([], [])
         self.dim_points.clear()
@@ -336,19 +321,16 @@ class SweepTab(QWidget):
         self.layer_shown.emit(step.label, step.result.layer)
 
     def _curve(self, label: str, plot_name: str, x: np.ndarray, y: list[float]) -> None:
-        curve = self.curves[label][plot_name]
+        own = self.curves.setdefault(label, {})
+        curve = own.get(plot_name)
         if curve is None:
-            name = "reduced" if label == "" else CONTROLS[label]
-            brush = plots.PINK if label == "" else RUN_PENS[label]
-            curve = getattr(self, plot_name).plot(name=name, **plots.markers(brush, "h", 10, RUN_PENS[label]))
-            self.curves[label][plot_name] = curve
+            name = "reduced" if label == "" else run_name(label)
+            brush = plots.PINK if label == "" else run_pen(label)
+            curve = getattr(self, plot_name).plot(name=name, **plots.markers(brush, "h", 10, run_pen(label)))
+            own[plot_name] = curve
         curve.setData(x, np.asarray(y, dtype=float))
         if plot_name == "components":
-            tops = [
-                np.nanmax(c.yData)
-                for run in self.curves.values()
-                if (c := run["components"]) is not None and len(c.yData)
-            ]
+            tops = [np.nanmax(c.yData) for run in self.curves.values() if (c := run.get("components")) and len(c.yData)]
             plots.from_zero(self.components, max(tops, default=1.0))
 
     def _draw_main(self, results: list[LayerResult], layers: np.ndarray) -> None:
@@ -466,8 +448,7 @@ class SweepTab(QWidget):
         """The inputs a run was made with: reduction, grid, controls and its texts (None: one text)."""
         self.form.set_reduction(reduction)
         self.grid_field.setText(", ".join(f"{g.threshold:g}" for g in grid if g.threshold is not None))
-        for name, box in self.control_boxes.items():
-            box.setChecked(name in controls)
+        self.control_inputs.set_controls(controls)
         self.texts_source.set_source(corpus)
 
     @staticmethod
@@ -498,12 +479,10 @@ class SweepTab(QWidget):
         self.form.save(settings, "sweep")
         self.texts_source.save(settings)
         settings.set("sweep/grid", self.grid_field.text())
-        for name, box in self.control_boxes.items():
-            settings.set(f"sweep/control_{name}", box.isChecked())
+        self.control_inputs.save(settings)
 
     def restore_settings(self, settings: Settings) -> None:
         self.form.restore(settings, "sweep")
         self.texts_source.restore(settings)
         self.grid_field.setText(settings.get("sweep/grid", "", str))
-        for name, box in self.control_boxes.items():
-            box.setChecked(settings.get(f"sweep/control_{name}", False, bool))
+        self.control_inputs.restore(settings)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from hsviewer.core.choices import Control
+
 Rows = list[list[Any]]
 
 
@@ -63,10 +65,27 @@ def reduction_label(data: dict[str, Any]) -> str:
     return f"{threshold:g}%" if isinstance(threshold, (int, float)) else ""
 
 
+def reduction_setting(data: dict[str, Any]) -> str:
+    """The threshold or k, then the tokens the reduction left out of its basis, spelt as the controls
+    are: '95%', '95%, exclude_first:4', 'k = 8, exclude_massive:100'."""
+    return ", ".join([reduction_label(data), *exclusions(data)])
+
+
+def exclusions(data: dict[str, Any]) -> list[str]:
+    """exclude_first (true or a count) and exclude_massive (a ratio), where a result's reduction has them."""
+    first, ratio = data.get("exclude_first"), data.get("exclude_massive")
+    parts = []
+    if first is True or (isinstance(first, int) and first > 0):
+        parts.append(Control("exclude_first", int(first)).label)
+    if isinstance(ratio, (int, float)) and not isinstance(ratio, bool):
+        parts.append(Control("exclude_massive", ratio).label)
+    return parts
+
+
 def sweep_label(data: dict[str, Any], texts: bool = False) -> str:
     """The reduction, then what else a sweep holds, so that two runs differing in those read differently:
     '95%', 'k = 8', '95%, grid of 4, 3 controls'; with `texts`, a corpus run's count: '95%, 3 texts, 1 control'."""
-    parts = [reduction_label(data)]
+    parts = [reduction_setting(data)]
     grid = data.get("grid")
     if isinstance(grid, dict) and isinstance(grid.get("settings"), list) and grid["settings"]:
         parts.append(f"grid of {len(grid['settings'])}")

@@ -80,9 +80,10 @@ class LayerAggregate:
         return out
 
 
-def rank_of(run: SweepResult, hidden_size: int) -> int:
-    """min(T, d) of the matrix the run decomposed (T without the first token under exclude_first)."""
-    return max(1, min(len(run.tokens) - int(run.reduction.exclude_first), hidden_size))
+def rank_of(run: SweepResult, layer: LayerResult, hidden_size: int) -> int:
+    """min(T, d) of the matrix the run decomposed at this layer: T the rows its basis was built from
+    (without the first N tokens under exclude_first, and the layer's massive ones under exclude_massive)."""
+    return max(1, min(layer.basis_tokens(run), hidden_size))
 
 
 def aggregate(runs: list[SweepResult], hidden_size: int) -> list[LayerAggregate]:
@@ -90,12 +91,10 @@ def aggregate(runs: list[SweepResult], hidden_size: int) -> list[LayerAggregate]
     if not runs:
         return []
     out = []
-    for layer in range(min(len(run.layers) for run in runs)):
-        values = {
-            name: Interval.of([value(run.layers[layer], run, rank_of(run, hidden_size)) for run in runs])
-            for name, value in MEASURES.items()
-        }
-        out.append(LayerAggregate(layer=runs[0].layers[layer].layer, n=len(runs), values=values))
+    for index in range(min(len(run.layers) for run in runs)):
+        rows = [(run, run.layers[index], rank_of(run, run.layers[index], hidden_size)) for run in runs]
+        values = {name: Interval.of([value(r, run, rank) for run, r, rank in rows]) for name, value in MEASURES.items()}
+        out.append(LayerAggregate(layer=runs[0].layers[index].layer, n=len(runs), values=values))
     return out
 
 

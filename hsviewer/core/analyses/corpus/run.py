@@ -21,6 +21,7 @@ from hsviewer.core.analyses.corpus.results import (
 )
 from hsviewer.core.analyses.corpus.texts import CorpusText
 from hsviewer.core.analyses.sweep.run import check_options, iter_sweep
+from hsviewer.core.choices import control_labels
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished
 from hsviewer.core.linalg.reduction import Reduction
@@ -57,7 +58,7 @@ def iter_corpus_sweep(
             hidden_size=handle.hidden_size,
             reduction=reduction,
             source=source,
-            controls=list(controls),
+            controls=control_labels(controls),  # as the texts' runs are keyed: exclude_massive:100
             notes=list(notes),
         )
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hsviewer.core.analyses.checks import DamagedRun, check_depth, check_fields, check_layer_index
-from hsviewer.core.analyses.kind import AnalysisKind, Rows, reduction_label
+from hsviewer.core.analyses.kind import AnalysisKind, Rows, reduction_setting
 from hsviewer.core.analyses.reduce.results import HiddenReduction
 
 
@@ -37,7 +37,7 @@ REDUCE = AnalysisKind(
     name="reduce",
     result=HiddenReduction,
     table=rows,
-    setting=reduction_label,
+    setting=reduction_setting,
     title=lambda data: f" layer {data['layer']}" if "layer" in data else "",
     arrays=True,
     summary=summary,

@@ -27,9 +27,11 @@ class LayerResult:
     grid_components: list[int] = field(default_factory=list)  # one per grid setting
     grid_loss: list[float] = field(default_factory=list)
     measures: SpectrumMeasures | None = None  # of the reduced hidden state's spectrum and raw values
+    excluded_tokens: list[int] | None = None  # under exclude_massive, the positions left out of the basis
 
     def to_dict(self) -> dict[str, Any]:
         measures = self.measures.to_dict() if self.measures is not None else {}
+        excluded = {} if self.excluded_tokens is None else {"excluded_tokens": self.excluded_tokens}
         return {
             "layer": self.layer,
             "components": self.components,
@@ -40,7 +42,12 @@ class LayerResult:
             "kl_divergence": self.kl_divergence,
             "token_diff_norms": self.token_diff_norms,
             **measures,
+            **excluded,
         }
+
+    def basis_tokens(self, run: SweepResult) -> int:
+        """How many tokens this layer's basis was built from: the run's, less those its reduction left out."""
+        return len(run.tokens) - run.reduction.exclude_first - len(self.excluded_tokens or [])
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], grid_components: list[int], grid_loss: list[float]) -> LayerResult:

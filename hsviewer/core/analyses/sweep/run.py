@@ -22,11 +22,11 @@ from hsviewer.core.analyses.sweep.results import (
     SweepEvent,
     SweepResult,
 )
-from hsviewer.core.choices import CONTROLS, METHODS
+from hsviewer.core.choices import CONTROLS, METHODS, parse_control, parse_controls
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.linalg.measures import measure
-from hsviewer.core.linalg.reduction import Decomposition, Reduction, decompose, reduce_matrix
+from hsviewer.core.linalg.reduction import Decomposition, Reduction, check_tokens, decompose, reduce_matrix
 from hsviewer.core.model.anatomy import block_hidden
 from hsviewer.core.model.memory import free_bytes, sweep_batch
 from hsviewer.core.passes.batched import batched_tails
@@ -64,12 +64,12 @@ def iter_sweep(
     """Reduce each block in turn, yielding an event per clean pass, run start and layer.
 
     grid: further reductions (other thresholds or k) whose loss is measured at every
-    layer from the same SVD. controls: any of CONTROLS, each a full sweep of its own,
-    after the plain one. Stop iterating to cancel: a consumer that does keeps the layers
-    done so far (SweepCollector). batch: how many layers' tails run as one batched pass
-    (method "prefix"); by default on CUDA as many as its free memory holds (memory.sweep_batch),
-    1 on the CPU, where batching saves nothing and one layer at a time keeps cancelling and
-    progress fine-grained.
+    layer from the same SVD. controls: spellings of CONTROLS (choices.CONTROL_SPELLINGS:
+    exclude_first:4, exclude_massive:100), each a full sweep of its own after the plain one.
+    Stop iterating to cancel: a consumer that does keeps the layers done so far (SweepCollector).
+    batch: how many layers' tails run as one batched pass (method "prefix"); by default on CUDA
+    as many as its free memory holds (memory.sweep_batch), 1 on the CPU, where batching saves
+    nothing and one layer at a time keeps cancelling and progress fine-grained.
     """
     reduction = reduction or Reduction()
     check_options(method, controls)
@@ -138,12 +138,10 @@ def layer_sweep(
 
 
 def check_options(method: str, controls: Sequence[str]) -> None:
-    """The method and controls, before any text is tokenised."""
+    """The method and controls (their spellings: choices.CONTROL_SPELLINGS), before any text is tokenised."""
     if method not in METHODS:
         raise HsviewerError(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
-    unknown = set(controls) - set(CONTROLS)
-    if unknown:
-        raise HsviewerError(f"Unknown control {sorted(unknown)[0]!r}; choose from {', '.join(CONTROLS)}.")
+    parse_controls(controls)
 
 
 def default_batch(handle: ModelHandle, tokens: int) -> int:
@@ -162,15 +160,23 @@ def _suffix(label: str) -> str:
     return f" ({label})" if label else ""
 
 
-def _control(name: str, reduction: Reduction, tokens: Tokens) -> tuple[str, Reduction, Tokens]:
+def _control(spelling: str, reduction: Reduction, tokens: Tokens) -> tuple[str, Reduction, Tokens]:
+    """A control's run: its label, its reduction and its tokens; a text too short for exclude_first:N
+    is refused here, before the plain run, rather than after it."""
+    control = parse_control(spelling)
+    name, label = control.name, control.label
     if name == "exclude_first":
-        return name, replace(reduction, exclude_first=True), tokens
+        excluding = replace(reduction, exclude_first=int(control.value or 1))
+        check_tokens(len(tokens), excluding)
+        return label, excluding, tokens
+    if name == "exclude_massive":
+        return label, replace(reduction, exclude_massive=control.value), tokens
     if name == "random":
-        return name, replace(reduction, basis="random"), tokens
+        return label, replace(reduction, basis="random"), tokens
     generator = torch.Generator().manual_seed(reduction.seed)
     order = torch.randperm(len(tokens), generator=generator)
     shuffled = [tokens.strings[i] for i in order.tolist()]
-    return name, reduction, Tokens(tokens.ids[:, order.to(tokens.ids.device)], shuffled)
+    return label, reduction, Tokens(tokens.ids[:, order.to(tokens.ids.device)], shuffled)
 
 
 def _layers(
@@ -195,6 +201,8 @@ def _layers(
             runs = [_hooked(handle, ids, layer, reduction) for layer in chunk]
         for layer, hs, dec, run in zip(chunk, hidden, decs, runs, strict=True):
             layer_result = _measure(layer, hs, run, reference.compare(run.states), dec, tokens.strings)
+            if reduction.exclude_massive is not None:
+                layer_result.excluded_tokens = dec.excluded
             if grid:
                 _grid(handle, ids, clean, reference, layer, dec, reduction, grid, layer_result)
             yield layer_result
@@ -266,7 +274,7 @@ def _grid(
 ) -> None:
     """Loss at each grid setting from the layer's one SVD; a setting with the same k reuses its run.
 
-    A setting that centres, excludes the first token or picks its basis differently gets
+    A setting that centres, excludes tokens or picks its basis differently gets
     its own decomposition of the layer's hidden state.
     """
     own = _basis(reduction)
@@ -281,9 +289,9 @@ def _grid(
         result.grid_loss.append(losses[(k, key)])
 
 
-def _basis(reduction: Reduction) -> tuple[str, bool, str, int]:
+def _basis(reduction: Reduction) -> tuple[str, int, float | None, str, int]:
     """What, besides k, decides a reduction's result."""
-    return (reduction.centering, reduction.exclude_first, reduction.basis, reduction.seed)
+    return (reduction.centering, reduction.exclude_first, reduction.exclude_massive, reduction.basis, reduction.seed)
 
 
 def tail_states(
