@@ -134,7 +134,7 @@ def find_models_job() -> Job:
     """List the models on this machine (headers only; no model needed); returns [FoundModel]."""
 
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core.model.discovery import iter_find_models
+        from hsviewer.core.model.discovery.scan import iter_find_models
 
         yield from iter_find_models()
 

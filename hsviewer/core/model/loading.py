@@ -21,7 +21,8 @@ from hsviewer.core.model import default as default_model
 from hsviewer.core.model import gguf_cache, streaming
 from hsviewer.core.model.anatomy import find_blocks, separable_head
 from hsviewer.core.model.default import DEFAULT_MODEL
-from hsviewer.core.model.discovery import OLLAMA_PREFIX, facts_of
+from hsviewer.core.model.discovery.facts import describe, facts_of
+from hsviewer.core.model.discovery.ollama import OLLAMA_PREFIX, resolve_ollama
 from hsviewer.core.model.finite import check_finite
 from hsviewer.core.model.memory import (
     DTYPES,
@@ -246,8 +247,6 @@ def _plan(
     stream: str = "auto",
 ) -> MemoryPlan | None:
     """In memory when it fits (or stream is "never"), else streamed (always when stream is "always")."""
-    from hsviewer.core.model.discovery import describe
-
     if device.startswith("cuda") and not torch.cuda.is_available():
         return None  # loading will say why this device cannot be used
     path = gguf or local_model_folder(folder)
@@ -347,8 +346,6 @@ def _resolve(source: str) -> tuple[str, str, Path | None]:
     if source == DEFAULT_MODEL:
         return "", "SmolLM2-135M-Instruct", default_model.default_gguf_path()
     if source.startswith(OLLAMA_PREFIX):  # ollama:NAME:TAG, a GGUF blob in Ollama's store
-        from hsviewer.core.model.discovery import resolve_ollama
-
         return "", source.removeprefix(OLLAMA_PREFIX), resolve_ollama(source)
     path = Path(source).expanduser()
     if path.suffix.lower() == ".gguf":
