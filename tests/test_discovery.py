@@ -28,6 +28,7 @@ from hsviewer.core.model.discovery.ollama import OLLAMA_MODEL_LAYER, resolve_oll
 from hsviewer.core.model.discovery.safetensors_header import safetensors_header
 from hsviewer.core.model.discovery.scan import find_models
 from hsviewer.core.model.discovery.table import COLUMNS
+from hsviewer.core.model.sources import resolve_source
 
 ENV = ("OLLAMA_MODELS", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "LLAMA_CACHE")
 
@@ -337,7 +338,7 @@ def test_ollama_names_resolve_to_their_blobs(home, tmp_path, monkeypatch):
     assert blob.parent == store / "blobs" and blob.read_bytes() == (tmp_path / "m.gguf").read_bytes()
     assert resolve_ollama("tiny") == blob == resolve_ollama("ollama:tiny:latest")
     assert resolve_ollama("someone/tiny:q8").is_file() and resolve_ollama("hf.co/org/repo:Q4_K_M").is_file()
-    assert models_module._resolve("ollama:tiny:latest") == ("", "tiny:latest", blob)
+    assert resolve_source("ollama:tiny:latest") == ("", "tiny:latest", blob)
     for bad in ("tiny:7b", "nobody/tiny", "../tiny", "a/b/c/d:e", "tiny:"):
         with pytest.raises(HsviewerError) as error:
             resolve_ollama(bad)
@@ -671,7 +672,7 @@ def test_a_claimed_header_is_never_read_past_the_first_piece(home, tmp_path, mon
 
 def test_an_ollama_model_has_the_memory_plan_of_its_gguf_file(home, tmp_path, monkeypatch):
     # Its blob has no .gguf suffix: the plan read it as a model folder and found no size.
-    from hsviewer.core.model.loading import plan_load
+    from hsviewer.core.model.load_plan import plan_load
 
     monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
     store = home / ".ollama" / "models"
