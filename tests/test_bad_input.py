@@ -559,7 +559,7 @@ def test_a_bad_device_is_refused_before_loading(device, capsys, no_loading, tmp_
 def test_load_model_refuses_a_bad_device_before_loading(monkeypatch, tiny_model_dir):
     from hsviewer.core.model import loading as models
 
-    monkeypatch.setattr(models, "_resolve", lambda *a: pytest.fail("the model was looked up"))
+    monkeypatch.setattr(models, "resolve_source", lambda *a: pytest.fail("the model was looked up"))
     with pytest.raises(HsviewerError, match="'meta'"):
         models.load_model(str(tiny_model_dir), device="meta")
     assert [models.check_device(d) for d in ("cpu", "cuda", "cuda:1", "mps", None)] == [
@@ -674,11 +674,11 @@ def test_refusals_before_loading_do_not_import_torch(args, tmp_path):
 
 def test_a_hub_id_not_in_the_cache_fails_at_once_when_the_hub_cannot_be_reached(monkeypatch, capsys):
     """Without HF_HUB_OFFLINE, huggingface_hub would retry for about half a minute."""
-    import hsviewer.core.model.loading as models
+    from hsviewer.core.model import pretrained
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setattr(models, "_explain", lambda *a: pytest.fail("a download was tried"))
+    monkeypatch.setattr(pretrained, "_explain", lambda *a: pytest.fail("a download was tried"))
     assert main(["reduce", "--model", "nobody/no-such-model-xyz", "--layer", "1", "--out", "x.json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (

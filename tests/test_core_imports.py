@@ -50,7 +50,7 @@ def test_an_unknown_name_is_an_attribute_error():
 
 def test_listing_models_leaves_torch_out():
     # `hsviewer models` reads headers only; importing torch for it cost two seconds.
-    modules = imported_after("from hsviewer.core.model.discovery import find_models\nfind_models()")
+    modules = imported_after("from hsviewer.core.model.discovery.scan import find_models\nfind_models()")
     assert {"torch", "transformers"} & modules == set()
 
 

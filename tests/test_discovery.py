@@ -17,9 +17,18 @@ from safetensors.numpy import save_file
 from hsviewer.cli import main
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.model import default as default_model
-from hsviewer.core.model import discovery
 from hsviewer.core.model import loading as models_module
-from hsviewer.core.model.discovery import FoundModel, find_models, read_gguf_header, resolve_ollama
+from hsviewer.core.model.discovery import gguf_header, remembered
+from hsviewer.core.model.discovery import stores as store_dirs
+from hsviewer.core.model.discovery.found import KINDS, FoundModel
+from hsviewer.core.model.discovery.gguf_header import read_gguf_header
+from hsviewer.core.model.discovery.gguf_rows import gguf_file_type
+from hsviewer.core.model.discovery.hf_rows import estimate_parameters
+from hsviewer.core.model.discovery.ollama import OLLAMA_MODEL_LAYER, resolve_ollama
+from hsviewer.core.model.discovery.safetensors_header import safetensors_header
+from hsviewer.core.model.discovery.scan import find_models
+from hsviewer.core.model.discovery.table import COLUMNS
+from hsviewer.core.model.sources import resolve_source
 
 ENV = ("OLLAMA_MODELS", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "LLAMA_CACHE")
 
@@ -124,7 +133,7 @@ def home(tmp_path, monkeypatch):
         monkeypatch.setenv(name, str(home / sub))
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(discovery, "OLLAMA_SERVICE_STORE", tmp_path / "no-ollama-service")
+    monkeypatch.setattr(store_dirs, "OLLAMA_SERVICE_STORE", tmp_path / "no-ollama-service")
     default = tmp_path / "pkg" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     write_gguf(default, layers=30, hidden=576, vocab=64, file_type=gguf.LlamaFileType.MOSTLY_Q4_1)
     monkeypatch.setattr(default_model, "default_gguf_path", lambda: default)
@@ -193,15 +202,15 @@ def test_gguf_header_reads_what_was_written_as_gguf_reader_does(tmp_path):
     assert header.parameters == params == sum(t.n_elements for t in reader.tensors)
     assert header.tensor_count == len(reader.tensors) == 2
     assert set(header.metadata) == set(reader.fields) - {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count"}
-    assert discovery.gguf_file_type(header.metadata["general.file_type"]) == "Q4_K_M"
+    assert gguf_file_type(header.metadata["general.file_type"]) == "Q4_K_M"
 
 
 def test_a_header_longer_than_the_first_read_is_read_in_growing_pieces_up_to_a_limit(tmp_path, monkeypatch):
     path = tmp_path / "m.gguf"
     params = write_gguf(path, vocab=500)
-    monkeypatch.setattr(discovery, "HEADER_START", 64)
+    monkeypatch.setattr(gguf_header, "HEADER_START", 64)
     assert read_gguf_header(path).parameters == params
-    monkeypatch.setattr(discovery, "HEADER_LIMIT", 256)  # a header that never ends within the limit
+    monkeypatch.setattr(gguf_header, "HEADER_LIMIT", 256)  # a header that never ends within the limit
     with pytest.raises(ValueError, match="not a readable GGUF file"):
         read_gguf_header(path)
 
@@ -234,7 +243,7 @@ def test_every_source_is_listed_with_its_headers_numbers(stores):
     found = find_models([stores["added"]])
     assert found[0].name == "default" and found[0].source == "default" and found[0].kind == "default"
     assert (found[0].layers, found[0].hidden_size, found[0].quantisation) == (30, 576, "Q4_1")
-    assert [m.kind for m in found] == sorted((m.kind for m in found), key=discovery.KINDS.index)
+    assert [m.kind for m in found] == sorted((m.kind for m in found), key=KINDS.index)
     models = by_name(found)
     assert set(models) == {
         "default",
@@ -282,7 +291,7 @@ def test_every_source_is_listed_with_its_headers_numbers(stores):
 
     folder = models["hf-model"]  # no safetensors: the count is estimated from config.json
     assert folder.kind == "folder" and folder.source == str(stores["added"] / "hf-model")
-    assert folder.parameters_estimated and folder.parameters == discovery.estimate_parameters(
+    assert folder.parameters_estimated and folder.parameters == estimate_parameters(
         llama_config(tie_word_embeddings=False)
     )
     assert models["x/y/b.gguf"].source == str(stores["added"] / "x" / "y" / "b.gguf")
@@ -294,9 +303,9 @@ def test_every_source_is_listed_with_its_headers_numbers(stores):
 
 def test_estimated_parameters_are_exact_for_a_llama(tiny_model_dir):
     config = json.loads((tiny_model_dir / "config.json").read_text())
-    header = discovery.safetensors_header(tiny_model_dir / "model.safetensors")
+    header = safetensors_header(tiny_model_dir / "model.safetensors")
     exact = sum(int(np.prod(t["shape"])) for k, t in header.items() if k != "__metadata__")
-    assert discovery.estimate_parameters(config) == exact
+    assert estimate_parameters(config) == exact
 
 
 def test_each_store_honours_its_environment_variable(home, tmp_path, monkeypatch):
@@ -329,7 +338,7 @@ def test_ollama_names_resolve_to_their_blobs(home, tmp_path, monkeypatch):
     assert blob.parent == store / "blobs" and blob.read_bytes() == (tmp_path / "m.gguf").read_bytes()
     assert resolve_ollama("tiny") == blob == resolve_ollama("ollama:tiny:latest")
     assert resolve_ollama("someone/tiny:q8").is_file() and resolve_ollama("hf.co/org/repo:Q4_K_M").is_file()
-    assert models_module._resolve("ollama:tiny:latest") == ("", "tiny:latest", blob)
+    assert resolve_source("ollama:tiny:latest") == ("", "tiny:latest", blob)
     for bad in ("tiny:7b", "nobody/tiny", "../tiny", "a/b/c/d:e", "tiny:"):
         with pytest.raises(HsviewerError) as error:
             resolve_ollama(bad)
@@ -385,23 +394,23 @@ def test_added_folders_are_remembered_and_forgotten(home, tmp_path, caplog):
     folder = tmp_path / "mine"
     write_gguf(folder / "one.gguf")
     assert "one.gguf" not in by_name(find_models())
-    assert discovery.remember_path(folder) == folder.resolve()
-    assert discovery.paths_file().is_relative_to(home / ".config")
-    discovery.remember_path(folder)  # twice: kept once
-    assert discovery.remembered_paths() == [folder.resolve()]
+    assert remembered.remember_path(folder) == folder.resolve()
+    assert remembered.paths_file().is_relative_to(home / ".config")
+    remembered.remember_path(folder)  # twice: kept once
+    assert remembered.remembered_paths() == [folder.resolve()]
     assert by_name(find_models())["one.gguf"].kind == "folder"
     assert "one.gguf" not in by_name(find_models(remembered=False))
-    discovery.forget_path(folder)
-    assert discovery.remembered_paths() == [] and "one.gguf" not in by_name(find_models())
+    remembered.forget_path(folder)
+    assert remembered.remembered_paths() == [] and "one.gguf" not in by_name(find_models())
     with pytest.raises(HsviewerError, match="not among"):
-        discovery.forget_path(folder)
+        remembered.forget_path(folder)
     with pytest.raises(HsviewerError, match="No folder or file"):
-        discovery.remember_path(tmp_path / "nothing")
-    discovery.paths_file().write_text("{damaged")
+        remembered.remember_path(tmp_path / "nothing")
+    remembered.paths_file().write_text("{damaged")
     with caplog.at_level(logging.WARNING):
-        assert discovery.remembered_paths() == []
+        assert remembered.remembered_paths() == []
     assert "unreadable" in caplog.text
-    discovery.remember_path(folder / "one.gguf")  # a single file, after a damaged list
+    remembered.remember_path(folder / "one.gguf")  # a single file, after a damaged list
     assert by_name(find_models())["one.gguf"].source == str(folder / "one.gguf")
 
 
@@ -432,7 +441,7 @@ def test_cli_lists_models_as_a_table_and_as_json(stores, capsys):
     assert main(["models", "--path", str(stores["added"])]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == [c.upper() for c in discovery.COLUMNS]
+    assert lines[0].split() == [c.upper() for c in COLUMNS]
     assert lines[1].split()[:2] == ["default", "default"]
     assert any(line.startswith("tiny:latest ") and "ollama:tiny:latest" in line for line in lines)
     assert "note: gone:7b:" in out
@@ -486,7 +495,7 @@ def test_choose_model_dialog_lists_filters_and_chooses(qtbot, home, stores, scan
 
     from hsviewer.gui.dialogs import ChooseModelDialog
 
-    discovery.remember_path(stores["added"])
+    remembered.remember_path(stores["added"])
     recent = ["org/tiny-llama", "ollama:tiny:latest", "/typed/by/hand"]
     submitted = []
 
@@ -601,7 +610,7 @@ def hostile(kind: str, tmp_path: Path, store: Path) -> tuple[str, str, str]:
         return "evil:latest", "ollama:evil:latest", "too large for an Ollama manifest"
     target = {"passwd": "/etc/passwd", "climb": "../../../../etc/passwd", "absolute-gguf": str(tmp_path / "any.gguf")}
     write_gguf(tmp_path / "any.gguf")
-    layers = [{"mediaType": discovery.OLLAMA_MODEL_LAYER, "digest": target[kind]}]
+    layers = [{"mediaType": OLLAMA_MODEL_LAYER, "digest": target[kind]}]
     manifest.write_text(json.dumps({"layers": layers}))
     return "evil:latest", "ollama:evil:latest", "not a sha256 digest"
 
@@ -654,16 +663,16 @@ def test_a_hostile_model_given_as_model_is_one_line(kind, home, tmp_path, monkey
 def test_a_claimed_header_is_never_read_past_the_first_piece(home, tmp_path, monkeypatch):
     sparse(tmp_path / "claims.gguf", b"GGUF" + struct.pack("<IQQ", 3, 1, 5_000_000), 64 << 20)
     parsed = []
-    original = discovery._parse_gguf
-    monkeypatch.setattr(discovery, "_parse_gguf", lambda data, *a: parsed.append(len(data)) or original(data, *a))
+    original = gguf_header._parse_gguf
+    monkeypatch.setattr(gguf_header, "_parse_gguf", lambda data, *a: parsed.append(len(data)) or original(data, *a))
     with pytest.raises(ValueError, match="claims 5,000,000 metadata keys"):
         read_gguf_header(tmp_path / "claims.gguf")
-    assert parsed == [discovery.HEADER_START]
+    assert parsed == [gguf_header.HEADER_START]
 
 
 def test_an_ollama_model_has_the_memory_plan_of_its_gguf_file(home, tmp_path, monkeypatch):
     # Its blob has no .gguf suffix: the plan read it as a model folder and found no size.
-    from hsviewer.core.model.loading import plan_load
+    from hsviewer.core.model.load_plan import plan_load
 
     monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
     store = home / ".ollama" / "models"

@@ -10,7 +10,7 @@ import torch
 
 from hsviewer.cli import main
 from hsviewer.core import HsviewerError, Reduction, layer_sweep, load_model, reduce_layer
-from hsviewer.core.model.loading import plan_load
+from hsviewer.core.model.load_plan import plan_load
 from hsviewer.core.model.memory import RUNTIME_BYTES
 
 
@@ -39,7 +39,7 @@ def test_a_budget_below_the_runtime_refuses_the_load_with_numbers(tiny_model_dir
 def test_plan_prints_and_loads_nothing(tiny_model_dir, tmp_path, capsys, monkeypatch):
     import hsviewer.core.model.loading as models
 
-    monkeypatch.setattr(models, "_load", lambda *a, **k: pytest.fail("--plan loaded the model"))
+    monkeypatch.setattr(models, "load_pretrained", lambda *a, **k: pytest.fail("--plan loaded the model"))
     out = tmp_path / "s.json"
     assert main(["sweep", "--model", str(tiny_model_dir), "--text", "a b c d", "--out", str(out), "--plan"]) == 0
     said = capsys.readouterr().out

@@ -116,7 +116,7 @@ def test_a_budget_that_is_no_size_is_said_and_nothing_loads(qtbot, window, setti
 
 
 def test_the_chooser_shows_the_plan_of_the_chosen_model_with_the_chosen_options(qtbot, window, tiny_model_dir):
-    from hsviewer.core.model.loading import plan_load
+    from hsviewer.core.model.load_plan import plan_load
 
     dialog = ChooseModelDialog([], "", submit=window.submit)
     qtbot.addWidget(dialog)

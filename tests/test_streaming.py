@@ -12,7 +12,8 @@ from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
 from hsviewer.core.analyses.corpus.texts import CorpusText
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
-from hsviewer.core.model.loading import iter_load, plan_load
+from hsviewer.core.model.load_plan import plan_load
+from hsviewer.core.model.loading import iter_load
 from hsviewer.core.model.memory import GB, RUNTIME_BYTES, ModelFacts, plan_memory, plan_stream
 from hsviewer.core.model.streaming import StreamStopped, bytes_read
 from tests.tiny_models import ARCHITECTURES

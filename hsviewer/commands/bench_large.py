@@ -144,7 +144,7 @@ def run_large_bench(path: str, text: str, dtypes: tuple[str, ...] = ("float32", 
     The plans are those `hsviewer sweep --plan` would print for the sweep's text (its token count as the
     sweep counted it): with the conversion ahead for the first-load rows, with the model cached for the sweeps.
     """
-    from hsviewer.core.model.loading import plan_load
+    from hsviewer.core.model.load_plan import plan_load
     from hsviewer.core.model.memory import RUNTIME_BYTES
 
     gguf_path = Path(path)

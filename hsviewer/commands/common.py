@@ -199,7 +199,7 @@ def load(args: argparse.Namespace, progress: bool = True) -> Any:
 
 def print_plan(args: argparse.Namespace, text: str) -> int:
     """--plan: the load's memory plan for about as many tokens as the text holds, without loading."""
-    from hsviewer.core.model.loading import plan_load
+    from hsviewer.core.model.load_plan import plan_load
     from hsviewer.core.model.memory import refusal
 
     tokens = max(2, round(len(text.encode("utf-8")) / 3.5))  # about as many as a BPE tokenizer makes

@@ -4,29 +4,54 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hsviewer.commands.common import add_model_text, text_of
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.model.memory import DTYPES, format_size
 
+if TYPE_CHECKING:
+    from hsviewer.core.model.discovery.found import FoundModel
+
 
 def run_models(args: argparse.Namespace) -> int:
     import json
 
-    from hsviewer.core.model import discovery
+    from hsviewer.core.model.discovery import remembered
+    from hsviewer.core.model.discovery.scan import find_models
 
     if args.add:
-        print(f"Added {discovery.remember_path(args.add)} (saved in {discovery.paths_file()})", file=sys.stderr)
+        print(f"Added {remembered.remember_path(args.add)} (saved in {remembered.paths_file()})", file=sys.stderr)
     if args.remove:
-        print(f"Removed {discovery.forget_path(args.remove)}", file=sys.stderr)
+        print(f"Removed {remembered.forget_path(args.remove)}", file=sys.stderr)
     for path in args.path:
         if not Path(path).expanduser().exists():
             raise HsviewerError(f"No folder or file at {path}.")
-    found = discovery.find_models(args.path)
-    print(json.dumps([m.to_dict() for m in found], indent=2) if args.json else discovery.format_table(found))
+    found = find_models(args.path)
+    print(json.dumps([m.to_dict() for m in found], indent=2) if args.json else format_table(found))
     return 0
+
+
+def format_table(models: Sequence[FoundModel]) -> str:
+    """The models as a plain-text table, each column as wide as its widest cell; problems below."""
+    from hsviewer.core.model.discovery.table import COLUMNS, row_text
+
+    if not models:
+        return "No models found."
+    rows = [tuple(c.upper() for c in COLUMNS), *(row_text(m) for m in models)]
+    numeric = {COLUMNS.index(c) for c in ("params", "layers", "hidden", "size", "memory")}
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i in numeric else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    lines += [f"note: {m.name}: {m.problem}" for m in models if m.problem]
+    return "\n".join(lines)
 
 
 def run_cache(args: argparse.Namespace) -> int:

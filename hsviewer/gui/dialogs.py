@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 
 import hsviewer
 from hsviewer.core.errors import failure_message
-from hsviewer.core.model.discovery import FoundModel, row_text
+from hsviewer.core.model.discovery.found import FoundModel
+from hsviewer.core.model.discovery.table import row_text
 from hsviewer.gui.forms import ModelPicker
 from hsviewer.gui.model_options import LoadOptions, LoadOptionsRow, field_refusal
 from hsviewer.gui.worker import Job
@@ -265,7 +266,7 @@ class ChooseModelDialog(QDialog):
         if not path:
             return
         from hsviewer.core.errors import HsviewerError
-        from hsviewer.core.model.discovery import remember_path
+        from hsviewer.core.model.discovery.remembered import remember_path
 
         try:
             remember_path(path)

@@ -94,7 +94,7 @@ def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int 
 
     def work(slot: ModelSlot) -> Iterator[Any]:
         from hsviewer.core.events import Finished
-        from hsviewer.core.model.loading import plan_load
+        from hsviewer.core.model.load_plan import plan_load
 
         yield Finished(result=plan_load(source, dtype=dtype, device=device, memory_budget=memory_budget, stream=stream))
 
@@ -134,7 +134,7 @@ def find_models_job() -> Job:
     """List the models on this machine (headers only; no model needed); returns [FoundModel]."""
 
     def work(slot: ModelSlot) -> Iterator[Any]:
-        from hsviewer.core.model.discovery import iter_find_models
+        from hsviewer.core.model.discovery.scan import iter_find_models
 
         yield from iter_find_models()
 

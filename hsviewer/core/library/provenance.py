@@ -72,8 +72,8 @@ def versions() -> dict[str, str | None]:
 def model_files(handle: ModelHandle) -> list[Path]:
     """The files the model was read from: its GGUF file, or the weights in its folder (or hub snapshot)."""
     from hsviewer.core.model import default as default_model
-    from hsviewer.core.model.discovery import OLLAMA_PREFIX, resolve_ollama
-    from hsviewer.core.model.loading import local_model_folder
+    from hsviewer.core.model.discovery.ollama import OLLAMA_PREFIX, resolve_ollama
+    from hsviewer.core.model.sources import local_model_folder
 
     source = handle.source
     try:

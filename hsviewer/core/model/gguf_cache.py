@@ -34,7 +34,7 @@ import torch
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Progress
 from hsviewer.core.model import cache_integrity
-from hsviewer.core.model.discovery import check_gguf
+from hsviewer.core.model.discovery.gguf_header import check_gguf
 from hsviewer.core.model.memory import CONVERSION_SHARD_BYTES
 
 MANIFEST = "hsviewer-cache.json"
