@@ -11,6 +11,7 @@ from PIL import Image
 from hsviewer.cli import main
 from hsviewer.core.resources import default_image
 
+GEOMETRY_KEYS = {"anisotropy", "twonn_dimension", "prompt_entropy", "prompt_entropy_normalised", "linearity"}
 LAYER_KEYS = {"layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "token_diff_norms"}
 
 
@@ -42,10 +43,15 @@ def test_sweep_writes_the_contract_and_prints_a_table(tiny_model_dir, text, tmp_
     assert all(set(r) >= LAYER_KEYS and len(r["token_diff_norms"]) == len(data["tokens"]) for r in data["layers"])
     assert len(data["grid"]["loss"]) == 3 and len(data["grid"]["loss"][0]) == 2
     assert len(data["controls"]["random"]["layers"]) == 3
+    for run in (data, data["controls"]["random"]):  # the geometry measures, null only where they cannot say
+        assert all(set(r) >= GEOMETRY_KEYS for r in run["layers"])
+        assert [r["linearity"] is None for r in run["layers"]] == [False, False, True]
+        assert run["massive_activation_onset"]["threshold"] == 100.0
     lines = csv.read_text().splitlines()
     assert (
         lines[0] == "run,layer,components,variance_kept,hidden_diff_norm,logit_diff_norm,loss,kl_divergence,clean_loss,"
-        "loss_80%,loss_99%"
+        "loss_80%,loss_99%,participation_ratio,effective_rank,anisotropy,twonn_dimension,prompt_entropy,"
+        "prompt_entropy_normalised,linearity"
     )
     assert [line.split(",")[0] for line in lines[1:]] == ["main"] * 3 + ["random"] * 3
     clean = {float(line.split(",")[8]) for line in lines[1:]}
@@ -61,6 +67,7 @@ def test_reduce_writes_json(tiny_model_dir, text, tmp_path):
     assert data["layer"] == 1 and len(data["diff_norms"]) == 3
     assert data["diff_norms"][0] == 0 and data["diff_norms"][1] > 0
     assert -1 <= data["correlation"] <= 1
+    assert set(data) >= GEOMETRY_KEYS and 0 < data["linearity"] <= 1 and 0 < data["anisotropy"] <= 1
 
 
 @pytest.mark.parametrize(

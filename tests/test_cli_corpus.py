@@ -7,11 +7,13 @@ import json
 import pytest
 
 from hsviewer.cli import main
+from hsviewer.core.linalg.measures import GEOMETRY
 from tests.support import ctrl_c_at_the_second_text
 
 AGGREGATE_KEYS = {
     "layer", "components_mean", "components_ci95", "loss_change_mean", "loss_change_ci95", "kl_mean", "kl_ci95",
 }  # fmt: skip
+GEOMETRY_KEYS = {"anisotropy", "twonn_dimension", "prompt_entropy", "prompt_entropy_normalised", "linearity"}
 
 
 def test_sweep_texts_writes_one_sweep_per_text_and_the_aggregate(tiny_model_dir, tmp_path, capsys):
@@ -27,8 +29,12 @@ def test_sweep_texts_writes_one_sweep_per_text_and_the_aggregate(tiny_model_dir,
     assert {"model", "n_layers", "threshold", "texts", "aggregate"} <= set(data) and data["kind"] == "corpus"
     assert data["threshold"] == 90 and data["n_layers"] == 3 and [t["name"] for t in data["texts"]] == ["a", "c"]
     assert all(t["kind"] == "sweep" and len(t["layers"]) == 3 for t in data["texts"])
+    assert all(set(r) >= GEOMETRY_KEYS for t in data["texts"] for r in t["layers"])
+    assert all("massive_activation_onset" in t for t in data["texts"])
     layers = data["aggregate"]["layers"]
     assert [r["layer"] for r in layers] == [0, 1, 2] and all(set(r) >= AGGREGATE_KEYS for r in layers)
+    assert all({f"{name}_{part}" for name in GEOMETRY_KEYS for part in ("mean", "ci95", "n")} <= set(r) for r in layers)
+    assert layers[0]["anisotropy_n"] == 2 and layers[0]["twonn_dimension_n"] == 0  # both texts under 20 tokens
     low, high = layers[0]["components_ci95"]
     assert low <= layers[0]["components_mean"] <= high
     assert len(data["aggregate"]["controls"]["exclude_first"]["layers"]) == 3
@@ -38,6 +44,10 @@ def test_sweep_texts_writes_one_sweep_per_text_and_the_aggregate(tiny_model_dir,
     assert "note: b: skipped" in captured.err
     rows = csv.read_text().splitlines()
     assert rows[0].startswith("run,layer,n,components_mean,components_low,components_high")
+    assert rows[0].endswith(
+        ",kl_high,anisotropy_mean,anisotropy_low,anisotropy_high,"
+        + ",".join(f"{name}_{part}" for name in GEOMETRY[1:] for part in ("mean", "low", "high"))
+    )
     assert [r.split(",")[0] for r in rows[1:]] == ["main"] * 3 + ["exclude_first"] * 3
 
 

@@ -78,3 +78,26 @@ def test_removing_massive_activations_breaks_the_model_and_random_entries_do_not
         assert layer.entries > 0 and all(token == 0 for token, _ in layer.positions)
         assert layer.loss > result.clean_loss + 2.0 and layer.kl_divergence > 1.0
         assert abs(layer.random_loss - result.clean_loss) < 0.1 and layer.random_kl < 0.01
+
+
+def test_default_sweep_geometry_matches_the_numpy_references(default_handle, default_sweep):
+    import torch
+
+    from tests import geometry_reference as ref
+    from tests.test_core_sweep import clean_run
+
+    ids = torch.tensor([default_handle.tokenizer(default_text())["input_ids"]])
+    _, _, outputs = clean_run(default_handle, ids)  # every block's output, by my own hooks
+    data = json.loads(json.dumps(default_sweep.to_dict(), allow_nan=False))
+    for layer in (3, 20):
+        row, hs = data["layers"][layer], outputs[layer]
+        assert row["anisotropy"] == pytest.approx(ref.double_centred_anisotropy(hs), rel=1e-5)
+        assert row["twonn_dimension"] == pytest.approx(ref.twonn(hs), rel=1e-5)
+        entropy, normalised = ref.entropy(hs)
+        assert row["prompt_entropy"] == pytest.approx(entropy, rel=1e-5)
+        assert row["prompt_entropy_normalised"] == pytest.approx(normalised, rel=1e-5)
+        assert row["linearity"] == pytest.approx(ref.procrustes(hs, outputs[layer + 1]), rel=1e-5)
+    assert data["layers"][-1]["linearity"] is None
+    onset = data["massive_activation_onset"]
+    ratios = [r["massive_activation"]["ratio"] for r in data["layers"]]
+    assert onset["layer"] == next((i for i, r in enumerate(ratios) if r is None or r > 100.0), None)

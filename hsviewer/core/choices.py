@@ -28,7 +28,25 @@ METRICS = {  # what a comparison can overlay, with its axis title
     "percent_rank": "Components (% of rank)",
     "hidden_diff": "Hidden-state difference norm",
     "logit_diff": "Logit difference norm",
+    "participation_ratio": "Participation ratio",
+    "effective_rank": "Effective rank",
+    "anisotropy": "Anisotropy (top direction's share of the variance)",
+    "twonn_dimension": "TwoNN intrinsic dimension",
+    "prompt_entropy": "Prompt entropy (nats)",
+    "prompt_entropy_normalised": "Prompt entropy / log(rank)",
+    "linearity": "Linearity to the next layer (Procrustes)",
 }
+# The metrics that are a layer's threshold-free measures, under the same key in a sweep's layer
+# and (with _mean and _ci95) in a corpus aggregate's.
+MEASURE_METRICS = (
+    "participation_ratio",
+    "effective_rank",
+    "anisotropy",
+    "twonn_dimension",
+    "prompt_entropy",
+    "prompt_entropy_normalised",
+    "linearity",
+)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,13 @@ METRIC_TIPS = {
     "percent_rank": "Components kept as a percent of the hidden state's rank (tokens or dimensions, the fewer)",
     "hidden_diff": "Norm of the change in the last hidden state",
     "logit_diff": "Norm of the change in the logits",
+    "participation_ratio": "Participation ratio (sum s^2)^2 / sum s^4 of the clean hidden state's centred spectrum",
+    "effective_rank": "Effective rank exp(entropy of s / sum s) of the clean hidden state's centred spectrum",
+    "anisotropy": "s1^2 / sum s^2: the share of the centred variance on the top direction",
+    "twonn_dimension": "TwoNN intrinsic dimension of the tokens' vectors (needs 20 tokens or more)",
+    "prompt_entropy": "Matrix entropy of the token Gram matrix's eigenvalues, in nats (Skean et al. 2025)",
+    "prompt_entropy_normalised": "Prompt entropy over log(rank): 1 when spread evenly over every direction",
+    "linearity": "Orthogonal Procrustes similarity to the next block's tokens: 1 when it is a rotation of this one",
 }
 
 

@@ -3,7 +3,9 @@
 The participation ratio and the effective rank (Roy and Vetterli 2007) read the whole
 spectrum of the centred matrix, so they need no SVD of their own; the massive-activation
 ratio reads the raw (uncentred) hidden state, where a few huge entries, mostly on the
-first token, dominate any decomposition (Sun et al. 2024). numpy only, no torch.
+first token, dominate any decomposition (Sun et al. 2024). The geometry measures (geometry.py)
+join them: anisotropy from the same spectrum; TwoNN dimension, prompt entropy and linearity from
+the raw token vectors. numpy only, no torch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from hsviewer.core.linalg.geometry import anisotropy, linearity, prompt_entropy, twonn_dimension
+
+# The optional measures, absent (None) from runs saved before them and where a matrix cannot say.
+MASSIVE_ONSET_RATIO = 100.0  # a largest |activation| this many medians counts as massive (Sun et al. 2024)
+GEOMETRY = ("anisotropy", "twonn_dimension", "prompt_entropy", "prompt_entropy_normalised", "linearity")
 
 
 def participation_ratio(s: np.ndarray) -> float:
@@ -73,35 +81,72 @@ def massive_activation(hidden: np.ndarray, tokens: list[str] | None = None) -> M
     )
 
 
+def massive_onset(ratios: list[tuple[int, float]]) -> dict[str, Any]:
+    """The first layer (of (layer, massive-activation ratio) pairs, block 0 first) whose largest |activation|
+    is over MASSIVE_ONSET_RATIO times its median, or None, with that threshold: where massive activations start."""
+    layer = next((number for number, ratio in ratios if ratio > MASSIVE_ONSET_RATIO), None)
+    return {"layer": layer, "threshold": MASSIVE_ONSET_RATIO}
+
+
 @dataclass(frozen=True, kw_only=True)
 class SpectrumMeasures:
-    """The threshold-free measures of one reduced hidden state."""
+    """The threshold-free measures of one layer's clean hidden state.
+
+    participation_ratio, effective_rank and anisotropy read the spectrum of the matrix the run's
+    reduction decomposes (its centering; without the first token under exclude_first); the rest
+    read the raw hidden state, all tokens: massive_activation, twonn_dimension, prompt_entropy
+    (and _normalised), and linearity, the step from this layer to the next (None for the last).
+    """
 
     participation_ratio: float
     effective_rank: float
     massive_activation: MassiveActivation
+    anisotropy: float | None = None
+    twonn_dimension: float | None = None  # None under geometry.TWONN_MIN_POINTS distinct tokens
+    prompt_entropy: float | None = None
+    prompt_entropy_normalised: float | None = None
+    linearity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "participation_ratio": self.participation_ratio,
             "effective_rank": self.effective_rank,
             "massive_activation": self.massive_activation.to_dict(),
+            **{name: finite_or_none(getattr(self, name)) for name in GEOMETRY},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpectrumMeasures:
-        """The measures to_dict wrote among a result's keys."""
+        """The measures to_dict wrote among a result's keys; a run saved before the geometry has None for it."""
         return cls(
             participation_ratio=float(data["participation_ratio"]),
             effective_rank=float(data["effective_rank"]),
             massive_activation=MassiveActivation.from_dict(data["massive_activation"]),
+            **{name: finite_or_none(data.get(name)) for name in GEOMETRY},
         )
 
 
-def measure(s: np.ndarray, hidden: np.ndarray, tokens: list[str] | None = None) -> SpectrumMeasures:
-    """All three from the singular values already computed and the raw hidden state."""
+def finite_or_none(value: Any) -> float | None:
+    """A number as JSON can hold it: None for none, NaN or infinity."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def measure(
+    s: np.ndarray, hidden: np.ndarray, tokens: list[str] | None = None, following: np.ndarray | None = None
+) -> SpectrumMeasures:
+    """Every measure from the singular values already computed, the raw hidden state and the next
+    layer's raw hidden state over the same tokens (None for the last layer: no linearity)."""
+    entropy = prompt_entropy(hidden)
     return SpectrumMeasures(
         participation_ratio=participation_ratio(s),
         effective_rank=effective_rank(s),
         massive_activation=massive_activation(hidden, tokens),
+        anisotropy=anisotropy(s),
+        twonn_dimension=twonn_dimension(hidden),
+        prompt_entropy=entropy.value,
+        prompt_entropy_normalised=entropy.normalised,
+        linearity=linearity(hidden, following) if following is not None else None,
     )

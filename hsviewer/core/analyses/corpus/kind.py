@@ -12,11 +12,13 @@ from hsviewer.core.analyses.checks import DamagedRun, check_depth, check_fields,
 from hsviewer.core.analyses.corpus.results import CorpusResult, aggregate_rows
 from hsviewer.core.analyses.kind import AnalysisKind, Points, sweep_label
 from hsviewer.core.analyses.sweep.kind import check_sweep
+from hsviewer.core.choices import MEASURE_METRICS
 from hsviewer.core.errors import HsviewerError
 
 # A comparison's metric -> the aggregate's measure (each with _mean and _ci95 per layer).
 AGGREGATE_KEYS = {"components": "components", "percent_rank": "components_percent", "loss_change": "loss_change"}
 AGGREGATE_KEYS["kl"] = "kl"
+AGGREGATE_KEYS.update({name: name for name in MEASURE_METRICS})
 
 
 def setting(data: dict[str, Any]) -> str:
@@ -34,8 +36,10 @@ def points(data: dict[str, Any], hidden_size: int | None, metric: str, name: str
         raise HsviewerError(f"{name} is a corpus run: it has {', '.join(AGGREGATE_KEYS)} per layer, not {metric}.")
     key = AGGREGATE_KEYS[metric]
     layers = data["aggregate"]["layers"]
-    values = np.asarray([r[f"{key}_mean"] for r in layers], dtype=float)
-    low, high = zip(*(_band(r[f"{key}_mean"], r.get(f"{key}_ci95")) for r in layers), strict=True)
+    # A measure a run saved before it lacks, or no text has at a layer, is NaN there (null in JSON).
+    means = [r.get(f"{key}_mean") for r in layers]
+    values = np.asarray(means, dtype=float)
+    low, high = zip(*(_band(mean, r.get(f"{key}_ci95")) for mean, r in zip(means, layers, strict=True)), strict=True)
     return Points(
         layers=np.array([r["layer"] for r in layers], dtype=int),
         values=values,
@@ -44,11 +48,11 @@ def points(data: dict[str, Any], hidden_size: int | None, metric: str, name: str
     )
 
 
-def _band(mean: float, ci: Any) -> tuple[float, float]:
+def _band(mean: float | None, ci: Any) -> tuple[float, float]:
     """A 95% interval given as [low, high] or as the half-width around the mean."""
     if isinstance(ci, (list, tuple)) and len(ci) == 2:
         return float(ci[0]), float(ci[1])
-    if isinstance(ci, (int, float)):
+    if isinstance(ci, (int, float)) and mean is not None:
         return mean - ci, mean + ci
     return math.nan, math.nan
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from hsviewer.core.analyses.sweep.results import LayerResult, SweepEvent, SweepResult
 from hsviewer.core.events import Finished, Progress
+from hsviewer.core.linalg.measures import GEOMETRY, MASSIVE_ONSET_RATIO
 from hsviewer.core.linalg.reduction import Reduction
 
 # t(0.975, df) for df = 1..30; beyond, a Cornish-Fisher expansion around the normal value (error < 1e-4).
@@ -53,6 +54,13 @@ class Interval:
         half = t975(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
         return cls(mean=mean, ci95=(mean - half, mean + half))
 
+    @classmethod
+    def of_present(cls, values: list[float | None]) -> tuple[Interval, int]:
+        """The interval over the values that are there (None and NaN left out), and how many those are;
+        with none, a NaN mean (null in JSON) and no interval."""
+        present = [v for v in values if v is not None and math.isfinite(v)]
+        return (cls.of(present) if present else cls(mean=math.nan, ci95=None)), len(present)
+
 
 # The aggregated measures: JSON prefix -> the value of one text's layer, given that text's run.
 MEASURES: dict[str, Callable[[LayerResult, SweepResult, int], float]] = {
@@ -64,19 +72,25 @@ MEASURES: dict[str, Callable[[LayerResult, SweepResult, int], float]] = {
     "participation_ratio": lambda r, run, rank: r.measures.participation_ratio if r.measures else math.nan,
     "effective_rank": lambda r, run, rank: r.measures.effective_rank if r.measures else math.nan,
 }
+# measures.GEOMETRY: None where a text's layer has none (a run saved before them, a last layer's linearity,
+# too few tokens for TwoNN); each layer's mean and interval are over the texts that have one, counted in _n.
+OPTIONAL = GEOMETRY
 
 
 @dataclass(frozen=True, kw_only=True)
 class LayerAggregate:
     layer: int
     n: int  # texts
-    values: dict[str, Interval]  # by MEASURES key
+    values: dict[str, Interval]  # by MEASURES and OPTIONAL key
+    counts: dict[str, int] = field(default_factory=dict)  # the texts behind each OPTIONAL measure's interval
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"layer": self.layer, "n": self.n}
         for name, interval in self.values.items():
-            out[f"{name}_mean"] = interval.mean
+            out[f"{name}_mean"] = interval.mean if math.isfinite(interval.mean) else None  # JSON has no NaN
             out[f"{name}_ci95"] = list(interval.ci95) if interval.ci95 is not None else None
+            if name in self.counts:
+                out[f"{name}_n"] = self.counts[name]
         return out
 
 
@@ -94,8 +108,30 @@ def aggregate(runs: list[SweepResult], hidden_size: int) -> list[LayerAggregate]
     for index in range(min(len(run.layers) for run in runs)):
         rows = [(run, run.layers[index], rank_of(run, run.layers[index], hidden_size)) for run in runs]
         values = {name: Interval.of([value(r, run, rank) for run, r, rank in rows]) for name, value in MEASURES.items()}
-        out.append(LayerAggregate(layer=runs[0].layers[index].layer, n=len(runs), values=values))
+        counts = {}
+        for name in OPTIONAL:
+            values[name], counts[name] = Interval.of_present([optional(r, name) for _, r, _ in rows])
+        out.append(LayerAggregate(layer=runs[0].layers[index].layer, n=len(runs), values=values, counts=counts))
     return out
+
+
+def optional(result: LayerResult, name: str) -> float | None:
+    """One of a layer's OPTIONAL measures, None where it has none."""
+    return getattr(result.measures, name) if result.measures is not None else None
+
+
+def onset(runs: list[SweepResult]) -> dict[str, Any]:
+    """Each run's massive-activation onset layer (null where none passes the threshold), and the mean and
+    interval over the runs that have one."""
+    layers = [run.massive_activation_onset()["layer"] for run in runs]
+    interval, n = Interval.of_present([float(x) if x is not None else None for x in layers])
+    return {
+        "layers": layers,
+        "threshold": MASSIVE_ONSET_RATIO,
+        "n": n,
+        "mean": interval.mean if math.isfinite(interval.mean) else None,
+        "ci95": list(interval.ci95) if interval.ci95 is not None else None,
+    }
 
 
 @dataclass(kw_only=True)
@@ -116,8 +152,12 @@ class CorpusResult:
 
     def aggregate(self, control: str = "") -> list[LayerAggregate]:
         """The plain runs' aggregate, or that of one control's runs."""
+        return aggregate(self.runs(control), self.hidden_size)
+
+    def runs(self, control: str = "") -> list[SweepResult]:
+        """Each text's plain run, or its run of one control (where it has one)."""
         runs = [run.controls.get(control) if control else run for run in self.texts]
-        return aggregate([run for run in runs if run is not None], self.hidden_size)
+        return [run for run in runs if run is not None]
 
     def departures(self) -> list[float]:
         """Each text's mean |components - the corpus mean| over layers: how far it departs from the rest."""
@@ -130,7 +170,11 @@ class CorpusResult:
     def to_dict(self) -> dict[str, Any]:
         agg: dict[str, Any] = {"layers": [a.to_dict() for a in self.aggregate()]}
         if self.controls:
-            agg["controls"] = {c: {"layers": [a.to_dict() for a in self.aggregate(c)]} for c in self.controls}
+            agg["controls"] = {
+                c: {"layers": [a.to_dict() for a in self.aggregate(c)], "massive_activation_onset": onset(self.runs(c))}
+                for c in self.controls
+            }
+        agg["massive_activation_onset"] = onset(self.texts)
         agg["departures"] = self.departures()  # one per text, in the order of names (names may repeat)
         return {
             "kind": "corpus",
@@ -241,7 +285,7 @@ class CorpusCollector:
         return self.result
 
 
-AGGREGATE_COLUMNS = ("components", "components_percent", "variance_kept", "loss_change", "kl")
+AGGREGATE_COLUMNS = ("components", "components_percent", "variance_kept", "loss_change", "kl", *OPTIONAL)
 
 
 def aggregate_rows(data: dict[str, Any]) -> list[list[Any]]:
@@ -253,7 +297,7 @@ def aggregate_rows(data: dict[str, Any]) -> list[list[Any]]:
         for layer in agg["layers"]:
             values = []
             for c in AGGREGATE_COLUMNS:
-                low, high = layer[f"{c}_ci95"] or (None, None)
-                values += [layer[f"{c}_mean"], low, high]
+                low, high = layer.get(f"{c}_ci95") or (None, None)  # a run saved before OPTIONAL: empty cells
+                values += [layer.get(f"{c}_mean"), low, high]
             rows.append([run, layer["layer"], layer["n"], *values])
     return rows

@@ -55,6 +55,8 @@ def iter_reduce(
     norms = [distances[i] for i in range(handle.n_layers)]
     metrics = reference.compare(states)
     original, reconstructed, s = _np(hs), _np(reconstruction), _np(dec.s)
+    following = clean.hidden.get(layer + 1)  # the clean pass recorded every block: no pass of its own
+    after = None if following is None else _np(first_row(following))
     result = HiddenReduction(
         model=handle.name,
         tokens=tokens.strings,
@@ -76,7 +78,7 @@ def iter_reduce(
         correlation=float(np.corrcoef(original.ravel(), reconstructed.ravel())[0, 1]),
         rank_original=int(np.linalg.matrix_rank(original)),  # an SVD each: here, on the caller's (worker) thread
         rank_reconstruction=int(np.linalg.matrix_rank(reconstructed)),
-        measures=measure(s, original, tokens.strings),
+        measures=measure(s, original, tokens.strings, after),
         warnings=tokens.warnings,
     )
     yield Finished(result=result)

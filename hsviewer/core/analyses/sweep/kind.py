@@ -9,7 +9,9 @@ import numpy as np
 from hsviewer.core.analyses.checks import DamagedRun, check_depth, check_fields, check_layer_index, show
 from hsviewer.core.analyses.kind import AnalysisKind, Points, Rows, sweep_label
 from hsviewer.core.analyses.sweep.results import LayerResult, SweepResult
+from hsviewer.core.choices import MEASURE_METRICS
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.linalg.measures import GEOMETRY
 
 FIELDS = ("layer", "components", "variance_kept", "hidden_diff_norm", "logit_diff_norm", "loss", "kl_divergence")
 # A comparison's metric -> the layer's key, where the layer holds it as it is.
@@ -18,20 +20,30 @@ LAYER_KEYS = {
     "kl": "kl_divergence",
     "hidden_diff": "hidden_diff_norm",
     "logit_diff": "logit_diff_norm",
+    **{name: name for name in MEASURE_METRICS},
 }
+# The measures' columns, after the existing ones: empty where a layer has none.
+MEASURE_COLUMNS = ("participation_ratio", "effective_rank", *GEOMETRY)
 
 
 def rows(result: SweepResult) -> Rows:
     """One row per run and layer ("main" is the plain sweep), with the run's own clean loss (shuffled
     tokens have theirs) and the grid's losses as extra columns."""
     grid = [f"loss_{g.label()}" for g in result.grid]
-    table: Rows = [["run", *FIELDS, "clean_loss", *grid]]
+    table: Rows = [["run", *FIELDS, "clean_loss", *grid, *MEASURE_COLUMNS]]
     for run, sweep in [("", result), *result.controls.items()]:
         for layer in sweep.layers:
             values = [getattr(layer, name) for name in FIELDS]
             losses = layer.grid_loss if run == "" else []
-            table.append([run or "main", *values, sweep.clean_loss, *losses, *[""] * (len(grid) - len(losses))])
+            padding = [""] * (len(grid) - len(losses))
+            table.append([run or "main", *values, sweep.clean_loss, *losses, *padding, *measure_cells(layer)])
     return table
+
+
+def measure_cells(layer: LayerResult) -> list[Any]:
+    """The layer's MEASURE_COLUMNS, "" for a measure it lacks (a run saved before it, a last layer's linearity)."""
+    data = layer.measures.to_dict() if layer.measures is not None else {}
+    return ["" if data.get(name) is None else data[name] for name in MEASURE_COLUMNS]
 
 
 def points(data: dict[str, Any], hidden_size: int | None, metric: str, name: str) -> Points:
@@ -44,8 +56,8 @@ def points(data: dict[str, Any], hidden_size: int | None, metric: str, name: str
             raise HsviewerError(f"{name} does not say its model's hidden size, so its % of rank is unknown.")
         rank = min(len(data["tokens"]), hidden_size)
         values = [100.0 * r["components"] / rank for r in layers]
-    else:
-        values = [r[LAYER_KEYS[metric]] for r in layers]
+    else:  # a measure a layer lacks (saved before it; a last layer's linearity) is NaN: no point
+        values = [r.get(LAYER_KEYS[metric]) for r in layers]
     return Points(layers=numbers, values=np.asarray(values, dtype=float))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from hsviewer.core.choices import METHODS
 from hsviewer.core.events import Finished, Progress
-from hsviewer.core.linalg.measures import SpectrumMeasures
+from hsviewer.core.linalg.measures import SpectrumMeasures, massive_onset
 from hsviewer.core.linalg.reduction import Reduction
 
 
@@ -26,7 +26,7 @@ class LayerResult:
     token_diff_norms: list[float]
     grid_components: list[int] = field(default_factory=list)  # one per grid setting
     grid_loss: list[float] = field(default_factory=list)
-    measures: SpectrumMeasures | None = None  # of the reduced hidden state's spectrum and raw values
+    measures: SpectrumMeasures | None = None  # of the clean hidden state (its spectrum and raw values)
     excluded_tokens: list[int] | None = None  # under exclude_massive, the positions left out of the basis
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +89,7 @@ class SweepResult:
             "cancelled": self.cancelled,
             "warnings": self.warnings,
             **self.reduction.options(),
+            "massive_activation_onset": self.massive_activation_onset(),
         }
         if self.grid:
             out["grid"] = self.grid_dict()
@@ -121,6 +122,10 @@ class SweepResult:
             warnings=list(data.get("warnings", [])),
             cancelled=bool(data.get("cancelled", False)),
         )
+
+    def massive_activation_onset(self) -> dict[str, Any]:
+        """The first of the layers done whose massive-activation ratio passes the threshold (measures.massive_onset)."""
+        return massive_onset([(r.layer, r.measures.massive_activation.ratio) for r in self.layers if r.measures])
 
     def events(self, hidden_size: int) -> list[RunStarted | LayerDone]:
         """The events a live sweep gave for this result, so that a saved one redraws the same way."""

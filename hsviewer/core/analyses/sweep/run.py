@@ -200,7 +200,8 @@ def _layers(
         else:
             runs = [_hooked(handle, ids, layer, reduction) for layer in chunk]
         for layer, hs, dec, run in zip(chunk, hidden, decs, runs, strict=True):
-            layer_result = _measure(layer, hs, run, reference.compare(run.states), dec, tokens.strings)
+            following = _following(clean, layer)
+            layer_result = _measure(layer, hs, run, reference.compare(run.states), dec, tokens.strings, following)
             if reduction.exclude_massive is not None:
                 layer_result.excluded_tokens = dec.excluded
             if grid:
@@ -217,11 +218,25 @@ class _ReducedRun(NamedTuple):
     states: torch.Tensor
 
 
+def _following(clean: ForwardPass, layer: int) -> torch.Tensor | None:
+    """The clean hidden state of the block after `layer` (None after the last), for the linearity."""
+    recorded = clean.hidden.get(layer + 1)
+    return None if recorded is None else first_row(block_hidden(recorded))
+
+
 def _measure(
-    layer: int, hs: torch.Tensor, run: _ReducedRun, metrics: LogitMetrics, dec: Decomposition, tokens: list[str]
+    layer: int,
+    hs: torch.Tensor,
+    run: _ReducedRun,
+    metrics: LogitMetrics,
+    dec: Decomposition,
+    tokens: list[str],
+    following: torch.Tensor | None,
 ) -> LayerResult:
+    """The layer's result; its measures are of the clean hidden state hs (and the next one's), not the reduced one."""
     diff = run.hidden - hs
     s, raw = (x.detach().to("cpu").double().numpy() for x in (dec.s, hs))
+    after = None if following is None else following.detach().to("cpu").double().numpy()
     return LayerResult(
         layer=layer,
         components=run.components,
@@ -231,7 +246,7 @@ def _measure(
         loss=metrics.loss,
         kl_divergence=metrics.kl_divergence,
         token_diff_norms=torch.linalg.norm(diff, dim=-1).tolist(),
-        measures=measure(s, raw, tokens),
+        measures=measure(s, raw, tokens, after),
     )
 
 
