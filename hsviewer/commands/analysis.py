@@ -114,7 +114,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
     printer, collector = ProgressPrinter(), SweepCollector()
     try:
-        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+        result = run_to_end(events, each(collector.add, printer))
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the layers done, as the app's Cancel does
         events.close()
         result = collector.cancelled()
@@ -170,7 +170,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     )
     printer, collector = CorpusPrinter(), CorpusCollector()
     try:
-        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+        result = run_to_end(events, each(collector.add, printer))
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the texts done
         events.close()
         result = collector.cancelled()
@@ -222,6 +222,16 @@ def _run_corpus_across(args: argparse.Namespace, reduction: Any, grid: list[Any]
     say(CORPUS.summary(data))
     say(f"Wrote {args.out}")
     return 0
+
+
+def each(*sinks: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One event handler that hands each event to every sink in turn (a collector, then a printer)."""
+
+    def handle(event: Any) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return handle
 
 
 def _write_json_csv(args: argparse.Namespace, data: dict[str, Any], rows: Callable[[], Any]) -> None:
