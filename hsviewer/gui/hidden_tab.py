@@ -148,10 +148,13 @@ class HiddenTab(QWidget):
     def _build_plots(self) -> None:
         self.graphics = PlotArea(max_columns=3)
         top = middle = bottom = self.graphics  # the panels flow in reading order
-        common = {"x_label": "Embedding dimension", "y_label": "Token", "labelled_rows": True}
-        self.original = plots.Heatmap(top, "Original HS", HIDDEN_MAP, col=0, **common)
-        self.reconstructed = plots.Heatmap(top, "Reconstruction", HIDDEN_MAP, col=1, **common)
-        self.difference = plots.Heatmap(top, "Difference", DIFFERENCE_MAP, col=2, **common)
+
+        def matrix(title: str, colormap: str, col: int) -> plots.Heatmap:  # a token-by-dimension heatmap
+            return plots.Heatmap(top, title, colormap, "Embedding dimension", "Token", labelled_rows=True, col=col)
+
+        self.original = matrix("Original HS", HIDDEN_MAP, 0)
+        self.reconstructed = matrix("Reconstruction", HIDDEN_MAP, 1)
+        self.difference = matrix("Difference", DIFFERENCE_MAP, 2)
         self.heatmaps = {"Original": self.original, "Reconstruction": self.reconstructed, "Difference": self.difference}
         plots.link_levels(list(self.heatmaps.values()))
         plots.link_views(list(self.heatmaps.values()))
