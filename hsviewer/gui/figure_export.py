@@ -34,7 +34,7 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
 
     def write(tmp: Path) -> None:
         if suffix == ".png":
-            if not _render_png(item, scale).save(str(tmp), "PNG"):
+            if not _render_png(item, scale).save(str(tmp), b"PNG"):
                 raise OSError(f"Qt could not save {path}")
             return
         _render_svg(item, str(tmp))
