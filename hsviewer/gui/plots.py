@@ -477,7 +477,7 @@ def legend_below(plot: pg.PlotItem, columns: int = 2, text_size: str = "8pt") ->
     return legend
 
 
-def markers(brush: tuple, symbol: str = "h", size: int = 10, pen: Any = "k") -> dict[str, Any]:
+def markers(brush: tuple[int, ...] | str, symbol: str = "h", size: int = 10, pen: Any = "k") -> dict[str, Any]:
     """Keyword arguments for a PlotDataItem drawn as the notebook's outlined markers."""
     return {"pen": pg.mkPen(pen, width=0.5), "symbol": symbol, "symbolSize": size, "symbolBrush": brush}
 

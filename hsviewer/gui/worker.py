@@ -69,6 +69,14 @@ class Job(QObject):
         return self._abort.is_set()
 
 
+def sender_job(receiver: QObject) -> Job:
+    """The job whose signal the receiver's slot is running for: QObject.sender() (a QObject to the
+    stubs) checked to be the Job that the receiver connected to."""
+    job = receiver.sender()
+    assert isinstance(job, Job)
+    return job
+
+
 class Worker(QObject):
     """A QObject living on its own QThread that runs submitted jobs in order."""
 
