@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -30,6 +30,9 @@ from hsviewer.gui.measure_marks import MeasureLines, SpikeMarker
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
+
+if TYPE_CHECKING:
+    from hsviewer.core.library.store import Run
 
 HIDDEN_MAP = "turbo"  # the notebook's 'rainbow'
 SIGNED = "plasma"
@@ -311,7 +314,7 @@ class HiddenTab(QWidget):
         for heatmap in (*self.heatmaps.values(), self.u, self.sigma, self.vh):
             heatmap.plot.autoRange(padding=0)
 
-    def show_run(self, run: Any, set_inputs: bool = True) -> None:
+    def show_run(self, run: Run, set_inputs: bool = True) -> None:
         """Redraw a run saved in the library, without computing; set_inputs: put its text, layer and
         reduction in the inputs, so that a re-run repeats it (at start the inputs stay as they were saved)."""
         result = run.result()
