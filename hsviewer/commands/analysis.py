@@ -16,6 +16,7 @@ from hsviewer.commands.common import (
     add_reduction,
     check_outputs,
     controls_arg,
+    each,
     keep_on_interrupt,
     load,
     path_arg,
@@ -114,7 +115,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
     printer, collector = ProgressPrinter(), SweepCollector()
     try:
-        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+        result = run_to_end(events, each(collector.add, printer))
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the layers done, as the app's Cancel does
         events.close()
         result = collector.cancelled()
@@ -170,7 +171,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     )
     printer, collector = CorpusPrinter(), CorpusCollector()
     try:
-        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+        result = run_to_end(events, each(collector.add, printer))
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the texts done
         events.close()
         result = collector.cancelled()

@@ -6,6 +6,7 @@ ratio is given, from the same process.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -189,7 +190,7 @@ def _image_latency() -> list[tuple[str, str]]:
     rows = []
     for label, k in (("1", 1), ("10%", n // 10), ("50%", n // 2), ("90%", 9 * n // 10), ("full", n)):
         result.preview(k)
-        seconds = _best_of(5, lambda k=k: result.preview(k))
+        seconds = _best_of(5, functools.partial(result.preview, k))
         rows.append(
             (
                 f"image reconstruction {result.image.shape[1]}x{result.image.shape[0]}, k = {label} ({k})",

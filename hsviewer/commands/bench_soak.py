@@ -109,7 +109,7 @@ def _wait(app: Any, worker: Any, job: Any) -> Any:
     """Submit the job and run the event loop until it ends; its result, or a RuntimeError with its message."""
     from PySide6.QtCore import QEventLoop
 
-    loop, outcome = QEventLoop(), {}
+    loop, outcome = QEventLoop(), dict[str, Any]()
     job.returned.connect(lambda result: outcome.setdefault("result", result))
     job.failed.connect(lambda message: outcome.setdefault("error", message))
     job.finished.connect(loop.quit)

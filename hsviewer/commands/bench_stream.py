@@ -80,7 +80,7 @@ def _write_tokenizer(folder: Path) -> None:
     tokens = [bytes_to_unicode()[b] for b in range(256)] + [m.replace(" ", "") for m in MERGES]
     tokens += [f"<|extra_{i}|>" for i in range(VOCAB - len(tokens) - 1)]
     vocab = {t: i for i, t in enumerate([*tokens, "<|endoftext|>"])}
-    bpe = Tokenizer(models.BPE(vocab, [tuple(m.split()) for m in MERGES]))
+    bpe = Tokenizer(models.BPE(vocab, [(a, b) for a, b in (m.split() for m in MERGES)]))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     end = "<|endoftext|>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,13 @@ def keep_on_interrupt(n: int, unit: str) -> None:
 def print_warnings(warnings: list[str]) -> None:
     for note in warnings:
         print(f"warning: {note}", file=sys.stderr)
+
+
+def each(*sinks: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One event handler that hands each event to every sink in turn (a collector, then a printer)."""
+
+    def handle(event: Any) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return handle

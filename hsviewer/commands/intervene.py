@@ -11,6 +11,7 @@ from hsviewer.commands.common import (
     add_model_text,
     add_no_save,
     check_outputs,
+    each,
     keep_on_interrupt,
     load,
     path_arg,
@@ -43,7 +44,7 @@ def run_intervene(args: argparse.Namespace) -> int:
     )
     printer, collector = ProgressPrinter(), InterventionCollector()
     try:
-        result = run_to_end(events, lambda event: (collector.add(event), printer(event)))
+        result = run_to_end(events, each(collector.add, printer))
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the layers done, as a sweep does
         events.close()
         result = collector.cancelled()

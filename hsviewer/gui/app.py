@@ -149,5 +149,5 @@ def start(
         from hsviewer.gui.screenshots import ScreenshotRun
 
         ScreenshotRun(window, screenshots, size, guide)
-    window.image_tab.open(image if image and Path(image).is_file() else str(default_image()))
+    window.built_tabs().image.open(image if image and Path(image).is_file() else str(default_image()))
     window.load_model(model)

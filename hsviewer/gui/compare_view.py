@@ -41,12 +41,12 @@ class CompareView(QWidget):
         super().__init__(parent)
         self.runs: list[Any] = []
         self.comparison: Comparison | None = None
-        self.metric = QComboBox()
+        self.metric_box = QComboBox()
         for key, title in METRICS.items():
-            self.metric.addItem(title, key)
-            self.metric.setItemData(self.metric.count() - 1, METRIC_TIPS[key], Qt.ItemDataRole.ToolTipRole)
-        self.metric.setToolTip("What to compare, block by block")
-        self.metric.currentIndexChanged.connect(self._redraw)
+            self.metric_box.addItem(title, key)
+            self.metric_box.setItemData(self.metric_box.count() - 1, METRIC_TIPS[key], Qt.ItemDataRole.ToolTipRole)
+        self.metric_box.setToolTip("What to compare, block by block")
+        self.metric_box.currentIndexChanged.connect(self._redraw)
         export_figure = QPushButton("Export figure…")
         export_figure.setToolTip("Save the two panels as a PNG image or an SVG drawing")
         export_figure.clicked.connect(self._export_figure_dialog)
@@ -59,7 +59,7 @@ class CompareView(QWidget):
         self.note.setWordWrap(True)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Metric"))
-        bar.addWidget(self.metric, 1)
+        bar.addWidget(self.metric_box, 1)
         bar.addWidget(export_figure)
         bar.addWidget(export_csv)
         self.graphics = PlotArea(max_columns=1)
@@ -95,13 +95,13 @@ class CompareView(QWidget):
             self._redraw()
 
     def set_metric(self, metric: str) -> None:
-        self.metric.setCurrentIndex(list(METRICS).index(metric))
+        self.metric_box.setCurrentIndex(list(METRICS).index(metric))
 
     def _redraw(self) -> None:
         if len(self.runs) < 2:
             return
         try:
-            self.comparison = compare(self.runs, self.metric.currentData())
+            self.comparison = compare(self.runs, self.metric_box.currentData())
         except HsviewerError as e:
             self.comparison = None
             self.curves.clear()

@@ -4,7 +4,7 @@ texts finish, the texts by how far each departs from the mean, and the threshold
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -28,6 +28,9 @@ from hsviewer.core.analyses.sweep.results import LayerResult
 from hsviewer.gui import plots
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11; mypy checks for 3.10
 
 ONE_TEXT, BUNDLED_CHOICE, CHOSEN = "The Hidden state tab's text", "Bundled corpus", "Corpus file or folder"
 RUN_COLOURS = {
@@ -119,7 +122,9 @@ class TextsSource(QWidget):
 class BandPlot:
     """One measure per layer: each run's mean over texts as a line, its 95% interval as a band."""
 
-    def __init__(self, layout: pg.GraphicsLayout, title: str, y_label: str, key: str, **position: int) -> None:
+    def __init__(
+        self, layout: pg.GraphicsLayout, title: str, y_label: str, key: str, **position: Unpack[plots.Position]
+    ) -> None:
         self.plot = plots.line_plot(layout, title, "Layer", y_label, **position)
         plots.scale_with_exports(self.plot.addLegend(offset=(5, 5), labelTextSize="8pt"))
         self.key = key

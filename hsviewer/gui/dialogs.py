@@ -356,7 +356,9 @@ def url_dialog(parent: QWidget | None) -> QInputDialog:
     dialog.setLabelText("Image URL (http or https):")
     dialog.setInputMode(QInputDialog.InputMode.TextInput)
     # QInputDialog's layout sets its own minimum from its children's: widen the field, not the dialog
-    dialog.findChild(QLineEdit).setMinimumWidth(URL_DIALOG_WIDTH)
+    field = dialog.findChild(QLineEdit)
+    assert field is not None  # a text-input QInputDialog has one
+    field.setMinimumWidth(URL_DIALOG_WIDTH)
     return dialog
 
 

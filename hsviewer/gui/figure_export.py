@@ -34,7 +34,8 @@ def export_figure(item: Any, path: str | Path, scale: int = 1) -> None:
 
     def write(tmp: Path) -> None:
         if suffix == ".png":
-            if not _render_png(item, scale).save(str(tmp), "PNG"):
+            # PySide6's stubs give the format as bytes, but QImage.save takes only a str (b"PNG": ValueError).
+            if not _render_png(item, scale).save(str(tmp), "PNG"):  # type: ignore[call-overload]
                 raise OSError(f"Qt could not save {path}")
             return
         _render_svg(item, str(tmp))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -31,6 +31,9 @@ from hsviewer.gui.measure_marks import MeasureLines, SpikeMarker
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job
+
+if TYPE_CHECKING:
+    from hsviewer.core.library.store import Run
 
 HIDDEN_MAP = "turbo"  # the notebook's 'rainbow'
 SIGNED = "plasma"
@@ -151,10 +154,13 @@ class HiddenTab(QWidget):
     def _build_plots(self) -> None:
         self.graphics = PlotArea(max_columns=3)
         top = middle = bottom = self.graphics  # the panels flow in reading order
-        common = {"x_label": "Embedding dimension", "y_label": "Token", "labelled_rows": True}
-        self.original = plots.Heatmap(top, "Original HS", HIDDEN_MAP, col=0, **common)
-        self.reconstructed = plots.Heatmap(top, "Reconstruction", HIDDEN_MAP, col=1, **common)
-        self.difference = plots.Heatmap(top, "Difference", DIFFERENCE_MAP, col=2, **common)
+
+        def matrix(title: str, colormap: str, col: int) -> plots.Heatmap:  # a token-by-dimension heatmap
+            return plots.Heatmap(top, title, colormap, "Embedding dimension", "Token", labelled_rows=True, col=col)
+
+        self.original = matrix("Original HS", HIDDEN_MAP, 0)
+        self.reconstructed = matrix("Reconstruction", HIDDEN_MAP, 1)
+        self.difference = matrix("Difference", DIFFERENCE_MAP, 2)
         self.heatmaps = {"Original": self.original, "Reconstruction": self.reconstructed, "Difference": self.difference}
         plots.link_levels(list(self.heatmaps.values()))
         plots.link_views(list(self.heatmaps.values()))
@@ -311,7 +317,7 @@ class HiddenTab(QWidget):
         for heatmap in (*self.heatmaps.values(), self.u, self.sigma, self.vh):
             heatmap.plot.autoRange(padding=0)
 
-    def show_run(self, run: Any, set_inputs: bool = True) -> None:
+    def show_run(self, run: Run, set_inputs: bool = True) -> None:
         """Redraw a run saved in the library, without computing; set_inputs: put its text, layer and
         reduction in the inputs, so that a re-run repeats it (at start the inputs stay as they were saved).
         An intervention shows its outcome under its button, the reduction's panels left as they are."""

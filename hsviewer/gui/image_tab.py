@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
@@ -72,7 +72,8 @@ class ImageTab(QWidget):
         self._submit = submit
         self.result: ImageSVD | None = None
         self.source = ""  # the image shown: the last one whose SVD worked
-        self._requests: dict[Job, str] = {}  # image jobs submitted and not finished, with their source
+        # image jobs submitted and not finished, with their source; keyed as sender() gives them back, a QObject
+        self._requests: dict[QObject, str] = {}
         self._asked_downsample = 0  # the downsample of the last image asked for
         self._shown_k = 0
         self._build_controls()
@@ -119,8 +120,8 @@ class ImageTab(QWidget):
         self.variance.valueChanged.connect(self._variance_edited)
         self.variance.editingFinished.connect(self._variance_set)
         self.controls = QHBoxLayout()
-        for widget in (open_file, open_url, self.downsample):
-            self.controls.addWidget(widget)
+        for control in (open_file, open_url, self.downsample):
+            self.controls.addWidget(control)
         self.controls.addWidget(QLabel("Components:"))
         self.controls.addWidget(self.slider, 1)
         self.controls.addWidget(self.k_spin)
@@ -182,18 +183,18 @@ class ImageTab(QWidget):
             self.open(self.source)
 
     def _forget(self) -> None:
-        self._requests.pop(self.sender(), None)  # type: ignore[call-overload]
+        self._requests.pop(self.sender(), None)
 
     def _ended_without_result(self) -> None:
         """A failed or cancelled open: the info line describes the image still shown."""
         if self.result is None:
             self.info.setText("No image yet: open a file or a URL.")
         else:
-            self._show_info(self._shown_k)
+            self._show_info(self.result, self._shown_k)
 
     def show_result(self, svd: ImageSVD) -> None:
         """Draw a new image's SVD (from the worker) and its reconstruction at the chosen k."""
-        self.source = self._requests.get(self.sender(), svd.source)  # type: ignore[call-overload]
+        self.source = self._requests.get(self.sender(), svd.source)
         self.result = svd
         levels = plots.span_levels(svd.image)
         self.original.set_data(svd.image, levels)
@@ -231,11 +232,10 @@ class ImageTab(QWidget):
         self.variance.blockSignals(False)
         self._variance_typed = False
         self._variance_target = kept
-        self._show_info(k)
+        self._show_info(svd, k)
         self.reconstructed.emit(k)
 
-    def _show_info(self, k: int) -> None:
-        svd = self.result
+    def _show_info(self, svd: ImageSVD, k: int) -> None:
         kept = svd.variance_kept(k)
         self.info.setText(
             f"{self.source}  ·  {svd.image.shape[1]} × {svd.image.shape[0]} pixels  ·  k = {k} of {len(svd.s)}  ·  "

@@ -6,7 +6,7 @@ window never waits for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +65,7 @@ def load_model_job(
     leaves the model loaded before in the slot. threads: CPU threads for this and every later
     job on the model's worker (set on its thread, as torch needs); None: torch's own choice."""
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.errors import HsviewerError
         from hsviewer.core.events import Finished
         from hsviewer.core.linalg.threads import use_threads
@@ -92,7 +92,7 @@ def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int 
     """The memory plan a load would follow (headers only); returns a MemoryPlan, or None when the
     model's files do not say its size."""
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.events import Finished
         from hsviewer.core.model.load_plan import plan_load
 
@@ -104,7 +104,7 @@ def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int 
 def devices_job() -> Job:
     """The devices this machine has (torch asked on the worker); returns [str]."""
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.choices import available_devices
         from hsviewer.core.events import Finished
 
@@ -117,7 +117,7 @@ def cached_models_job(delete: Sequence[str] = (), clear_all: bool = False) -> Jo
     """Delete the converted models named (or all of them), then list what is left; returns the
     cache folder and [CachedModel]."""
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.events import Finished
         from hsviewer.core.model import gguf_cache
 
@@ -133,7 +133,7 @@ def cached_models_job(delete: Sequence[str] = (), clear_all: bool = False) -> Jo
 def find_models_job() -> Job:
     """List the models on this machine (headers only; no model needed); returns [FoundModel]."""
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.model.discovery.scan import iter_find_models
 
         yield from iter_find_models()
@@ -142,7 +142,7 @@ def find_models_job() -> Job:
 
 
 def image_job(source: str, downsample: int, variance: float) -> Job:
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.analyses.image.run import image_svd
         from hsviewer.core.events import Finished
 
@@ -157,7 +157,7 @@ def hidden_job(text: str, layer: int, reduction: Reduction) -> Job:
     """Reduce one layer; the finished run is saved to the runs library (hashing there, on the worker)."""
     library = Library()
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.analyses.reduce.kind import REDUCE
         from hsviewer.core.analyses.reduce.run import iter_reduce
         from hsviewer.core.library.provenance import reduction_settings, saving
@@ -174,7 +174,7 @@ def intervene_job(text: str, layer: int, ratio: float, value: str) -> Job:
     """Set one layer's massive activations to their mean (or zero); the finished run is saved to the runs library."""
     library = Library()
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.analyses.intervene.kind import INTERVENE
         from hsviewer.core.analyses.intervene.run import iter_intervene
         from hsviewer.core.library.provenance import intervention_settings, saving
@@ -191,7 +191,7 @@ def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], contro
     """Reduce each layer in turn; a sweep that ends is saved to the runs library (a cancelled one is not)."""
     library = Library()
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.analyses.sweep.kind import SWEEP
         from hsviewer.core.analyses.sweep.run import iter_sweep
         from hsviewer.core.library.provenance import saving, sweep_settings
@@ -209,7 +209,7 @@ def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], con
     A corpus sweep that ends is saved to the runs library (a cancelled one is not, as a sweep)."""
     library = Library()
 
-    def work(slot: ModelSlot) -> Iterator[Any]:
+    def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.analyses.corpus.kind import CORPUS
         from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
         from hsviewer.core.analyses.corpus.texts import read_corpus

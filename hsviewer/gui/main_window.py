@@ -10,7 +10,7 @@ import functools
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -26,6 +26,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
+    QBoxLayout,
     QComboBox,
     QFileDialog,
     QInputDialog,
@@ -42,7 +43,7 @@ from PySide6.QtWidgets import (
 
 from hsviewer.core.errors import failure_message
 from hsviewer.gui.settings import Settings
-from hsviewer.gui.worker import Job, Worker
+from hsviewer.gui.worker import Job, Worker, sender_job
 
 if TYPE_CHECKING:
     from hsviewer.gui.hidden_tab import HiddenTab
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from hsviewer.gui.model_options import LoadOptions
     from hsviewer.gui.runs_panel import RunsTab
     from hsviewer.gui.sweep_tab import SweepTab
+    from hsviewer.gui.tabs import ExportingTab, RunViewer, SettingsTab
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,10 @@ class MainWindow(QMainWindow):
         self.ready_announced = False
         self.refit_when_framed = True  # once, after the first show; off where a size is asked for
         self.jobs: list[Job] = []  # submitted and not yet finished
+        self._load_options: dict[Job, LoadOptions] = {}  # each model load's, saved once it works
         self._closed = False
         self.close_wait_ms: int | None = None  # None: closing waits for the workers however long
+        self.error_dialogs = True  # False: errors are logged and signalled (error_occurred), no modal box shows
         self.image_tab: ImageTab | None = None
         self.hidden_tab: HiddenTab | None = None
         self.sweep_tab: SweepTab | None = None
@@ -157,8 +161,9 @@ class MainWindow(QMainWindow):
         self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
         text = self.hidden_tab.text
         self.sweep_tab = SweepTab(self.submit, text.toPlainText, set_text=text.setPlainText)
-        viewers = {kind: tab for tab in (self.hidden_tab, self.sweep_tab) for kind in tab.kinds}
-        self.runs_tab = RunsTab(Library(), viewers, self.tabs.setCurrentWidget)
+        shows_runs: tuple[RunViewer, ...] = (self.hidden_tab, self.sweep_tab)
+        viewers = {kind: tab for tab in shows_runs for kind in tab.kinds}
+        self.runs_tab = RunsTab(Library(), viewers, self._bring_to_front)
         self.tabs.clear()
         tabs = (self.image_tab, self.hidden_tab, self.sweep_tab, self.runs_tab)
         for tab, name in zip(tabs, TAB_NAMES, strict=True):
@@ -167,7 +172,9 @@ class MainWindow(QMainWindow):
         self.purposes = QLabel(" · ".join(f"<b>{n}</b>: {p}" for n, p in zip(TAB_NAMES, TAB_PURPOSES, strict=True)))
         self.purposes.setStyleSheet("color: #555555")
         self.purposes.setToolTip("Hover a tab for more; Help > Guide (F1) explains every panel")
-        self.image_tab.layout().insertWidget(0, self.purposes)  # the first screen: what each tab is for
+        image_layout = self.image_tab.layout()
+        assert isinstance(image_layout, QBoxLayout)  # the tab's own; to the stubs any QLayout, or None
+        image_layout.insertWidget(0, self.purposes)  # the first screen: what each tab is for
         self._connect_tabs()
         for kind in (QAbstractSpinBox, QLineEdit, QComboBox, QPlainTextEdit):
             for widget in self.findChildren(kind):
@@ -177,20 +184,39 @@ class MainWindow(QMainWindow):
         self.menuBar().setEnabled(True)
         self.status.setText("Ready")
 
+    def built_tabs(self) -> BuiltTabs:
+        """The four tabs, which build_tabs() made (before it, each attribute is None)."""
+        image, hidden, sweep, runs = self.image_tab, self.hidden_tab, self.sweep_tab, self.runs_tab
+        if image is None or hidden is None or sweep is None or runs is None:
+            raise RuntimeError("the tabs are not built yet: build_tabs() comes first")
+        return BuiltTabs(image, hidden, sweep, runs)
+
+    def current_tab(self) -> ExportingTab:
+        """The tab in front, which File > Export figure and Export data work on (the menus are off until
+        the tabs are built, in BuiltTabs' order)."""
+        tabs: tuple[ExportingTab, ...] = self.built_tabs()  # mypy checks that each tab is one
+        return tabs[self.tabs.currentIndex()]
+
+    def _bring_to_front(self, tab: object) -> None:
+        """Show this tab (the Runs tab's Open: the one that redrew the run)."""
+        if isinstance(tab, QWidget):
+            self.tabs.setCurrentWidget(tab)
+
     def _tab_tips(self) -> None:
         for index, tip in enumerate(TAB_TIPS[: self.tabs.count()]):
             self.tabs.setTabToolTip(index, tip)
 
     def _connect_tabs(self) -> None:
-        self.image_tab.open_file_requested.connect(self.open_image_dialog)
-        self.image_tab.open_url_requested.connect(self.open_url_dialog)
-        self.hidden_tab.picker.load_requested.connect(self.load_model)
-        self.hidden_tab.error.connect(self.report_error)
-        self.sweep_tab.error.connect(self.report_error)
-        self.runs_tab.error.connect(self.report_error)
-        self.runs_tab.save_failed.connect(self.statusBar().showMessage)  # until the next job starts
-        self.runs_tab.opened.connect(self.status.setText)  # not a cancelled job's line, left from before
-        self.job_submitted.connect(self.runs_tab.watch)
+        image, hidden, sweep, runs = self.built_tabs()
+        image.open_file_requested.connect(self.open_image_dialog)
+        image.open_url_requested.connect(self.open_url_dialog)
+        hidden.picker.load_requested.connect(self.load_model)
+        hidden.error.connect(self.report_error)
+        sweep.error.connect(self.report_error)
+        runs.error.connect(self.report_error)
+        runs.save_failed.connect(self.statusBar().showMessage)  # until the next job starts
+        runs.opened.connect(self.status.setText)  # not a cancelled job's line, left from before
+        self.job_submitted.connect(runs.watch)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -307,14 +333,12 @@ class MainWindow(QMainWindow):
             threads=chosen.threads_arg(),
             stream=chosen.stream,
         )
-        job.load_options = chosen  # saved by _model_ready
+        self._load_options[job] = chosen  # saved by _model_ready
         job.returned.connect(self._model_ready)
         self.submit(job)
 
     def _sender_job(self) -> Job:
-        job = self.sender()
-        assert isinstance(job, Job)
-        return job
+        return sender_job(self)
 
     def _job_started(self) -> None:
         if not self._closed:
@@ -352,7 +376,9 @@ class MainWindow(QMainWindow):
             self.job_done.emit(job.name)
 
     def _job_finished(self) -> None:
-        self.jobs.remove(self._sender_job())
+        job = self._sender_job()
+        self.jobs.remove(job)
+        self._load_options.pop(job, None)  # a load that failed or was cancelled
         if self._closed:
             return
         self._update_busy()
@@ -365,11 +391,12 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, 0)
 
     def _model_ready(self, info: ModelInfo) -> None:
-        self._sender_job().load_options.save(self.settings)  # type: ignore[attr-defined]
+        self._load_options.pop(self._sender_job()).save(self.settings)
         self.model_info = info
         self.settings.remember_model(info.source)
-        self.hidden_tab.picker.set_recent(self.settings.recent_models())
-        self.hidden_tab.set_model(info)
+        hidden = self.built_tabs().hidden
+        hidden.picker.set_recent(self.settings.recent_models())
+        hidden.set_model(info)
         self.model_status.setText(info.describe())
         self.setWindowTitle(f"hsviewer — {info.name}")
         self.model_loaded.emit(info)
@@ -400,7 +427,8 @@ class MainWindow(QMainWindow):
         """Every user-facing error ends here: logged, signalled, shown in a dialog."""
         log.error("%s", message)
         self.error_occurred.emit(message)
-        self.show_error(message)
+        if self.error_dialogs:
+            self.show_error(message)
 
     def show_error(self, message: str) -> None:
         QMessageBox.warning(self, "hsviewer", message)
@@ -409,7 +437,8 @@ class MainWindow(QMainWindow):
         """A model that did not load: as report_error, with a way to the dialog that changes how to load."""
         log.error("%s", message)
         self.error_occurred.emit(message)
-        self.show_load_error(message)
+        if self.error_dialogs:
+            self.show_load_error(message)
 
     def show_load_error(self, message: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, "hsviewer", message, QMessageBox.StandardButton.Close, self)
@@ -425,11 +454,13 @@ class MainWindow(QMainWindow):
     # Menu actions -------------------------------------------------------------------------
 
     def open_image(self, source: str) -> None:
-        self.tabs.setCurrentWidget(self.image_tab)
-        self.image_tab.open(source)
+        image = self.built_tabs().image
+        self.tabs.setCurrentWidget(image)
+        image.open(source)
 
     def open_image_dialog(self) -> None:
-        start = str(Path(self.image_tab.source).parent) if self.image_tab.source else ""
+        source = self.built_tabs().image.source
+        start = str(Path(source).parent) if source else ""
         path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
         if path:
             self.open_image(path)
@@ -479,7 +510,7 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About hsviewer", about_text(name, licence))
 
     def export_figure_dialog(self) -> None:
-        names = [ALL_PANELS, *self.tabs.currentWidget().plots()]
+        names = [ALL_PANELS, *self.current_tab().plots()]
         name, ok = QInputDialog.getItem(self, "Export figure", "Panel:", names, 0, False)
         if not ok:
             return
@@ -506,7 +537,7 @@ class MainWindow(QMainWindow):
         """Write one panel of the current tab, or all of them, as .svg or as .png at 1, 2 or 4 times its size."""
         from hsviewer.gui.figure_export import export_figure
 
-        tab = self.tabs.currentWidget()
+        tab = self.current_tab()
         item = tab.graphics.ci if panel == ALL_PANELS else tab.plots()[panel]
         export_figure(item, path, scale)
         self.settings.remember_folder("figure", path)
@@ -524,7 +555,7 @@ class MainWindow(QMainWindow):
         from hsviewer.core.errors import HsviewerError
         from hsviewer.core.library import writing as export
 
-        found = self.tabs.currentWidget().exportable()
+        found = self.current_tab().exportable()
         if found is None:
             raise HsviewerError("This tab has no result to export yet.")
         export.write_data(path, *found)
@@ -565,9 +596,8 @@ class MainWindow(QMainWindow):
 
     def _restore_settings(self) -> None:
         s = self.settings
-        self.image_tab.restore_settings(s)
-        self.hidden_tab.restore_settings(s)
-        self.sweep_tab.restore_settings(s)
+        for tab in self.built_tabs().with_settings():
+            tab.restore_settings(s)
         self.tabs.setCurrentIndex(s.get("window/tab", 0, int))
 
     def save_settings(self) -> None:
@@ -575,9 +605,8 @@ class MainWindow(QMainWindow):
         s.set("window/geometry", self.saveGeometry())
         if self.image_tab is not None:
             s.set("window/tab", self.tabs.currentIndex())
-            self.image_tab.save_settings(s)
-            self.hidden_tab.save_settings(s)
-            self.sweep_tab.save_settings(s)
+            for tab in self.built_tabs().with_settings():
+                tab.save_settings(s)
         s.save()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -595,6 +624,19 @@ class MainWindow(QMainWindow):
                 self.model_worker.stop(self.close_wait_ms)
                 self.image_worker.stop(self.close_wait_ms)
         event.accept()
+
+
+class BuiltTabs(NamedTuple):
+    """The window's four tabs, in their order."""
+
+    image: ImageTab
+    hidden: HiddenTab
+    sweep: SweepTab
+    runs: RunsTab
+
+    def with_settings(self) -> tuple[SettingsTab, ...]:
+        """The tabs whose inputs are saved and restored (the Runs tab has none)."""
+        return self.image, self.hidden, self.sweep
 
 
 class _ShortcutsFirst(QObject):

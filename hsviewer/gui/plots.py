@@ -4,11 +4,14 @@ with legends below, titles that wrap, and a singular-value spectrum with its cum
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11; mypy checks for 3.10
 
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", antialias=True)
 
@@ -19,6 +22,14 @@ MIN_TITLE_SCALE = 0.72  # a title too long for its panel shrinks to this (11pt t
 TITLE_COLUMNS = 6  # a PlotItem's columns: left axis, view box, right axis, a colour bar's gap and bar
 MAX_TOKEN_CHARS = 14
 VIEW_MIN_HEIGHT = 100  # a line plot's data area: room for four y ticks that do not run into each other
+
+
+class Position(TypedDict, total=False):
+    """Where a panel goes in its layout (addPlot's row and col): typed, so that no other keyword
+    argument of a panel's maker can be filled from a position by mistake."""
+
+    row: int
+    col: int
 
 
 def set_tooltips(panels: dict[str, Any], tips: dict[str, str]) -> None:
@@ -147,7 +158,7 @@ class Heatmap:
         labelled_cols: bool = False,
         rows_down: bool = True,
         colorbar: bool = True,
-        **position: int,
+        **position: Unpack[Position],
     ) -> None:
         axes = {}
         if labelled_rows:
@@ -204,7 +215,7 @@ class SigmaMap(Heatmap):
     as squares SIGMA_DOT pixels wide in the same colours: 576 components in a 150-pixel panel left a
     diagonal under a pixel wide, and the panel looked white."""
 
-    def __init__(self, layout: pg.GraphicsLayout, **position: int) -> None:
+    def __init__(self, layout: pg.GraphicsLayout, **position: Unpack[Position]) -> None:
         super().__init__(layout, "Σ", "viridis", "component", "component", **position)
         assert self.bar is not None
         self.bar.axis.enableAutoSIPrefix(False)  # no label: the bar's fixed width drew it over the ticks (tooltip)
@@ -230,7 +241,7 @@ class SigmaMap(Heatmap):
         self.diagonal.setBrush([QtGui.QBrush(c) for c in colours])
 
 
-def sigma_map(layout: pg.GraphicsLayout, **position: int) -> SigmaMap:
+def sigma_map(layout: pg.GraphicsLayout, **position: Unpack[Position]) -> SigmaMap:
     """Σ as a heatmap whose colour bar reads σ on a log scale: see show_sigma."""
     return SigmaMap(layout, **position)
 
@@ -384,7 +395,9 @@ def free_title_width(plot: pg.PlotItem) -> None:
         set_title(plot, old.text)
 
 
-def line_plot(layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str, **position: int) -> pg.PlotItem:
+def line_plot(
+    layout: pg.GraphicsLayout, title: str, x_label: str, y_label: str, **position: Unpack[Position]
+) -> pg.PlotItem:
     plot = layout.addPlot(**position)
     set_title(plot, title)
     plot.setLabel("bottom", x_label)
@@ -464,7 +477,7 @@ def legend_below(plot: pg.PlotItem, columns: int = 2, text_size: str = "8pt") ->
     return legend
 
 
-def markers(brush: tuple, symbol: str = "h", size: int = 10, pen: Any = "k") -> dict[str, Any]:
+def markers(brush: tuple[int, ...] | str, symbol: str = "h", size: int = 10, pen: Any = "k") -> dict[str, Any]:
     """Keyword arguments for a PlotDataItem drawn as the notebook's outlined markers."""
     return {"pen": pg.mkPen(pen, width=0.5), "symbol": symbol, "symbolSize": size, "symbolBrush": brush}
 
@@ -476,7 +489,9 @@ class SpectrumPlot:
     """Singular values (left axis) and the cumulative percent of variance (right axis), with a
     draggable line at k."""
 
-    def __init__(self, layout: pg.GraphicsLayout, title: str, log_sigma: bool = True, **position: int) -> None:
+    def __init__(
+        self, layout: pg.GraphicsLayout, title: str, log_sigma: bool = True, **position: Unpack[Position]
+    ) -> None:
         self.plot = line_plot(layout, title, "Component", "σ", **position)
         self.plot.setLogMode(y=log_sigma)
         self.sigma = self.plot.plot(**markers(PINK, "s", 5))

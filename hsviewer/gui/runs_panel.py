@@ -6,8 +6,8 @@ computing; at start the newest run of each kind is redrawn the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
@@ -30,6 +30,9 @@ from hsviewer.gui.compare_view import CompareView
 from hsviewer.gui.forms import inputs_beside_plots
 from hsviewer.gui.worker import Job
 
+if TYPE_CHECKING:
+    from hsviewer.gui.tabs import RunViewer
+
 COLUMNS = ("Name", "Kind", "Model", "Setting", "Saved")
 INFO_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -44,8 +47,8 @@ class RunsTab(QWidget):
     def __init__(
         self,
         library: Library,
-        viewers: dict[str, QWidget],
-        show_tab: Callable[[QWidget], None],
+        viewers: Mapping[str, RunViewer],
+        show_tab: Callable[[RunViewer], None],
         parent: QWidget | None = None,
     ) -> None:
         """viewers: kind -> the tab that draws it (with show_run); show_tab brings one to the front."""
@@ -203,7 +206,7 @@ class RunsTab(QWidget):
             self.error.emit(f"{info.name} is a {info.kind} run; no tab draws those yet.")
             return
         try:
-            viewer.show_run(self.library.load(info))  # type: ignore[attr-defined]
+            viewer.show_run(self.library.load(info))
         except HsviewerError as e:
             self.error.emit(str(e))
             return
@@ -217,7 +220,7 @@ class RunsTab(QWidget):
         found = [(run, self.viewers[kind]) for kind in self.viewers if (run := self.library.latest(kind, self.listed))]
         for run, viewer in sorted(found, key=lambda pair: (pair[0].info.created, pair[0].info.id)):
             try:
-                viewer.show_run(run, set_inputs=False)  # type: ignore[attr-defined]
+                viewer.show_run(run, set_inputs=False)
             except HsviewerError as e:
                 self.status.setText(str(e))
 

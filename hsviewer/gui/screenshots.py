@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSize, QTimer
 from PySide6.QtWidgets import QApplication
 
 from hsviewer.gui.jobs import ModelInfo
 from hsviewer.gui.main_window import MainWindow
+
+if TYPE_CHECKING:
+    from hsviewer.gui.hidden_tab import HiddenTab
+    from hsviewer.gui.image_tab import ImageTab
+    from hsviewer.gui.sweep_tab import SweepTab
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +73,18 @@ class ScreenshotRun(QObject):
         self.guide_dir = Path(guide_dir) if guide_dir else None
         self.size = QSize(*size) if size else None
         self.pending = {"image", "hidden", "sweep"}
-        window.show_error = lambda message: None  # no modal dialogs: errors end the run instead
-        window.show_load_error = window.show_error
+        window.error_dialogs = False  # no modal dialogs: errors end the run instead
         window.error_occurred.connect(self._failed)
         window.model_loaded.connect(self._model_ready)
         window.job_done.connect(self._done)
         QTimer.singleShot(TIMEOUT_MS, self._timed_out)
 
     def _model_ready(self, info: ModelInfo) -> None:
-        tab = self.window.hidden_tab
-        tab.layer.setValue(min(LAYER, info.n_layers - 1))
-        tab.run()
-        self.window.sweep_tab.grid_field.setText(GRID)
-        self.window.sweep_tab.run()
+        tabs = self.window.built_tabs()
+        tabs.hidden.layer.setValue(min(LAYER, info.n_layers - 1))
+        tabs.hidden.run()
+        tabs.sweep.grid_field.setText(GRID)
+        tabs.sweep.run()
 
     def _done(self, name: str) -> None:
         self.pending.discard(name)
@@ -116,7 +121,12 @@ class ScreenshotRun(QObject):
         from hsviewer.core.errors import HsviewerError
         from hsviewer.gui.figure_export import export_figure
 
-        tabs = {"image": self.window.image_tab, "hidden": self.window.hidden_tab, "sweep": self.window.sweep_tab}
+        built = self.window.built_tabs()
+        tabs: dict[str, ImageTab | HiddenTab | SweepTab] = {
+            "image": built.image,
+            "hidden": built.hidden,
+            "sweep": built.sweep,
+        }
         for name, (tab_name, title) in GUIDE_PICTURES.items():
             tab = tabs[tab_name]
             self.window.tabs.setCurrentWidget(tab)

@@ -76,18 +76,24 @@ class Settings:
 def _convert(raw: Any, kind: type[T]) -> T:
     if isinstance(raw, kind):
         return raw
+    value: Any  # a `kind`, which mypy cannot tell from `kind is bool` (it does not narrow type[T])
     if kind is bool:
-        text = str(raw).strip().lower()
-        if text in ("true", "1"):
-            return True
-        if text in ("false", "0"):
-            return False
-        raise ValueError(text)
-    if kind is float:
+        value = _as_bool(raw)
+    elif kind is float:
         value = float(raw)
         if not math.isfinite(value):  # a NaN would be clamped to a spin box's maximum
             raise ValueError(raw)
-        return value
-    if kind in (int, str):
-        return kind(raw)
-    raise TypeError(f"{type(raw).__name__} is not {kind.__name__}")
+    elif kind in (int, str):
+        value = int(raw) if kind is int else str(raw)
+    else:
+        raise TypeError(f"{type(raw).__name__} is not {kind.__name__}")
+    return value
+
+
+def _as_bool(raw: Any) -> bool:
+    text = str(raw).strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(text)

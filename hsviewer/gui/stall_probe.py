@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QSettings, QTimer
+from PySide6.QtCore import QEventLoop, QSettings, QTimer, SignalInstance
 from PySide6.QtWidgets import QApplication
 
 TICK_MS = 5
@@ -21,15 +22,18 @@ def longest_stall_during_sweep(model: str, text: str) -> float:
     app = QApplication.instance() or QApplication(["hsviewer", "-platform", "offscreen"])
     with tempfile.TemporaryDirectory() as folder:
         window = MainWindow(Settings(QSettings(str(Path(folder) / "probe.ini"), QSettings.Format.IniFormat)))
-        window.show_error = lambda message: print(f"error: {message}")
-        window.show_load_error = window.show_error
+        window.error_dialogs = False
+        window.error_occurred.connect(lambda message: print(f"error: {message}"))
         window.show()
         _wait(window.model_loaded, lambda: window.load_model(model))
-        window.hidden_tab.text.setPlainText(text)
+        tabs = window.built_tabs()
+        tabs.hidden.text.setPlainText(text)
         gaps = _Gaps()
-        timer = QTimer(interval=TICK_MS, timeout=gaps.tick)
+        timer = QTimer()
+        timer.setInterval(TICK_MS)
+        timer.timeout.connect(gaps.tick)
         timer.start()
-        _wait(window.job_done, window.sweep_tab.run)
+        _wait(window.job_done, tabs.sweep.run)
         timer.stop()
         window.close()
     app.processEvents()
@@ -47,7 +51,7 @@ class _Gaps:
         self.last = now
 
 
-def _wait(signal, start) -> None:
+def _wait(signal: SignalInstance, start: Callable[[], object]) -> None:
     loop = QEventLoop()
     signal.connect(loop.quit)
     start()

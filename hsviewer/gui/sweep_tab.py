@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -37,7 +37,10 @@ from hsviewer.gui.forms import ReductionForm, inputs_beside_plots
 from hsviewer.gui.jobs import corpus_job, sweep_job
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
-from hsviewer.gui.worker import Job
+from hsviewer.gui.worker import Job, sender_job
+
+if TYPE_CHECKING:
+    from hsviewer.core.library.store import Run
 
 PANEL_TIPS = {
     "A) Components kept": (
@@ -160,7 +163,9 @@ class SweepTab(QWidget):
         self.clean_line.hide()
         self.control_clean_lines: dict[str, pg.InfiniteLine] = {}  # legend name -> line, for controls
         # whose tokens differ (shuffled), so that their clean loss differs too
-        self.curves: dict[str, dict[str, Any]] = {}  # run label -> plot name -> its curve, made as runs arrive
+        self.curves: dict[
+            str, dict[str, pg.PlotDataItem]
+        ] = {}  # run label -> plot name -> its curve, made as runs arrive
         self.dimensionality = plots.line_plot(
             middle, "E) Reduction vs. loss", "Hidden-state dimensionality (% of total)", "Loss", col=0
         )
@@ -237,7 +242,7 @@ class SweepTab(QWidget):
             job.cancel()
 
     def _event(self, event: Any) -> None:
-        self.collector = self._collectors[self.sender()]
+        self.collector = self._collectors[sender_job(self)]
         self.collector.add(event)
         self._draw_event(event)
 
@@ -250,10 +255,10 @@ class SweepTab(QWidget):
             self.add_layer(event)
 
     def _forget(self) -> None:
-        self._collectors.pop(self.sender(), None)
+        self._collectors.pop(sender_job(self), None)
 
     def _cancelled(self) -> None:
-        collector = self._collectors[self.sender()]
+        collector = self._collectors[sender_job(self)]
         result = collector.cancelled() if collector is self.collector else None
         if result is None:
             self.summary.setText("Sweep cancelled before its first layer.")
@@ -284,8 +289,8 @@ class SweepTab(QWidget):
             self.loss.legend.removeItem(name)
         self.control_clean_lines = {}
         self.grid_labels = [g.label() for g in start.run.grid]
-        for run in self.curves.values():
-            for plot_name, curve in run.items():
+        for curves in self.curves.values():
+            for plot_name, curve in curves.items():
                 getattr(self, plot_name).removeItem(curve)
         self.curves = {}
         for curve in (self.hidden_curve, self.logit_curve):
@@ -315,7 +320,7 @@ class SweepTab(QWidget):
         self._curve(step.label, "loss", layers, [r.loss for r in results])
         self._curve(step.label, "kl", layers, [r.kl_divergence for r in results])
         if step.label == "":
-            self._draw_main(results, layers)
+            self._draw_main(self.start, results, layers)
             self.measures_view.set_layers(results, self.start.run.tokens)
         self.summary.setText(f"{step.done} of {step.total} layer runs done")
         self.layer_shown.emit(step.label, step.result.layer)
@@ -333,8 +338,7 @@ class SweepTab(QWidget):
             tops = [np.nanmax(c.yData) for run in self.curves.values() if (c := run.get("components")) and len(c.yData)]
             plots.from_zero(self.components, max(tops, default=1.0))
 
-    def _draw_main(self, results: list[LayerResult], layers: np.ndarray) -> None:
-        start = self.start
+    def _draw_main(self, start: RunStarted, results: list[LayerResult], layers: np.ndarray) -> None:
         run = start.run
         hidden = np.array([r.hidden_diff_norm for r in results])
         logits = np.array([r.logit_diff_norm for r in results])
@@ -369,7 +373,7 @@ class SweepTab(QWidget):
         self._submit(job)
 
     def _corpus_event(self, event: Any) -> None:
-        collector = self._corpus_jobs[self.sender()]
+        collector = self._corpus_jobs[sender_job(self)]
         collector.add(event)
         if isinstance(event, CorpusStarted) and collector.result is not None:
             self.corpus_view.begin(collector.result)
@@ -379,7 +383,7 @@ class SweepTab(QWidget):
             self.summary.setText(f"Corpus sweep: {len(collector.result.texts)} texts done")
 
     def _corpus_ended(self, *result: Any) -> None:
-        collector = self._corpus_jobs[self.sender()]
+        collector = self._corpus_jobs[sender_job(self)]
         final = result[0] if result else collector.cancelled()
         if final is not None:
             self.corpus_view.update_result(final)
@@ -387,7 +391,7 @@ class SweepTab(QWidget):
             self.summary.setText(self.corpus_view.describe(final))
 
     def _forget_corpus(self) -> None:
-        self._corpus_jobs.pop(self.sender(), None)
+        self._corpus_jobs.pop(sender_job(self), None)
 
     def open_corpus_text(self, index: int) -> None:
         """Show one text of the corpus sweep in the one-text panels, as if it had just run."""
@@ -413,7 +417,7 @@ class SweepTab(QWidget):
         self.summary.setText(self._finished_text(result))
         self.clean_line.setValue(result.clean_loss)
 
-    def show_run(self, run: Any, set_inputs: bool = True) -> None:
+    def show_run(self, run: Run, set_inputs: bool = True) -> None:
         """Redraw a sweep (or a corpus sweep) saved in the library from its own events, as it was drawn
         live, without computing; set_inputs: put its settings in the inputs, so that a re-run repeats it."""
         if run.info.kind == "corpus":
@@ -431,7 +435,7 @@ class SweepTab(QWidget):
             if self._set_text is not None and isinstance(texts, list) and len(texts) == 1:
                 self._set_text(str(texts[0]))
 
-    def _show_corpus_run(self, run: Any, set_inputs: bool) -> None:
+    def _show_corpus_run(self, run: Run, set_inputs: bool) -> None:
         if self._corpus_jobs:
             raise HsviewerError("A corpus sweep is running: open the saved one when it ends (or cancel it).")
         result = run.result()

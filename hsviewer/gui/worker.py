@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -37,7 +37,7 @@ class ModelSlot:
         return self.handle
 
 
-Work = Callable[[ModelSlot], Iterator[Any]]
+Work = Callable[[ModelSlot], Generator[Any, None, None]]  # a generator: a cancel closes it
 
 
 class Job(QObject):
@@ -67,6 +67,14 @@ class Job(QObject):
     @property
     def abort_requested(self) -> bool:
         return self._abort.is_set()
+
+
+def sender_job(receiver: QObject) -> Job:
+    """The job whose signal the receiver's slot is running for: QObject.sender() (a QObject to the
+    stubs) checked to be the Job that the receiver connected to."""
+    job = receiver.sender()
+    assert isinstance(job, Job)
+    return job
 
 
 class Worker(QObject):
