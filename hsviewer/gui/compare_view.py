@@ -45,6 +45,9 @@ class CompareView(QWidget):
         for key, title in METRICS.items():
             self.metric_box.addItem(title, key)
             self.metric_box.setItemData(self.metric_box.count() - 1, METRIC_TIPS[key], Qt.ItemDataRole.ToolTipRole)
+        # The longest title would set the window's minimum width: the box elides instead.
+        self.metric_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.metric_box.setMinimumContentsLength(24)
         self.metric_box.setToolTip("What to compare, block by block")
         self.metric_box.currentIndexChanged.connect(self._redraw)
         export_figure = QPushButton("Export figure…")
