@@ -77,7 +77,7 @@ class _WarningLines(logging.Handler):
 
 def build_parser() -> argparse.ArgumentParser:
     """The root parser; each command module adds its own commands' parsers."""
-    from hsviewer.commands import analysis, app, intervene, library, models
+    from hsviewer.commands import analysis, app, intervene, library, models, reproduce
 
     parser = Parser(
         prog="hsviewer",
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         analysis.add_reduce,
         analysis.add_sweep,
         intervene.add_intervene,
+        reproduce.add_reproduce,
         models.add_bench,
         app.add_selftest,
         app.add_screenshots,

@@ -138,6 +138,21 @@ def test_the_guide_names_every_panel_control_and_choice_the_tabs_show(window):
     window.guide.close()
 
 
+def test_the_guide_explains_every_measure_a_comparison_can_draw():
+    """Each metric's name as the comparison's box shows it (up to its parenthesis), and the geometry
+    measures' caveats: TwoNN's 20 tokens, why linearity is a rotation and not a least-squares fit."""
+    import re
+
+    from hsviewer.core.choices import METRICS
+    from hsviewer.core.resources import guide_path
+
+    text = re.sub(r"[*`]", "", guide_path().read_text(encoding="utf-8")).lower()
+    missing = [title for title in METRICS.values() if title.split(" (")[0].lower() not in text]
+    assert missing == []
+    for words in ("null below 20 tokens", "least-squares", "unrelated clouds score about 0.9", "onset"):
+        assert words in text
+
+
 def test_every_picture_the_guide_shows_exists_and_loads(window):
     from PySide6.QtCore import QUrl
     from PySide6.QtGui import QImage, QTextDocument

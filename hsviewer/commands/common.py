@@ -111,8 +111,12 @@ def add_model_text(parser: argparse.ArgumentParser, loading: bool = True) -> Non
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--text-file", type=Path, help="UTF-8 text file (default: the bundled Stedelijk paragraph)")
     group.add_argument("--text", help="the text itself")
-    if not loading:
-        return
+    if loading:
+        add_loading(parser)
+
+
+def add_loading(parser: argparse.ArgumentParser) -> None:
+    """How to load the model: device, precision, memory budget, streaming, threads, and --plan."""
     parser.add_argument("--device", type=device_arg, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     parser.add_argument("--device-map", choices=("auto",), help="spread a large model over devices (accelerate)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a model's own code to run")

@@ -16,7 +16,7 @@ def spectrum_png(path: str | Path, s: np.ndarray, cumulative: np.ndarray, k: int
     import pyqtgraph as pg
     from pyqtgraph.exporters import ImageExporter
 
-    _offscreen_app()
+    offscreen_app()
     pg.setConfigOptions(background="w", foreground="k", antialias=True)
     layout = pg.GraphicsLayoutWidget(size=(900, 600))
     top = layout.addPlot(row=0, col=0, title="Singular values", labels={"left": "σ", "bottom": "index"})
@@ -38,7 +38,7 @@ def spectrum_png(path: str | Path, s: np.ndarray, cumulative: np.ndarray, k: int
         layout.close()
 
 
-def _offscreen_app() -> None:
+def offscreen_app() -> None:
     """A QApplication that never opens a window, even where a display exists."""
     from pyqtgraph.Qt import QtWidgets
 
@@ -51,13 +51,13 @@ LEGEND_LABEL = 28  # characters of a run's name in the legend (the CSV has it wh
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def legend_below(layout: Any, row: int) -> Any:
+def legend_below(layout: Any, row: int, text_size: str = "8pt") -> Any:
     """A legend in a row of its own under the plots, so that it never covers a curve."""
     import pyqtgraph as pg
 
     holder = layout.addLayout(row=row, col=0)
     holder.setFixedHeight(0)  # until draw_comparison fills it
-    legend = pg.LegendItem(offset=(60, 2), labelTextSize="8pt")
+    legend = pg.LegendItem(offset=(60, 2), labelTextSize=text_size)
     legend.setParentItem(holder)
     return legend
 
@@ -115,7 +115,7 @@ def comparison_writer(path: str | Path, comparison: Any) -> Callable[[Path], Non
     def write(tmp: Path) -> None:
         import pyqtgraph as pg
 
-        _offscreen_app()
+        offscreen_app()
         from hsviewer.gui.figure_export import (
             export_figure,  # the app's exporter: pyqtgraph's SVG one fails on Qt 6 paths
         )

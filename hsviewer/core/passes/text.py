@@ -101,3 +101,13 @@ def _bytes_shown(piece: str) -> str | None:
             shown.append("".join(f"<0x{b:02X}>" for b in data[e.start : e.end]))
             data = data[e.end :]
     return "".join(shown)
+
+
+def shuffled(tokens: Tokens, seed: int) -> Tokens:
+    """The same tokens in a random order, the same for the same seed (torch.randperm on a seeded CPU
+    generator): the shuffled control of a sweep and the shuffled pass of a reproduction agree."""
+    import torch
+
+    order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed))
+    strings = [tokens.strings[i] for i in order.tolist()]
+    return Tokens(tokens.ids[:, order.to(tokens.ids.device)], strings)

@@ -32,7 +32,7 @@ from hsviewer.core.model.memory import free_bytes, sweep_batch
 from hsviewer.core.passes.batched import batched_tails
 from hsviewer.core.passes.clean import CleanReference, ForwardPass, LogitMetrics, clean_forward, first_row, pass_states
 from hsviewer.core.passes.hooks import capture_outputs, replace_block_output, replay_prefix
-from hsviewer.core.passes.text import Tokens, tokenize
+from hsviewer.core.passes.text import Tokens, shuffled, tokenize
 
 if TYPE_CHECKING:
     from hsviewer.core.model.loading import ModelHandle
@@ -173,10 +173,7 @@ def _control(spelling: str, reduction: Reduction, tokens: Tokens) -> tuple[str, 
         return label, replace(reduction, exclude_massive=control.value), tokens
     if name == "random":
         return label, replace(reduction, basis="random"), tokens
-    generator = torch.Generator().manual_seed(reduction.seed)
-    order = torch.randperm(len(tokens), generator=generator)
-    shuffled = [tokens.strings[i] for i in order.tolist()]
-    return label, reduction, Tokens(tokens.ids[:, order.to(tokens.ids.device)], shuffled)
+    return label, reduction, shuffled(tokens, reduction.seed)
 
 
 def _layers(
