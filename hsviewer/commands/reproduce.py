@@ -14,6 +14,7 @@ from hsviewer.commands.common import (
     CorpusPrinter,
     add_loading,
     check_outputs,
+    each,
     keep_on_interrupt,
     load,
     path_arg,
@@ -57,7 +58,7 @@ def _measure(args: argparse.Namespace, corpus: Any) -> Any:
     )
     printer, collector = TextPrinter(), GeometryCollector()
     try:
-        return run_to_end(events, lambda event: (collector.add(event), printer(event)))
+        return run_to_end(events, each(collector.add, printer))
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the texts done, as a corpus sweep does
         events.close()
         result = collector.cancelled()

@@ -98,7 +98,8 @@ def _draw(plot: Any, legend: Any, layers: list[LayerAggregate], curve: Curve, lo
 
     depth = np.array([a.depth for a in layers])
     mean = np.array([_value(a.mean(curve.name)) for a in layers])
-    bands = [(a.depth, *a.values[curve.name].ci95) for a in layers if a.values[curve.name].ci95 is not None]
+    intervals = [(a.depth, a.values[curve.name].ci95) for a in layers]
+    bands = [(depth, *ci) for depth, ci in intervals if ci is not None]
     bands = [b for b in bands if not log or b[1] > 0]
     if bands:
         x, low, high = (np.array(column) for column in zip(*bands, strict=True))
