@@ -177,6 +177,22 @@ def test_panel_titles_fit_on_one_line(qtbot, window, size):
             assert plot.sceneBoundingRect().adjusted(-1, -1, 1, 1).contains(title), plot.titleLabel.text
 
 
+def _left_label_fits(plot) -> None:
+    """The left axis's label no taller than its axis, clear of the panel's title."""
+    axis = plot.getAxis("left")
+    label = axis.label.sceneBoundingRect()
+    assert label.height() <= axis.sceneBoundingRect().height() + 1, axis.labelText
+    assert not label.intersects(plot.titleLabel.item.sceneBoundingRect()), axis.labelText
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])
+def test_the_sweep_axis_labels_fit_their_axes_and_stay_out_of_the_titles(qtbot, window, size):
+    tab = window.sweep_tab
+    _settle(qtbot, window, size, tab)  # panel B's "Diff norm (max-scaled)" ran up into its title at 1024x700
+    for plot in tab.plots().values():
+        _left_label_fits(plot)
+
+
 @pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])
 def test_the_spectrum_percent_label_fits_its_axis_and_stays_out_of_the_title(qtbot, window, size):
     for tab in (window.hidden_tab, window.image_tab):

@@ -145,9 +145,7 @@ class SweepTab(QWidget):
         self.graphics = PlotArea(max_columns=3)
         top = middle = self.graphics  # the panels flow in reading order
         self.components = plots.line_plot(top, "A) Components kept", "Layer", "Count", col=0)
-        self.norms = plots.line_plot(
-            top, "B) Impact on logits and hidden states", "Layer", "Diff norm (max-scaled)", col=1
-        )
+        self.norms = plots.line_plot(top, "B) Impact on logits and hidden states", "Layer", "Norm / max", col=1)
         self.loss = plots.line_plot(top, "C) Impact of reduction on loss", "Layer", "Loss", col=2)
         self.kl = plots.line_plot(top, "D) KL divergence", "Layer", "KL (nats)", col=3)
         for plot in (self.norms, self.loss, self.kl, self.components):
