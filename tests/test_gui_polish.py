@@ -125,7 +125,8 @@ def test_the_corpus_texts_list_shows_every_departure_whole(qtbot, window):
         aggregate=lambda label: [],
         names=names,
         departures=lambda: [1.25, 0.5],
-        texts=[SimpleNamespace(tokens=[0] * 5) for _ in names],
+        texts=[SimpleNamespace(tokens=[0] * 5, layers=[]) for _ in names],
+        n_layers=3,
         notes=[],
         cancelled=False,
         source="corpus",
@@ -191,6 +192,28 @@ def test_the_sweep_axis_labels_fit_their_axes_and_stay_out_of_the_titles(qtbot, 
     _settle(qtbot, window, size, tab)  # panel B's "Diff norm (max-scaled)" ran up into its title at 1024x700
     for plot in tab.plots().values():
         _left_label_fits(plot)
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])
+def test_the_measures_page_reads_at_small_windows(qtbot, window, size):
+    from tests import measure_runs
+
+    tab = window.sweep_tab
+    view = tab.measures_view
+    result = measure_runs.sweep(controls=measure_runs.CONTROLS)
+    view.begin()
+    for label, run in [("", result), *result.controls.items()]:
+        view.set_run(label, run)
+    tab.views.setCurrentWidget(view)
+    _settle(qtbot, window, size, tab)
+    for title, plot in view.plots().items():
+        assert _title_lines(plot) == 1, (size, title)
+        _left_label_fits(plot)
+        legend, data = plot.legend.sceneBoundingRect(), plot.getViewBox().sceneBoundingRect()
+        assert legend.height() > 0 and not (legend.intersects(data) and not legend.intersected(data).isEmpty())
+        assert data.height() >= 80, (size, title)  # room for the curves, not squeezed by the legend
+    onset = view.panels["massive_activation"].onset.label.sceneBoundingRect()
+    assert view.panels["massive_activation"].plot.getViewBox().sceneBoundingRect().contains(onset)
 
 
 @pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])
