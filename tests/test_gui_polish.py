@@ -214,6 +214,16 @@ def test_the_measures_page_reads_at_small_windows(qtbot, window, size):
         assert data.height() >= 80, (size, title)  # room for the curves, not squeezed by the legend
     onset = view.panels["massive_activation"].onset.label.sceneBoundingRect()
     assert view.panels["massive_activation"].plot.getViewBox().sceneBoundingRect().contains(onset)
+    corpus = measure_runs.corpus(controls=measure_runs.CONTROLS)
+    tab.corpus_view.begin(corpus)
+    tab.corpus_view.update_result(corpus)
+    tab.views.setCurrentWidget(tab.corpus_view)
+    _settle(qtbot, window, size, tab)
+    for band in tab.corpus_view.bands:
+        assert _title_lines(band.plot) == 1, (size, band.key)
+        _left_label_fits(band.plot)
+        legend, data = band.plot.legend.sceneBoundingRect(), band.plot.getViewBox().sceneBoundingRect()
+        assert legend.height() > 0 and not (legend.intersects(data) and not legend.intersected(data).isEmpty())
 
 
 @pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])

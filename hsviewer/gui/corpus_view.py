@@ -40,6 +40,12 @@ RUN_COLOURS = {
     "shuffled": (148, 103, 189),
 }
 
+BAND_TIPS = (
+    "Components kept as a percent of each text's rank min(T, d), T its tokens, d the hidden size",
+    "Each text's loss with the layer reduced minus that text's own clean loss, in nats",
+    "KL(clean ‖ reduced) of the next-token distributions, mean over tokens, in nats",
+)
+
 
 class TextsSource(QWidget):
     """Single text or a corpus: the bundled one, or a file or folder chosen here."""
@@ -189,11 +195,13 @@ class CorpusView(QWidget):
         self.result: CorpusResult | None = None
         self.graphics = PlotArea(max_columns=2)
         self.bands = [
-            BandPlot(self.graphics, "Components kept", "% of rank min(T, d)", "components_percent", col=0),
-            BandPlot(self.graphics, "Loss change", "loss − the text's clean loss", "loss_change", col=1),
+            BandPlot(self.graphics, "Components kept", "% of rank", "components_percent", col=0),
+            BandPlot(self.graphics, "Loss change", "Δ loss (nats)", "loss_change", col=1),
             BandPlot(self.graphics, "KL divergence", "KL (nats)", "kl", row=1, col=0),
             *(BandPlot(self.graphics, m.title, m.y_label, m.key, depth=True) for m in MEASURES if m.key != MASSIVE),
         ]
+        for band, tip in zip(self.bands[:3], BAND_TIPS, strict=True):  # the axis labels are short: they say more
+            band.plot.setToolTip(f"{tip}. Mean over the texts, with its 95% interval")
         for band, measure in zip(self.bands[3:], (m for m in MEASURES if m.key != MASSIVE), strict=True):
             band.plot.setToolTip(f"{measure.tip}. Mean over the texts that have one, with its 95% interval")
         self.graphics.setToolTip(

@@ -127,7 +127,7 @@ def fixed_range(plot: pg.PlotItem, unit: bool) -> None:
     """x from 0 to 1 (relative depth); y 0 to 1 for a share, else following the data."""
     plot.setXRange(0, 1, padding=0.03)
     if unit:
-        plot.setYRange(0, 1, padding=0.04)
+        plot.setYRange(-0.06, 1.08, padding=0)  # 0 and 1 labelled: pyqtgraph leaves an edge tick bare
     else:
         plot.enableAutoRange(axis="y")
 
