@@ -185,6 +185,8 @@ def test_an_old_corpus_run_shows_the_note_in_the_measure_bands(qtbot):
 
 
 def test_compare_overlays_a_new_measure_and_names_the_run_without_it(qtbot):
+    from PySide6.QtWidgets import QComboBox
+
     from hsviewer.core.choices import METRICS
     from hsviewer.gui.compare_view import CompareView
 
@@ -198,7 +200,8 @@ def test_compare_overlays_a_new_measure_and_names_the_run_without_it(qtbot):
     ]
     view = CompareView()
     qtbot.addWidget(view)
-    listed = [view.metric.itemData(i) for i in range(view.metric.count())]
+    box = view.findChild(QComboBox)  # the metric chooser, whatever its attribute's name
+    listed = [box.itemData(i) for i in range(box.count())]
     assert listed == list(METRICS) and set(NEW) <= set(listed)
     view.compare_runs([library.load(info) for info in infos])
     view.set_metric("anisotropy")

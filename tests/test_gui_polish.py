@@ -194,6 +194,20 @@ def test_the_sweep_axis_labels_fit_their_axes_and_stay_out_of_the_titles(qtbot, 
         _left_label_fits(plot)
 
 
+def _legend_text_fits(plot) -> None:
+    """Every legend entry's text whole inside its panel, none over another's (columns too wide ran the
+    text of one entry into the next, and past the panel's edge)."""
+    texts = [label.item.sceneBoundingRect() for _, label in plot.legend.items]
+    panel = plot.sceneBoundingRect().adjusted(-1, -1, 1, 1)
+    assert all(panel.contains(text) for text in texts), plot.titleLabel.text
+    for i, a in enumerate(texts):
+        assert not any(_overlap(a, b) for b in texts[i + 1 :]), plot.titleLabel.text
+
+
+def _overlap(a, b) -> bool:
+    return a.intersects(b) and not a.intersected(b).isEmpty()
+
+
 @pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])
 def test_the_measures_page_reads_at_small_windows(qtbot, window, size):
     from tests import measure_runs
@@ -201,9 +215,11 @@ def test_the_measures_page_reads_at_small_windows(qtbot, window, size):
     tab = window.sweep_tab
     view = tab.measures_view
     result = measure_runs.sweep(controls=measure_runs.CONTROLS)
+    _settle(qtbot, window, size, tab)
     view.begin()
-    for label, run in [("", result), *result.controls.items()]:
-        view.set_run(label, run)
+    for label, run in [("", result), *result.controls.items()]:  # as a sweep draws them: a run at a time,
+        view.set_run(label, run)  # the page not shown
+        qtbot.wait(20)
     tab.views.setCurrentWidget(view)
     _settle(qtbot, window, size, tab)
     for title, plot in view.plots().items():
@@ -212,6 +228,7 @@ def test_the_measures_page_reads_at_small_windows(qtbot, window, size):
         legend, data = plot.legend.sceneBoundingRect(), plot.getViewBox().sceneBoundingRect()
         assert legend.height() > 0 and not (legend.intersects(data) and not legend.intersected(data).isEmpty())
         assert data.height() >= 80, (size, title)  # room for the curves, not squeezed by the legend
+        _legend_text_fits(plot)
     onset = view.panels["massive_activation"].onset.label.sceneBoundingRect()
     assert view.panels["massive_activation"].plot.getViewBox().sceneBoundingRect().contains(onset)
     corpus = measure_runs.corpus(controls=measure_runs.CONTROLS)

@@ -17,6 +17,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from hsviewer.core.analyses.sweep.results import SweepResult
+from hsviewer.core.choices import parse_control
 from hsviewer.core.library.compare import relative_depth
 from hsviewer.core.linalg.geometry import TWONN_MIN_POINTS
 from hsviewer.core.linalg.measures import GEOMETRY, SpectrumMeasures
@@ -30,6 +31,16 @@ SAVED_BEFORE = "not in this run: saved before hsviewer measured it"
 ONSET_PEN = "#d62728"
 ONSET_POINTS = 8  # the onset's label: small enough to fit beside a line in the middle of a narrow panel
 EMPTY = "Run the sweep to fill this"
+# Each run's marker (symbol, size, stacking): the larger under the smaller, so that runs with equal values
+# (the controls that measure the same clean state: random, often exclude first and exclude massive) show
+# as markers nested in each other rather than one hiding the rest.
+RUN_MARKERS = {
+    "": ("h", 11, 0),
+    "exclude_first": ("o", 8, 1),
+    "exclude_massive": ("o", 5, 2),
+    "random": ("t", 6, 3),
+    "shuffled": ("s", 6, 4),
+}
 
 
 @dataclass(frozen=True)
@@ -163,15 +174,14 @@ class MeasurePanel:
         self.show_note(EMPTY)
 
     def set_run(self, label: str, depth: np.ndarray, values: np.ndarray) -> None:
-        """The run's curve (made the first time): the plain run's large markers under the controls'
-        small ones, so that a control equal to it shows as a dot inside its marker, not hidden."""
+        """The run's curve (made the first time), its marker by RUN_MARKERS."""
         curve = self.curves.get(label)
         if curve is None:
             brush = plots.PINK if label == "" else run_pen(label)
-            size = 10 if label == "" else 6
+            symbol, size, z = RUN_MARKERS[parse_control(label).name if label else ""]
             name = "plain run" if label == "" else run_name(label)
-            curve = self.plot.plot(name=name, connect="finite", **plots.markers(brush, "h", size, run_pen(label)))
-            curve.setZValue(0 if label == "" else 1)
+            curve = self.plot.plot(name=name, connect="finite", **plots.markers(brush, symbol, size, run_pen(label)))
+            curve.setZValue(z)
             self.curves[label] = curve
         curve.setData(*drawable(depth, values), connect="finite")
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSize, QTimer
+from PySide6.QtCore import QEventLoop, QObject, QSize, QTimer
 from PySide6.QtWidgets import QApplication
 
 from hsviewer.gui.jobs import ModelInfo
@@ -20,6 +20,7 @@ MEASURES_FILE = "sweep_measures.png"  # the sweep tab's Measures page, after its
 LAYER = 4  # the notebook's layer
 GRID = "80,90,95,99"
 TIMEOUT_MS = 20 * 60 * 1000
+SETTLE_MS = 300  # the event loop's time to lay out a page just shown, before it is grabbed
 
 
 GUIDE_WIDTH = 700
@@ -116,8 +117,12 @@ class ScreenshotRun(QObject):
         QApplication.exit(0)
 
     def _grab(self, name: str) -> bool:
-        """The window as it is now, to name in the output folder; False (the run failed) if not written."""
-        QApplication.processEvents()
+        """The window as it is now, to name in the output folder; False (the run failed) if not written.
+        First the event loop runs a while: a page just shown lays out in steps (its legends refit their
+        columns from the loop), and one pass caught a legend still in the columns of the hidden page."""
+        loop = QEventLoop()
+        QTimer.singleShot(SETTLE_MS, loop.quit)
+        loop.exec()
         path = self.out_dir / name
         if not self.window.grab().save(str(path)):
             self._failed(f"could not write {path}")
