@@ -52,7 +52,7 @@ def test_a_corpus_sweep_draws_bands_lists_texts_and_opens_one(qtbot, loaded, cor
     assert tab.start.run.tokens == result.texts[1].tokens
     assert len(tab.curves["exclude_first"]["loss"].getData()[0]) == 3
     measures = [r.measures.effective_rank for r in result.texts[1].layers]
-    np.testing.assert_allclose(tab.measures_view.effective.getData()[1], measures)
+    np.testing.assert_allclose(tab.measures_view.panels["effective_rank"].curves[""].getData()[1], measures)
     tab.views.setCurrentWidget(tab.corpus_view)
     loaded.tabs.setCurrentWidget(tab)
     loaded.export_data(str(tmp_path / "corpus.json"))

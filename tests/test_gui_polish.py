@@ -125,7 +125,8 @@ def test_the_corpus_texts_list_shows_every_departure_whole(qtbot, window):
         aggregate=lambda label: [],
         names=names,
         departures=lambda: [1.25, 0.5],
-        texts=[SimpleNamespace(tokens=[0] * 5) for _ in names],
+        texts=[SimpleNamespace(tokens=[0] * 5, layers=[]) for _ in names],
+        n_layers=3,
         notes=[],
         cancelled=False,
         source="corpus",
@@ -175,6 +176,71 @@ def test_panel_titles_fit_on_one_line(qtbot, window, size):
             assert _title_lines(plot) == 1, (size, plot.titleLabel.text)
             title = plot.titleLabel.item.sceneBoundingRect()
             assert plot.sceneBoundingRect().adjusted(-1, -1, 1, 1).contains(title), plot.titleLabel.text
+
+
+def _left_label_fits(plot) -> None:
+    """The left axis's label no taller than its axis, clear of the panel's title."""
+    axis = plot.getAxis("left")
+    label = axis.label.sceneBoundingRect()
+    assert label.height() <= axis.sceneBoundingRect().height() + 1, axis.labelText
+    assert not label.intersects(plot.titleLabel.item.sceneBoundingRect()), axis.labelText
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])
+def test_the_sweep_axis_labels_fit_their_axes_and_stay_out_of_the_titles(qtbot, window, size):
+    tab = window.sweep_tab
+    _settle(qtbot, window, size, tab)  # panel B's "Diff norm (max-scaled)" ran up into its title at 1024x700
+    for plot in tab.plots().values():
+        _left_label_fits(plot)
+
+
+def _legend_text_fits(plot) -> None:
+    """Every legend entry's text whole inside its panel, none over another's (columns too wide ran the
+    text of one entry into the next, and past the panel's edge)."""
+    texts = [label.item.sceneBoundingRect() for _, label in plot.legend.items]
+    panel = plot.sceneBoundingRect().adjusted(-1, -1, 1, 1)
+    assert all(panel.contains(text) for text in texts), plot.titleLabel.text
+    for i, a in enumerate(texts):
+        assert not any(_overlap(a, b) for b in texts[i + 1 :]), plot.titleLabel.text
+
+
+def _overlap(a, b) -> bool:
+    return a.intersects(b) and not a.intersected(b).isEmpty()
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])
+def test_the_measures_page_reads_at_small_windows(qtbot, window, size):
+    from tests import measure_runs
+
+    tab = window.sweep_tab
+    view = tab.measures_view
+    result = measure_runs.sweep(controls=measure_runs.CONTROLS)
+    _settle(qtbot, window, size, tab)
+    view.begin()
+    for label, run in [("", result), *result.controls.items()]:  # as a sweep draws them: a run at a time,
+        view.set_run(label, run)  # the page not shown
+        qtbot.wait(20)
+    tab.views.setCurrentWidget(view)
+    _settle(qtbot, window, size, tab)
+    for title, plot in view.plots().items():
+        assert _title_lines(plot) == 1, (size, title)
+        _left_label_fits(plot)
+        legend, data = plot.legend.sceneBoundingRect(), plot.getViewBox().sceneBoundingRect()
+        assert legend.height() > 0 and not (legend.intersects(data) and not legend.intersected(data).isEmpty())
+        assert data.height() >= 80, (size, title)  # room for the curves, not squeezed by the legend
+        _legend_text_fits(plot)
+    onset = view.panels["massive_activation"].onset.label.sceneBoundingRect()
+    assert view.panels["massive_activation"].plot.getViewBox().sceneBoundingRect().contains(onset)
+    corpus = measure_runs.corpus(controls=measure_runs.CONTROLS)
+    tab.corpus_view.begin(corpus)
+    tab.corpus_view.update_result(corpus)
+    tab.views.setCurrentWidget(tab.corpus_view)
+    _settle(qtbot, window, size, tab)
+    for band in tab.corpus_view.bands:
+        assert _title_lines(band.plot) == 1, (size, band.key)
+        _left_label_fits(band.plot)
+        legend, data = band.plot.legend.sceneBoundingRect(), band.plot.getViewBox().sceneBoundingRect()
+        assert legend.height() > 0 and not (legend.intersects(data) and not legend.intersected(data).isEmpty())
 
 
 @pytest.mark.parametrize("size", [(1024, 700), (1280, 800)])

@@ -143,6 +143,12 @@ def test_sweep_legends_never_cover_the_data(qtbot, loaded):
         assert plot.sceneBoundingRect().contains(legend)  # part of the panel: exported with it
         counts[plot.titleLabel.text[:2]] = len(plot.legend.items)
     assert counts == {"A)": 5, "B)": 2, "C)": 7, "D)": 5}  # reduced, 4 controls; C: + clean, clean shuffled
+    tab.views.setCurrentWidget(tab.measures_view)  # each measure: the plain run and the 4 controls
+    qtbot.wait(100)
+    for title, plot in tab.measures_view.plots().items():
+        legend, data = plot.legend.sceneBoundingRect(), plot.getViewBox().sceneBoundingRect()
+        assert legend.height() > 0 and not _intersect(legend, data), title
+        assert plot.sceneBoundingRect().contains(legend) and len(plot.legend.items) == 5, title
 
 
 def test_sweep_panels_are_lettered_in_reading_order(loaded):

@@ -186,7 +186,7 @@ def test_screenshots_take_the_window_size_asked_for(tmp_path, tiny_model_dir, mo
     monkeypatch.undo()
     out = tmp_path / "shots"
     assert hsviewer.gui.app.main(screenshots=str(out), model=str(tiny_model_dir), size=(1024, 700)) == 0
-    for name in ("image_svd.png", "hidden_state.png", "layer_sweep.png"):
+    for name in ("image_svd.png", "hidden_state.png", "layer_sweep.png", "sweep_measures.png"):
         assert Image.open(out / name).size == (1024, 700)
 
 

@@ -3,14 +3,17 @@ from the first, with a metric selector and export as figure or CSV."""
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from hsviewer.core.choices import METRICS
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.library.compare import Comparison, compare
+from hsviewer.core.linalg.geometry import TWONN_MIN_POINTS
 from hsviewer.gui import figure_export, plots
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.render import draw_comparison, legend_below
@@ -30,6 +33,19 @@ METRIC_TIPS = {
     "prompt_entropy_normalised": "Prompt entropy over log(rank): 1 when spread evenly over every direction",
     "linearity": "Orthogonal Procrustes similarity to the next block's tokens: 1 when it is a rotation of this one",
 }
+
+
+def missing_note(comparison: Comparison) -> str:
+    """Where a run has no value of the metric at any block (a run saved before hsviewer measured it), a
+    sentence naming it, so that its missing curve is not read as a failure; else nothing."""
+    missing = [c.label for c in comparison.curves if not np.isfinite(c.points.values).any()]
+    if not missing:
+        return ""
+    why = "saved before hsviewer measured it"
+    if comparison.metric == "twonn_dimension":
+        why += f", or on a text under {TWONN_MIN_POINTS} tokens"
+    title, names = escape(comparison.title, quote=False), escape(", ".join(missing), quote=False)
+    return f"<br><b>{title}: not in {names}</b> ({why}): no curve for it."
 
 
 class CompareView(QWidget):
@@ -119,7 +135,7 @@ class CompareView(QWidget):
         plots.set_title(self.differences, f"Difference from {self.comparison.curves[0].label}")
         self.note.setText(
             "Relative depth is block / (blocks − 1). The differences are against the first run, "
-            "interpolated linearly between its blocks."
+            "interpolated linearly between its blocks." + missing_note(self.comparison)
         )
 
     def plots(self) -> dict[str, Any]:

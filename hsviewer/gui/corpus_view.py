@@ -1,5 +1,6 @@
-"""The sweep tab's corpus pages: where the texts come from, the bands over texts that tighten as
-texts finish, the texts by how far each departs from the mean, and the threshold-free measures."""
+"""The sweep tab's corpus page: where the texts come from, the bands over texts that tighten as
+texts finish (the threshold-free measures among them, over relative depth), and the texts by how far
+each departs from the mean."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from PySide6.QtWidgets import (
 
 from hsviewer.core.analyses.corpus.results import CorpusResult, LayerAggregate
 from hsviewer.core.analyses.corpus.texts import BUNDLED
-from hsviewer.core.analyses.sweep.results import LayerResult
+from hsviewer.core.library.compare import relative_depth
 from hsviewer.gui import plots
+from hsviewer.gui.measures_view import DEPTH, MASSIVE, MEASURES, absent_note, drawable
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 
@@ -40,6 +42,12 @@ RUN_COLOURS = {
     "random": (255, 127, 14),
     "shuffled": (148, 103, 189),
 }
+
+BAND_TIPS = (
+    "Components kept as a percent of each text's rank min(T, d), T its tokens, d the hidden size",
+    "Each text's loss with the layer reduced minus that text's own clean loss, in nats",
+    "KL(clean ‖ reduced) of the next-token distributions, mean over tokens, in nats",
+)
 
 
 class TextsSource(QWidget):
@@ -120,34 +128,60 @@ class TextsSource(QWidget):
 
 
 class BandPlot:
-    """One measure per layer: each run's mean over texts as a line, its 95% interval as a band."""
+    """One measure per layer: each run's mean over texts as a line, its 95% interval as a band. The
+    threshold-free measures are drawn over relative depth, as on the Measures page, with a note in place
+    of empty axes where no text has a value (a run saved before hsviewer measured it)."""
 
     def __init__(
-        self, layout: pg.GraphicsLayout, title: str, y_label: str, key: str, **position: Unpack[plots.Position]
+        self,
+        layout: pg.GraphicsLayout,
+        title: str,
+        y_label: str,
+        key: str,
+        depth: bool = False,
+        **position: Unpack[plots.Position],
     ) -> None:
-        self.plot = plots.line_plot(layout, title, "Layer", y_label, **position)
-        plots.scale_with_exports(self.plot.addLegend(offset=(5, 5), labelTextSize="8pt"))
+        self.plot = plots.line_plot(layout, title, DEPTH if depth else "Layer", y_label, **position)
+        plots.legend_below(self.plot)
         self.key = key
+        self.depth = depth
         self.items: dict[str, tuple[Any, ...]] = {}
+        self.note = plots.empty_note(self.plot, "")
+        self.show_note(None)
 
-    def set_run(self, label: str, name: str, rows: Sequence[LayerAggregate]) -> None:
+    def set_run(self, label: str, name: str, rows: Sequence[LayerAggregate], n_layers: int) -> None:
         if label not in self.items:
             colour = RUN_COLOURS.get(label.partition(":")[0], (0, 0, 0))  # exclude_first:4 as exclude_first
-            # curves, not PlotDataItems: a PlotDataItem without a pen keeps no path for the band to fill
-            low, high = pg.PlotCurveItem(pen=pg.mkPen(None)), pg.PlotCurveItem(pen=pg.mkPen(None))
+            # curves, not PlotDataItems: a PlotDataItem without a pen keeps no path for the band to fill;
+            # "finite": a layer no text has a value at (NaN) is a gap in the band, as in its mean line
+            low, high = (pg.PlotCurveItem(pen=pg.mkPen(None), connect="finite") for _ in range(2))
             band = pg.FillBetweenItem(low, high, brush=(*colour, 50))
             mean = self.plot.plot(name=name, **plots.markers(colour, "o", 6, colour))
             self.plot.addItem(band)
             self.items[label] = (low, high, band, mean)
         low, high, _, mean = self.items[label]
         layers = np.array([row.layer for row in rows], dtype=float)
+        x = relative_depth(layers, n_layers) if self.depth else layers
         values = [row.values[self.key] for row in rows]
         means = np.array([v.mean for v in values])
-        mean.setData(layers, means)
+        mean.setData(*drawable(x, means))
         lows = np.array([v.ci95[0] if v.ci95 else v.mean for v in values])  # one text: no band
         highs = np.array([v.ci95[1] if v.ci95 else v.mean for v in values])
-        low.setData(layers, lows)
-        high.setData(layers, highs)
+        low.setData(x, lows)
+        high.setData(x, highs)
+
+    def has_values(self) -> bool:
+        """Whether any run has a mean at any layer."""
+        return any(mean.yData is not None and len(mean.yData) for *_, mean in self.items.values())
+
+    def show_note(self, text: str | None) -> None:
+        """A note in the middle of the panel instead of its curves (None: the curves, auto-ranged)."""
+        self.note.setVisible(text is not None)
+        if text is not None:
+            self.note.setText(text)
+            self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        else:
+            self.plot.enableAutoRange()
 
     def clear(self) -> None:
         for low, high, band, mean in self.items.values():
@@ -157,6 +191,7 @@ class BandPlot:
             low.clear()
             high.clear()
         self.items = {}
+        self.show_note(None)
 
 
 class CorpusView(QWidget):
@@ -169,11 +204,15 @@ class CorpusView(QWidget):
         self.result: CorpusResult | None = None
         self.graphics = PlotArea(max_columns=2)
         self.bands = [
-            BandPlot(self.graphics, "Components kept", "% of rank min(T, d)", "components_percent", col=0),
-            BandPlot(self.graphics, "Loss change", "loss − the text's clean loss", "loss_change", col=1),
+            BandPlot(self.graphics, "Components kept", "% of rank", "components_percent", col=0),
+            BandPlot(self.graphics, "Loss change", "Δ loss (nats)", "loss_change", col=1),
             BandPlot(self.graphics, "KL divergence", "KL (nats)", "kl", row=1, col=0),
-            BandPlot(self.graphics, "Effective rank", "exp(entropy of s / Σs)", "effective_rank", row=1, col=1),
+            *(BandPlot(self.graphics, m.title, m.y_label, m.key, depth=True) for m in MEASURES if m.key != MASSIVE),
         ]
+        for band, tip in zip(self.bands[:3], BAND_TIPS, strict=True):  # the axis labels are short: they say more
+            band.plot.setToolTip(f"{tip}. Mean over the texts, with its 95% interval")
+        for band, measure in zip(self.bands[3:], (m for m in MEASURES if m.key != MASSIVE), strict=True):
+            band.plot.setToolTip(f"{measure.tip}. Mean over the texts that have one, with its 95% interval")
         self.graphics.setToolTip(
             "Each line is the mean over the texts done so far; the band its 95% confidence interval "
             "(Student t). Bands tighten as texts finish"
@@ -212,7 +251,9 @@ class CorpusView(QWidget):
         for label, name in runs:
             rows = result.aggregate(label)
             for band in self.bands:
-                band.set_run(label, name, rows)
+                band.set_run(label, name, rows, result.n_layers)
+        for band in self.bands:
+            band.show_note(None if band.has_values() or not band.depth else absent_note(band.key, result.texts))
         self.texts.clear()
         for index, (name, departure) in enumerate(zip(result.names, result.departures(), strict=True)):
             item = QListWidgetItem(f"{departure:5.2f}   {name}")  # the number first: a long name is cut, not it
@@ -226,45 +267,3 @@ class CorpusView(QWidget):
         state = " (cancelled)" if result.cancelled else ""
         lines = [f"{len(result.texts)} texts swept{state}; departure = mean |components − mean| over layers."]
         return "<br>".join(lines + [f"<i>{note}</i>" for note in result.notes])
-
-
-class MeasuresView(QWidget):
-    """The sweep's threshold-free measures per layer: participation ratio, effective rank, massive activation."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.graphics = PlotArea(max_columns=2)
-        self.spread = plots.line_plot(self.graphics, "Dimensionality without a threshold", "Layer", "Count", col=0)
-        plots.scale_with_exports(self.spread.addLegend(offset=(5, 5), labelTextSize="8pt"))
-        self.participation = self.spread.plot(name="participation ratio", **plots.markers(plots.PINK, "o", 8, "r"))
-        self.effective = self.spread.plot(name="effective rank", **plots.markers(plots.BLUE, "s", 8, "b"))
-        self.spread.setToolTip(
-            "From the centred hidden state's singular values s: participation ratio (Σs²)²/Σs⁴ and effective "
-            "rank exp(−Σ p log p), p = s/Σs; both 1 for a rank-1 matrix, n for n equal values"
-        )
-        self.massive = plots.line_plot(self.graphics, "Massive activation", "Layer", "max |a| / median |a|", col=1)
-        self.massive.setLogMode(y=True)
-        self.massive_curve = self.massive.plot(**plots.markers(plots.PINK, "h", 9, "k"))
-        self.massive.setToolTip("The largest |activation| of the raw hidden state over its median |activation|")
-        self.label = QLabel("")
-        self.label.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(scroll_area(self.graphics), 1)
-        layout.addWidget(self.label)
-
-    def set_layers(self, results: Sequence[LayerResult], tokens: Sequence[str]) -> None:
-        shown = [r for r in results if r.measures is not None]
-        layers = np.array([r.layer for r in shown], dtype=float)
-        measures = [r.measures for r in shown if r.measures is not None]
-        self.participation.setData(layers, [m.participation_ratio for m in measures])
-        self.effective.setData(layers, [m.effective_rank for m in measures])
-        ratios = np.array([m.massive_activation.ratio for m in measures], dtype=float)
-        self.massive_curve.setData(layers[np.isfinite(ratios)], ratios[np.isfinite(ratios)])
-        if measures:
-            spike = measures[-1].massive_activation
-            token = repr(tokens[spike.token]) if spike.token < len(tokens) else str(spike.token)
-            self.label.setText(
-                f"Layer {shown[-1].layer}: participation ratio {measures[-1].participation_ratio:.2f}, effective "
-                f"rank {measures[-1].effective_rank:.2f}; largest |activation| {spike.ratio:.0f}× the median, "
-                f"token {spike.token} {token}, dimension {spike.dimension}"
-            )

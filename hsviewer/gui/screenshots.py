@@ -1,4 +1,5 @@
-"""`hsviewer screenshots DIR [--size WxH]`: run the default analyses, wait for them, save one PNG per tab."""
+"""`hsviewer screenshots DIR [--size WxH]`: run the default analyses, wait for them, save one PNG per tab
+and one of the sweep tab's Measures page."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QSize, QTimer
+from PySide6.QtCore import QEventLoop, QObject, QSize, QTimer
 from PySide6.QtWidgets import QApplication
 
 from hsviewer.gui.jobs import ModelInfo
@@ -21,9 +22,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FILES = ("image_svd.png", "hidden_state.png", "layer_sweep.png")
+MEASURES_FILE = "sweep_measures.png"  # the sweep tab's Measures page, after its One text page
 LAYER = 4  # the notebook's layer
 GRID = "80,90,95,99"
 TIMEOUT_MS = 20 * 60 * 1000
+SETTLE_MS = 300  # the event loop's time to lay out a page just shown, before it is grabbed
 
 
 GUIDE_WIDTH = 700
@@ -106,15 +109,31 @@ class ScreenshotRun(QObject):
             return
         for index, name in enumerate(FILES):
             self.window.tabs.setCurrentIndex(index)
-            QApplication.processEvents()
-            path = self.out_dir / name
-            if not self.window.grab().save(str(path)):
-                self._failed(f"could not write {path}")
+            if not self._grab(name):
                 return
-            log.info("saved %s", path)
+        sweep = self.window.built_tabs().sweep
+        sweep.views.setCurrentWidget(sweep.measures_view)
+        shown = self._grab(MEASURES_FILE)
+        sweep.views.setCurrentIndex(0)
+        if not shown:
+            return
         if self.guide_dir is not None and not self._save_guide(self.guide_dir):
             return
         QApplication.exit(0)
+
+    def _grab(self, name: str) -> bool:
+        """The window as it is now, to name in the output folder; False (the run failed) if not written.
+        First the event loop runs a while: a page just shown lays out in steps (its legends refit their
+        columns from the loop), and one pass caught a legend still in the columns of the hidden page."""
+        loop = QEventLoop()
+        QTimer.singleShot(SETTLE_MS, loop.quit)
+        loop.exec()
+        path = self.out_dir / name
+        if not self.window.grab().save(str(path)):
+            self._failed(f"could not write {path}")
+            return False
+        log.info("saved %s", path)
+        return True
 
     def _save_guide(self, folder: Path) -> bool:
         """Each Guide picture: its panel exported as the app draws it, at most GUIDE_WIDTH wide, quantised."""

@@ -32,9 +32,10 @@ from hsviewer.core.linalg import grid as core_grid
 from hsviewer.core.linalg.reduction import Reduction
 from hsviewer.gui import plots
 from hsviewer.gui.control_inputs import ControlInputs, run_name, run_pen
-from hsviewer.gui.corpus_view import CorpusView, MeasuresView, TextsSource
+from hsviewer.gui.corpus_view import CorpusView, TextsSource
 from hsviewer.gui.forms import ReductionForm, inputs_beside_plots
 from hsviewer.gui.jobs import corpus_job, sweep_job
+from hsviewer.gui.measures_view import MeasuresView
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job, sender_job
@@ -148,9 +149,7 @@ class SweepTab(QWidget):
         self.graphics = PlotArea(max_columns=3)
         top = middle = self.graphics  # the panels flow in reading order
         self.components = plots.line_plot(top, "A) Components kept", "Layer", "Count", col=0)
-        self.norms = plots.line_plot(
-            top, "B) Impact on logits and hidden states", "Layer", "Diff norm (max-scaled)", col=1
-        )
+        self.norms = plots.line_plot(top, "B) Impact on logits and hidden states", "Layer", "Norm / max", col=1)
         self.loss = plots.line_plot(top, "C) Impact of reduction on loss", "Layer", "Loss", col=2)
         self.kl = plots.line_plot(top, "D) KL divergence", "Layer", "KL (nats)", col=3)
         for plot in (self.norms, self.loss, self.kl, self.components):
@@ -205,7 +204,11 @@ class SweepTab(QWidget):
         self.views.addTab(self.corpus_view, "Corpus")
         self.views.addTab(self.measures_view, "Measures")
         self.views.setTabToolTip(1, "A corpus sweep: mean and 95% interval over the texts, and the texts")
-        self.views.setTabToolTip(2, "Participation ratio, effective rank and massive activation per layer")
+        self.views.setTabToolTip(
+            2,
+            "Per layer, over relative depth, for every run: participation ratio, effective rank, massive "
+            "activation and its onset, anisotropy, TwoNN dimension, prompt entropy and linearity",
+        )
         return self.views
 
     def plots(self) -> dict[str, Any]:
@@ -296,6 +299,7 @@ class SweepTab(QWidget):
         for curve in (self.hidden_curve, self.logit_curve):
             curve.setData([], [])
         self.dim_points.clear()
+        self.measures_view.begin()
         run = start.run
         self.clean_line.setValue(run.clean_loss)
         self.clean_line.show()
@@ -319,9 +323,9 @@ class SweepTab(QWidget):
         self._curve(step.label, "components", layers, [r.components for r in results])
         self._curve(step.label, "loss", layers, [r.loss for r in results])
         self._curve(step.label, "kl", layers, [r.kl_divergence for r in results])
+        self.measures_view.set_run(step.label, self.collector.runs[step.label])
         if step.label == "":
             self._draw_main(self.start, results, layers)
-            self.measures_view.set_layers(results, self.start.run.tokens)
         self.summary.setText(f"{step.done} of {step.total} layer runs done")
         self.layer_shown.emit(step.label, step.result.layer)
 
