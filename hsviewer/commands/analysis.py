@@ -15,9 +15,8 @@ from hsviewer.commands.common import (
     add_no_save,
     add_reduction,
     check_outputs,
+    collect,
     controls_arg,
-    each,
-    keep_on_interrupt,
     load,
     path_arg,
     print_plan,
@@ -109,19 +108,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     from hsviewer.core.analyses.sweep.kind import SWEEP
     from hsviewer.core.analyses.sweep.results import SweepCollector
     from hsviewer.core.analyses.sweep.run import iter_sweep
-    from hsviewer.core.events import run_to_end
 
     handle = load(args)
     events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
     printer, collector = ProgressPrinter(), SweepCollector()
-    try:
-        result = run_to_end(events, each(collector.add, printer))
-    except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the layers done, as the app's Cancel does
-        events.close()
-        result = collector.cancelled()
-        if result is None or not result.layers:
-            raise
-        keep_on_interrupt(len(result.layers), "layer")
+    result = collect(events, collector, printer, "layers")
     printer.end()
     print_warnings(result.warnings)
     data = result.to_dict()
@@ -156,7 +147,6 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
     from hsviewer.core.analyses.corpus.kind import CORPUS
     from hsviewer.core.analyses.corpus.results import CorpusCollector
     from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
-    from hsviewer.core.events import run_to_end
 
     handle = load(args)
     events = iter_corpus_sweep(
@@ -170,14 +160,7 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         notes=[*corpus.notes, *corpus.warnings],
     )
     printer, collector = CorpusPrinter(), CorpusCollector()
-    try:
-        result = run_to_end(events, each(collector.add, printer))
-    except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the texts done
-        events.close()
-        result = collector.cancelled()
-        if result is None or not result.texts:
-            raise
-        keep_on_interrupt(len(result.texts), "text")
+    result = collect(events, collector, printer, "texts")
     data = result.to_dict()
     _write_json_csv(args, data, lambda: CORPUS.table(result))
     if not result.cancelled:  # as a one-text sweep: only a whole run is kept

@@ -341,3 +341,20 @@ def each(*sinks: Callable[[Any], None]) -> Callable[[Any], None]:
             sink(event)
 
     return handle
+
+
+def collect(events: Any, collector: Any, printer: Callable[[Any], None], kept: str) -> Any:
+    """The events run to their end through the collector and the printer. Ctrl+C or SIGTERM keeps what
+    is done, as the app's Cancel does: the collector's cancelled result, whose `kept` ("layers",
+    "texts") is said on stderr; with nothing done the interrupt goes on."""
+    from hsviewer.core.events import run_to_end
+
+    try:
+        return run_to_end(events, each(collector.add, printer))
+    except KeyboardInterrupt:
+        events.close()
+        result = collector.cancelled()
+        if result is None or not getattr(result, kept):
+            raise
+        keep_on_interrupt(len(getattr(result, kept)), kept.removesuffix("s"))
+        return result

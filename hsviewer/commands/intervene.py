@@ -11,8 +11,7 @@ from hsviewer.commands.common import (
     add_model_text,
     add_no_save,
     check_outputs,
-    each,
-    keep_on_interrupt,
+    collect,
     load,
     path_arg,
     print_plan,
@@ -35,7 +34,6 @@ def run_intervene(args: argparse.Namespace) -> int:
     from hsviewer.core.analyses.intervene.kind import INTERVENE
     from hsviewer.core.analyses.intervene.results import InterventionCollector
     from hsviewer.core.analyses.intervene.run import iter_intervene
-    from hsviewer.core.events import run_to_end
     from hsviewer.core.library.provenance import intervention_settings
 
     handle = load(args)
@@ -43,14 +41,7 @@ def run_intervene(args: argparse.Namespace) -> int:
         handle, text, args.layer, ratio=args.ratio, value=args.value, control=args.control, seed=args.seed
     )
     printer, collector = ProgressPrinter(), InterventionCollector()
-    try:
-        result = run_to_end(events, each(collector.add, printer))
-    except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the layers done, as a sweep does
-        events.close()
-        result = collector.cancelled()
-        if result is None or not result.layers:
-            raise
-        keep_on_interrupt(len(result.layers), "layer")
+    result = collect(events, collector, printer, "layers")
     printer.end()
     print_warnings(result.warnings)
     data = result.to_dict()

@@ -14,8 +14,7 @@ from hsviewer.commands.common import (
     CorpusPrinter,
     add_loading,
     check_outputs,
-    each,
-    keep_on_interrupt,
+    collect,
     load,
     path_arg,
     print_plan,
@@ -50,22 +49,13 @@ def _measure(args: argparse.Namespace, corpus: Any) -> Any:
     """Every text's two clean passes, a line per text on stderr; Ctrl+C keeps the texts done."""
     from hsviewer.core.analyses.geometry.results import GeometryCollector
     from hsviewer.core.analyses.geometry.run import iter_reproduction
-    from hsviewer.core.events import run_to_end
 
     handle = load(args)
     events = iter_reproduction(
         handle, corpus.texts, source=corpus.source, seed=args.seed, notes=[*corpus.notes, *corpus.warnings]
     )
     printer, collector = TextPrinter(), GeometryCollector()
-    try:
-        return run_to_end(events, each(collector.add, printer))
-    except KeyboardInterrupt:  # Ctrl+C or SIGTERM keeps the texts done, as a corpus sweep does
-        events.close()
-        result = collector.cancelled()
-        if result is None or not result.texts:
-            raise
-        keep_on_interrupt(len(result.texts), "text")
-        return result
+    return collect(events, collector, printer, "texts")
 
 
 def _write(args: argparse.Namespace, result: Any) -> None:
