@@ -116,19 +116,25 @@ def comparison_writer(path: str | Path, comparison: Any) -> Callable[[Path], Non
         import pyqtgraph as pg
 
         offscreen_app()
-        from hsviewer.gui.figure_export import (
-            export_figure,  # the app's exporter: pyqtgraph's SVG one fails on Qt 6 paths
-        )
-
         pg.setConfigOptions(background="w", foreground="k", antialias=True)
         layout = pg.GraphicsLayoutWidget(size=(1000, 800))
         plots = layout.addPlot(row=0, col=0), layout.addPlot(row=1, col=0)
         draw_comparison(*plots, comparison, legend_below(layout, 2))
-        layout.show()
-        pg.QtWidgets.QApplication.processEvents()
-        try:
-            export_figure(layout.ci, tmp)
-        finally:
-            layout.close()
+        export_shown(layout, tmp)
 
     return write
+
+
+def export_shown(layout: Any, path: Path) -> None:
+    """Show the offscreen layout so that it lays itself out, export it with the app's exporter
+    (pyqtgraph's SVG one fails on Qt 6 paths), and close it whatever happens."""
+    import pyqtgraph as pg
+
+    from hsviewer.gui.figure_export import export_figure
+
+    layout.show()
+    pg.QtWidgets.QApplication.processEvents()
+    try:
+        export_figure(layout.ci, path)
+    finally:
+        layout.close()

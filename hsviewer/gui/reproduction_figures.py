@@ -13,7 +13,7 @@ import numpy as np
 from hsviewer.core.analyses.geometry.findings import Findings
 from hsviewer.core.analyses.geometry.results import GeometryResult, LayerAggregate
 from hsviewer.core.linalg.measures import MASSIVE_ONSET_RATIO
-from hsviewer.gui.render import PALETTE, legend_below, offscreen_app
+from hsviewer.gui.render import PALETTE, export_shown, legend_below, offscreen_app
 
 SIZE = (1000, 620)
 DEPTH = "Relative depth (block / (blocks − 1))"
@@ -59,8 +59,6 @@ def _writer(stem: str, layers: list[LayerAggregate], findings: Findings, subtitl
     def write(tmp: Path) -> None:
         import pyqtgraph as pg
 
-        from hsviewer.gui.figure_export import export_figure
-
         offscreen_app()
         pg.setConfigOptions(background="w", foreground="k", antialias=True)
         layout = pg.GraphicsLayoutWidget(size=SIZE)
@@ -82,12 +80,7 @@ def _writer(stem: str, layers: list[LayerAggregate], findings: Findings, subtitl
         plot.setXRange(0, 1, padding=0.03)
         legend.updateSize()
         legend.parentItem().setFixedHeight(legend.boundingRect().height() + 6)
-        layout.show()
-        pg.QtWidgets.QApplication.processEvents()
-        try:
-            export_figure(layout.ci, tmp)
-        finally:
-            layout.close()
+        export_shown(layout, tmp)
 
     return write
 
