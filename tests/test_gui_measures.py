@@ -219,3 +219,54 @@ def test_compare_overlays_a_new_measure_and_names_the_run_without_it(qtbot):
     np.testing.assert_allclose(texts, [r["anisotropy_mean"] for r in corpus])
     view.set_metric("kl")
     assert "not in" not in view.note.text()  # every run has the KL
+
+
+def first_past_100(layers: list[dict]) -> int | None:
+    """The onset read off the JSON: the first block whose largest |activation| passes 100 medians."""
+    return next((r["layer"] for r in layers if r["massive_activation"]["ratio"] > 100), None)
+
+
+def test_the_corpus_page_marks_the_texts_mean_onset_on_the_depth_panels(qtbot):
+    from hsviewer.gui.corpus_view import CorpusView
+
+    view = CorpusView()
+    qtbot.addWidget(view)
+    result = measure_runs.corpus(shifts=(0.0, 0.2, 1.5))  # 50 x 2.5 passes 100 at block 1 in the third
+    data = result.to_dict()
+    onsets = [first_past_100(t["layers"]) for t in data["texts"]]
+    assert onsets == [2, 2, 1]
+    view.begin(result)
+    view.update_result(result)
+    mean = sum(onsets) / len(onsets)
+    for band in view.bands:
+        if band.depth:
+            assert band.onset.isVisible() and band.onset.value() == pytest.approx(mean / (data["n_layers"] - 1))
+            assert band.onset.toolTip().startswith("Massive-activation onset: layer 1.7, the mean over 3 of 3 texts")
+        else:  # over layer number, with no onset drawn
+            assert not band.onset.isVisible(), band.key
+    quiet = measure_runs.corpus(shifts=(-0.99,))  # 3000 x 0.01 = 30: no block past 100
+    view.begin(quiet)
+    view.update_result(quiet)
+    assert not any(band.onset.isVisible() for band in view.bands)
+
+
+def tick_labels(plot) -> list[str]:
+    """The labels the bottom axis draws now (pyqtgraph drops one that reaches past the axis's end)."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(8, 8, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        specs = plot.getAxis("bottom").generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for *_, text in specs[2]]
+
+
+def test_the_depth_axes_label_1_in_a_narrow_window(qtbot, view):
+    view.resize(700, 560)  # three panels a row, each under 300 pixels wide, as at 1024x700
+    view.show()
+    show_sweep(view, measure_runs.sweep())
+    qtbot.waitUntil(lambda: view.panels["anisotropy"].plot.getAxis("bottom").width() < 300)
+    for key, panel in view.panels.items():
+        assert tick_labels(panel.plot)[-1] == "1.0", key

@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hsviewer.core.analyses.corpus.results import CorpusResult, LayerAggregate
+from hsviewer.core.analyses.corpus.results import CorpusResult, LayerAggregate, onset
 from hsviewer.core.analyses.corpus.texts import BUNDLED
 from hsviewer.core.library.compare import relative_depth
 from hsviewer.gui import plots
-from hsviewer.gui.measures_view import DEPTH, MASSIVE, MEASURES, absent_note, drawable
+from hsviewer.gui.measures_view import DEPTH, DEPTH_RANGE, MASSIVE, MEASURES, ONSET_PEN, absent_note, drawable
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 
@@ -147,6 +147,9 @@ class BandPlot:
         self.depth = depth
         self.items: dict[str, tuple[Any, ...]] = {}
         self.note = plots.empty_note(self.plot, "")
+        self.onset = pg.InfiniteLine(angle=90, pen=pg.mkPen(ONSET_PEN, width=1.5, style=Qt.PenStyle.DashLine))
+        self.plot.addItem(self.onset, ignoreBounds=True)
+        self.onset.hide()
         self.show_note(None)
 
     def set_run(self, label: str, name: str, rows: Sequence[LayerAggregate], n_layers: int) -> None:
@@ -170,6 +173,13 @@ class BandPlot:
         low.setData(x, lows)
         high.setData(x, highs)
 
+    def set_onset(self, depth: float | None, text: str) -> None:
+        """The texts' mean massive-activation onset as a dashed line (None: no text has one)."""
+        self.onset.setVisible(depth is not None)
+        if depth is not None:
+            self.onset.setValue(depth)
+            self.onset.setToolTip(text)
+
     def has_values(self) -> bool:
         """Whether any run has a mean at any layer."""
         return any(mean.yData is not None and len(mean.yData) for *_, mean in self.items.values())
@@ -180,6 +190,9 @@ class BandPlot:
         if text is not None:
             self.note.setText(text)
             self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        elif self.depth:  # 0 to 1 as on the Measures page, with room for the last tick's label
+            self.plot.setXRange(*DEPTH_RANGE, padding=0)
+            self.plot.enableAutoRange(axis="y")
         else:
             self.plot.enableAutoRange()
 
@@ -191,6 +204,7 @@ class BandPlot:
             low.clear()
             high.clear()
         self.items = {}
+        self.onset.hide()
         self.show_note(None)
 
 
@@ -254,6 +268,7 @@ class CorpusView(QWidget):
                 band.set_run(label, name, rows, result.n_layers)
         for band in self.bands:
             band.show_note(None if band.has_values() or not band.depth else absent_note(band.key, result.texts))
+        self._onset(result)
         self.texts.clear()
         for index, (name, departure) in enumerate(zip(result.names, result.departures(), strict=True)):
             item = QListWidgetItem(f"{departure:5.2f}   {name}")  # the number first: a long name is cut, not it
@@ -261,6 +276,20 @@ class CorpusView(QWidget):
             item.setToolTip(f"{name}: {len(result.texts[index].tokens)} tokens; double-click for its sweep")
             self.texts.addItem(item)
         self.summary.setText(self.describe(result))
+
+    def _onset(self, result: CorpusResult) -> None:
+        """The plain runs' mean massive-activation onset, a dashed line on the panels over relative depth."""
+        found = onset(result.texts)
+        mean = found["mean"]
+        depth = None if mean is None else float(relative_depth(np.array([mean]), result.n_layers)[0])
+        text = (
+            ""
+            if mean is None
+            else f"Massive-activation onset: layer {mean:.1f}, the mean over {found['n']} of "
+            f"{len(result.texts)} texts (> {found['threshold']:g}×)"
+        )
+        for band in self.bands:
+            band.set_onset(depth if band.depth else None, text)
 
     @staticmethod
     def describe(result: CorpusResult) -> str:

@@ -26,6 +26,8 @@ from hsviewer.gui.control_inputs import run_name, run_pen
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 
 DEPTH = "Relative depth"
+# Room past 1 for the last tick's label: pyqtgraph hides a label that reaches past a gridded axis's end.
+DEPTH_RANGE = (-0.03, 1.07)
 MASSIVE = "massive_activation"  # its ratio: the one measure that is not a plain number of SpectrumMeasures
 SAVED_BEFORE = "not in this run: saved before hsviewer measured it"
 ONSET_PEN = "#d62728"
@@ -136,7 +138,7 @@ def drawable(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fixed_range(plot: pg.PlotItem, unit: bool) -> None:
     """x from 0 to 1 (relative depth); y 0 to 1 for a share, else following the data."""
-    plot.setXRange(0, 1, padding=0.03)
+    plot.setXRange(*DEPTH_RANGE, padding=0)
     if unit:
         plot.setYRange(-0.06, 1.08, padding=0)  # 0 and 1 labelled: pyqtgraph leaves an edge tick bare
     else:
