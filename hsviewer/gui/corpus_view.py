@@ -27,7 +27,7 @@ from hsviewer.core.analyses.corpus.results import CorpusResult, LayerAggregate, 
 from hsviewer.core.analyses.corpus.texts import BUNDLED
 from hsviewer.core.library.compare import relative_depth
 from hsviewer.gui import plots
-from hsviewer.gui.measures_view import DEPTH, DEPTH_RANGE, MASSIVE, MEASURES, ONSET_PEN, absent_note, drawable
+from hsviewer.gui.measures_view import DEPTH, MASSIVE, MEASURES, ONSET_PEN, absent_note, drawable, show_note
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
 
@@ -185,16 +185,7 @@ class BandPlot:
         return any(mean.yData is not None and len(mean.yData) for *_, mean in self.items.values())
 
     def show_note(self, text: str | None) -> None:
-        """A note in the middle of the panel instead of its curves (None: the curves, auto-ranged)."""
-        self.note.setVisible(text is not None)
-        if text is not None:
-            self.note.setText(text)
-            self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-        elif self.depth:  # 0 to 1 as on the Measures page, with room for the last tick's label
-            self.plot.setXRange(*DEPTH_RANGE, padding=0)
-            self.plot.enableAutoRange(axis="y")
-        else:
-            self.plot.enableAutoRange()
+        show_note(self.plot, self.note, text, depth=self.depth)
 
     def clear(self) -> None:
         for low, high, band, mean in self.items.values():

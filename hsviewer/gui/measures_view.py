@@ -136,13 +136,21 @@ def drawable(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (x, y) if np.isfinite(y).any() else (np.empty(0), np.empty(0))
 
 
-def fixed_range(plot: pg.PlotItem, unit: bool) -> None:
-    """x from 0 to 1 (relative depth); y 0 to 1 for a share, else following the data."""
-    plot.setXRange(*DEPTH_RANGE, padding=0)
-    if unit:
-        plot.setYRange(-0.06, 1.08, padding=0)  # 0 and 1 labelled: pyqtgraph leaves an edge tick bare
+def show_note(plot: pg.PlotItem, note: pg.TextItem, text: str | None, *, depth: bool, unit: bool = False) -> None:
+    """A note in the middle of the panel instead of its curves, or (None) the curves: over relative depth
+    x from 0 to 1 and y 0 to 1 for a share, else following the data."""
+    note.setVisible(text is not None)
+    if text is not None:
+        note.setText(text)
+        plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+    elif not depth:
+        plot.enableAutoRange()
     else:
-        plot.enableAutoRange(axis="y")
+        plot.setXRange(*DEPTH_RANGE, padding=0)
+        if unit:
+            plot.setYRange(-0.06, 1.08, padding=0)  # 0 and 1 labelled: pyqtgraph leaves an edge tick bare
+        else:
+            plot.enableAutoRange(axis="y")
 
 
 class MeasurePanel:
@@ -188,13 +196,7 @@ class MeasurePanel:
         curve.setData(*drawable(depth, values), connect="finite")
 
     def show_note(self, text: str | None) -> None:
-        """A note in the middle of the panel instead of its curves (None: the curves)."""
-        self.note.setVisible(text is not None)
-        if text is not None:
-            self.note.setText(text)
-            self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-        else:
-            fixed_range(self.plot, self.measure.unit)
+        show_note(self.plot, self.note, text, depth=True, unit=self.measure.unit)
 
     def set_onset(self, depth: float | None, text: str) -> None:
         self.onset.setVisible(depth is not None)
