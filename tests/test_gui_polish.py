@@ -125,7 +125,9 @@ def test_the_corpus_texts_list_shows_every_departure_whole(qtbot, window):
         aggregate=lambda label: [],
         names=names,
         departures=lambda: [1.25, 0.5],
-        texts=[SimpleNamespace(tokens=[0] * 5, layers=[]) for _ in names],
+        texts=[
+            SimpleNamespace(tokens=[0] * 5, layers=[], massive_activation_onset=lambda: {"layer": None}) for _ in names
+        ],
         n_layers=3,
         notes=[],
         cancelled=False,
