@@ -3,9 +3,10 @@ from the other. Free of torch, so the GUI thread can use them without importing 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
+from hsviewer.core import fields
 from hsviewer.core.choices import METHODS
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.linalg.measures import SpectrumMeasures, massive_onset
@@ -52,16 +53,16 @@ class LayerResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any], grid_components: list[int], grid_loss: list[float]) -> LayerResult:
         """The layer to_dict describes; its grid values live in the sweep's grid table."""
-        known = {f.name for f in fields(cls)} - {"grid_components", "grid_loss", "measures"}
-        values = {name: value for name, value in data.items() if name in known}
+        grid = {"grid_components": list(grid_components), "grid_loss": list(grid_loss)}
         measures = SpectrumMeasures.from_dict(data) if "participation_ratio" in data else None
-        return cls(**values, measures=measures, grid_components=list(grid_components), grid_loss=list(grid_loss))
+        return replace(fields.from_dict(cls, {**data, **grid}), measures=measures)
 
 
 @dataclass(kw_only=True)
 class SweepResult:
     """Every block reduced in turn on one text (and, under controls, the control runs)."""
 
+    SCHEMA: ClassVar[int] = 1
     model: str
     tokens: list[str]
     n_layers: int
@@ -77,6 +78,7 @@ class SweepResult:
     def to_dict(self) -> dict[str, Any]:
         out = {
             "kind": "sweep",
+            **fields.schema_of(type(self)),
             "model": self.model,
             "tokens": self.tokens,
             "n_layers": self.n_layers,
@@ -100,6 +102,7 @@ class SweepResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepResult:
         """The sweep to_dict describes, controls and grid included."""
+        fields.check_schema(cls, data)
         reduction = Reduction.from_dict(data)
         grid = data.get("grid") or {}
         n = len(data["layers"])
