@@ -2,7 +2,8 @@
 
 One writer and one reader in place of a pair of methods per class, so that the two cannot drift
 apart. A field whose JSON form differs declares it with field(metadata=...): ENCODE and DECODE
-(value to JSON and back), OMIT_NONE (left out when None, as files saved before it lack it).
+(value to JSON and back), OMIT_NONE (left out when None, as files saved before it lack it), SKIP
+(written by the owner elsewhere) and FLATTEN (its keys among the owner's).
 Reading ignores keys it does not know and gives an absent key the field's default, so that runs
 saved before a field existed open; a required field that is absent is an HsviewerError naming it.
 
@@ -26,6 +27,8 @@ SCHEMA_KEY = "schema"
 ENCODE = "encode"  # metadata: value -> its JSON
 DECODE = "decode"  # metadata: JSON -> the value
 OMIT_NONE = "omit_none"  # metadata: True to leave a None out of the JSON
+SKIP = "skip"  # metadata: True for a field the JSON keeps elsewhere (the owner writes it); read if present
+FLATTEN = "flatten"  # metadata: True to merge the value's table into the owner's; DECODE then reads the owner's
 
 T = TypeVar("T")
 
@@ -54,10 +57,13 @@ def to_dict(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = schema_of(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if value is None and f.metadata.get(OMIT_NONE):
+        if f.metadata.get(SKIP) or (value is None and (f.metadata.get(OMIT_NONE) or f.metadata.get(FLATTEN))):
             continue
         encode: Callable[[Any], Any] = f.metadata.get(ENCODE, encoded)
-        out[f.name] = encode(value)
+        if f.metadata.get(FLATTEN):
+            out.update(encode(value))
+        else:
+            out[f.name] = encode(value)
     return out
 
 
@@ -83,6 +89,9 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if not f.init:
+            continue
+        if f.metadata.get(FLATTEN):
+            values[f.name] = f.metadata[DECODE](data)
             continue
         if f.name not in data or (data[f.name] is None and f.metadata.get(OMIT_NONE)):
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
