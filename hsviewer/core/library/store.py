@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from hsviewer.core import fields
 from hsviewer.core.analyses.reduce.results import ARRAY_SHAPES
 from hsviewer.core.analyses.registry import SAVED
 from hsviewer.core.errors import HsviewerError
@@ -64,7 +65,7 @@ class RunInfo:
     model: str
     setting: str  # the threshold (or k) it reduced with; a corpus run's number of texts too
     created: str  # ISO 8601, local time with its offset
-    path: Path
+    path: Path = field(metadata={fields.ENCODE: str})
 
     @property
     def when(self) -> str:
@@ -72,15 +73,7 @@ class RunInfo:
         return self.created.replace("T", " ")[:16]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "kind": self.kind,
-            "model": self.model,
-            "setting": self.setting,
-            "created": self.created,
-            "path": str(self.path),
-        }
+        return fields.to_dict(self)
 
 
 @dataclass(kw_only=True)

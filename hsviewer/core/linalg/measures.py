@@ -11,11 +11,12 @@ the raw token vectors. numpy only, no torch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from hsviewer.core import fields
 from hsviewer.core.linalg.geometry import anisotropy, linearity, prompt_entropy, twonn_dimension
 
 # The optional measures, absent (None) from runs saved before them and where a matrix cannot say.
@@ -40,33 +41,34 @@ def effective_rank(s: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+def finite_or_none(value: Any) -> float | None:
+    """A number as JSON can hold it: None for none, NaN or infinity."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def infinite_if_none(value: Any) -> float:
+    """A ratio as finite_or_none wrote it: null is infinity (a zero median under a nonzero largest)."""
+    return float("inf") if value is None else float(value)
+
+
+FINITE = {fields.ENCODE: finite_or_none, fields.DECODE: finite_or_none}  # JSON has no NaN nor infinity
+
+
 @dataclass(frozen=True, kw_only=True)
 class MassiveActivation:
     """The largest |activation| of a hidden state against its median |activation|, and where it sits."""
 
-    ratio: float  # inf (null in JSON) when the median is 0 and the largest is not; 0 for an all-zero state
+    ratio: float = field(metadata={fields.ENCODE: finite_or_none, fields.DECODE: infinite_if_none})  # inf: null in JSON
     token: int  # row (token position)
     dimension: int  # column
     value: float  # the activation itself, signed
-    token_text: str | None = None
+    token_text: str | None = field(default=None, metadata={fields.OMIT_NONE: True})
 
     def to_dict(self) -> dict[str, Any]:
-        ratio = self.ratio if math.isfinite(self.ratio) else None  # JSON has no infinity
-        out: dict[str, Any] = {"ratio": ratio, "token": self.token, "dimension": self.dimension, "value": self.value}
-        if self.token_text is not None:
-            out["token_text"] = self.token_text
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MassiveActivation:
-        ratio = data["ratio"]
-        return cls(
-            ratio=float("inf") if ratio is None else float(ratio),
-            token=int(data["token"]),
-            dimension=int(data["dimension"]),
-            value=float(data["value"]),
-            token_text=data.get("token_text"),
-        )
+        return fields.to_dict(self)
 
 
 def massive_activation(hidden: np.ndarray, tokens: list[str] | None = None) -> MassiveActivation:
@@ -101,37 +103,19 @@ class SpectrumMeasures:
     participation_ratio: float
     effective_rank: float
     massive_activation: MassiveActivation
-    anisotropy: float | None = None
-    twonn_dimension: float | None = None  # None under geometry.TWONN_MIN_POINTS distinct tokens
-    prompt_entropy: float | None = None
-    prompt_entropy_normalised: float | None = None
-    linearity: float | None = None
+    anisotropy: float | None = field(default=None, metadata=FINITE)
+    twonn_dimension: float | None = field(default=None, metadata=FINITE)  # None under geometry.TWONN_MIN_POINTS tokens
+    prompt_entropy: float | None = field(default=None, metadata=FINITE)
+    prompt_entropy_normalised: float | None = field(default=None, metadata=FINITE)
+    linearity: float | None = field(default=None, metadata=FINITE)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "participation_ratio": self.participation_ratio,
-            "effective_rank": self.effective_rank,
-            "massive_activation": self.massive_activation.to_dict(),
-            **{name: finite_or_none(getattr(self, name)) for name in GEOMETRY},
-        }
+        return fields.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpectrumMeasures:
         """The measures to_dict wrote among a result's keys; a run saved before the geometry has None for it."""
-        return cls(
-            participation_ratio=float(data["participation_ratio"]),
-            effective_rank=float(data["effective_rank"]),
-            massive_activation=MassiveActivation.from_dict(data["massive_activation"]),
-            **{name: finite_or_none(data.get(name)) for name in GEOMETRY},
-        )
-
-
-def finite_or_none(value: Any) -> float | None:
-    """A number as JSON can hold it: None for none, NaN or infinity."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+        return fields.from_dict(cls, data)
 
 
 def measure(

@@ -12,6 +12,7 @@ from typing import Any, Generic
 
 import numpy as np
 
+from hsviewer.core import fields
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.linalg import lowrank
 from hsviewer.core.linalg.lowrank import Matrix
@@ -69,16 +70,8 @@ class Reduction:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reduction:
-        """The reduction a result's to_dict describes (a file saved before the options: their defaults)."""
-        return cls(
-            threshold=data.get("threshold"),
-            fixed_components=data.get("fixed_components"),
-            centering=data.get("centering", "double"),
-            exclude_first=data.get("exclude_first", 0),
-            basis=data.get("basis", "top"),
-            seed=int(data.get("seed", 0)),
-            exclude_massive=data.get("exclude_massive"),
-        )
+        """The reduction among a result's keys (a file saved before the options: their defaults)."""
+        return fields.from_dict(cls, data)
 
 
 @dataclass

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from hsviewer.core import fields
 from hsviewer.core.analyses.sweep.results import LayerResult, SweepEvent, SweepResult
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.linalg.measures import GEOMETRY, MASSIVE_ONSET_RATIO
@@ -138,6 +139,7 @@ def onset(runs: list[SweepResult]) -> dict[str, Any]:
 class CorpusResult:
     """A layer sweep on each text of a corpus, with what the texts share layer by layer."""
 
+    SCHEMA: ClassVar[int] = 1
     model: str
     n_layers: int
     hidden_size: int
@@ -178,6 +180,7 @@ class CorpusResult:
         agg["departures"] = self.departures()  # one per text, in the order of names (names may repeat)
         return {
             "kind": "corpus",
+            **fields.schema_of(type(self)),
             "model": self.model,
             "n_layers": self.n_layers,
             "hidden_size": self.hidden_size,
@@ -198,6 +201,7 @@ class CorpusResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CorpusResult:
         """The corpus run to_dict describes; its aggregate and departures are computed again from the texts."""
+        fields.check_schema(cls, data)
         texts = [SweepResult.from_dict({k: v for k, v in text.items() if k != "name"}) for text in data["texts"]]
         return cls(
             model=data["model"],

@@ -11,9 +11,10 @@ median) is left out of that block's mean, and each mean says how many texts it h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
+from hsviewer.core import fields
 from hsviewer.core.analyses.corpus.results import Interval, TextSkipped, TextStarted
 from hsviewer.core.events import Finished
 
@@ -34,12 +35,12 @@ class LayerGeometry:
     """One block's measures on one text; None where the hidden state cannot say."""
 
     layer: int
-    anisotropy: float | None
-    anisotropy_without_first: float | None
-    massive_ratio: float | None
-    twonn_dimension: float | None
-    twonn_dimension_shuffled: float | None
-    prompt_entropy_normalised: float | None
+    anisotropy: float | None = None
+    anisotropy_without_first: float | None = None
+    massive_ratio: float | None = None
+    twonn_dimension: float | None = None
+    twonn_dimension_shuffled: float | None = None
+    prompt_entropy_normalised: float | None = None
 
     def value(self, name: str) -> float | None:
         """A MEASURES value, or DIFFERENCE: shuffled minus plain TwoNN where both exist."""
@@ -49,27 +50,12 @@ class LayerGeometry:
         value: float | None = getattr(self, name)
         return value
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LayerGeometry:
-        return cls(layer=int(data["layer"]), **{name: data.get(name) for name in MEASURES})
-
 
 @dataclass(frozen=True, kw_only=True)
 class TextGeometry:
     name: str
     tokens: int
     layers: list[LayerGeometry]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "tokens": self.tokens, "layers": [layer.to_dict() for layer in self.layers]}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TextGeometry:
-        layers = [LayerGeometry.from_dict(layer) for layer in data["layers"]]
-        return cls(name=str(data["name"]), tokens=int(data["tokens"]), layers=layers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,11 +111,12 @@ def interval_of(values: list[float | None], geometric: bool) -> tuple[Interval, 
 class GeometryResult:
     """The measures of every text read, and what they share block by block."""
 
+    SCHEMA: ClassVar[int] = 1
     model: str
     n_layers: int
     hidden_size: int
-    source: str
-    seed: int  # of the shuffled pass's token order
+    source: str = ""
+    seed: int = 0  # of the shuffled pass's token order
     texts: list[TextGeometry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # texts left out, and why
     cancelled: bool = False
@@ -140,13 +127,14 @@ class GeometryResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "reproduction",
+            **fields.schema_of(type(self)),
             "model": self.model,
             "n_layers": self.n_layers,
             "hidden_size": self.hidden_size,
             "source": self.source,
             "seed": self.seed,
             "names": [text.name for text in self.texts],
-            "texts": [text.to_dict() for text in self.texts],
+            "texts": fields.encoded(self.texts),
             "aggregate": [layer.to_dict() for layer in self.aggregate()],
             "notes": self.notes,
             "cancelled": self.cancelled,
@@ -155,16 +143,7 @@ class GeometryResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeometryResult:
         """The result to_dict describes; its aggregate is computed again from the texts."""
-        return cls(
-            model=str(data["model"]),
-            n_layers=int(data["n_layers"]),
-            hidden_size=int(data["hidden_size"]),
-            source=str(data.get("source", "")),
-            seed=int(data.get("seed", 0)),
-            texts=[TextGeometry.from_dict(text) for text in data["texts"]],
-            notes=list(data.get("notes", [])),
-            cancelled=bool(data.get("cancelled", False)),
-        )
+        return fields.from_dict(cls, data)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,10 +7,11 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from hsviewer.core import fields
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.linalg import lowrank
 
@@ -187,6 +188,7 @@ def _wide_gray(img: Any, notes: list[str]) -> np.ndarray:
 class ImageSVD:
     """The SVD of one grayscale image, with one chosen reconstruction."""
 
+    SCHEMA: ClassVar[int] = 1
     image: np.ndarray
     u: np.ndarray
     s: np.ndarray
@@ -242,6 +244,7 @@ class ImageSVD:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **fields.schema_of(type(self)),
             "source": self.source,
             "downsample": self.downsample,
             "shape": list(self.image.shape),

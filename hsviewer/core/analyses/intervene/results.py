@@ -3,8 +3,10 @@ builds the one from the other. Free of torch, so the GUI thread can use them wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from hsviewer.core import fields
 
 
 @dataclass(kw_only=True)
@@ -25,23 +27,12 @@ class LayerIntervention:
     random_loss: float | None = None  # the random control's, where it ran
     random_kl: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LayerIntervention:
-        """The layer to_dict describes; a field a run saved without is its default."""
-        known = {f.name for f in fields(cls)}
-        values = {name: value for name, value in data.items() if name in known}
-        values["positions"] = [list(p) for p in data.get("positions", [])]
-        values["notes"] = list(data.get("notes", []))
-        return cls(**values)
-
 
 @dataclass(kw_only=True)
 class InterventionResult:
     """The chosen blocks, each with its massive activations set, one at a time, on one text."""
 
+    SCHEMA: ClassVar[int] = 1
     model: str
     tokens: list[str]
     n_layers: int
@@ -55,36 +46,11 @@ class InterventionResult:
     cancelled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "intervene",
-            "model": self.model,
-            "tokens": self.tokens,
-            "n_layers": self.n_layers,
-            "ratio": self.ratio,
-            "value": self.value,
-            "clean_loss": self.clean_loss,
-            "layers": [r.to_dict() for r in self.layers],
-            "control": self.control,
-            "seed": self.seed,
-            "warnings": self.warnings,
-            "cancelled": self.cancelled,
-        }
+        return {"kind": "intervene", **fields.to_dict(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InterventionResult:
-        return cls(
-            model=data["model"],
-            tokens=list(data["tokens"]),
-            n_layers=int(data["n_layers"]),
-            ratio=float(data["ratio"]),
-            value=data["value"],
-            clean_loss=float(data["clean_loss"]),
-            layers=[LayerIntervention.from_dict(r) for r in data["layers"]],
-            control=data.get("control"),
-            seed=int(data.get("seed", 0)),
-            warnings=list(data.get("warnings", [])),
-            cancelled=bool(data.get("cancelled", False)),
-        )
+        return fields.from_dict(cls, data)
 
 
 @dataclass(frozen=True, kw_only=True)

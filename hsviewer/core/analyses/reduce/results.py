@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from hsviewer.core import fields
 from hsviewer.core.linalg import lowrank
 from hsviewer.core.linalg.measures import SpectrumMeasures
 from hsviewer.core.linalg.reduction import Reduction
@@ -28,6 +29,7 @@ ARRAY_SHAPES = {
 class HiddenReduction:
     """One layer's hidden state, its reduction, and what the reduction does downstream."""
 
+    SCHEMA: ClassVar[int] = 1
     model: str
     tokens: list[str]
     layer: int
@@ -58,6 +60,7 @@ class HiddenReduction:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "reduce",
+            **fields.schema_of(type(self)),
             "model": self.model,
             "tokens": self.tokens,
             "layer": self.layer,
@@ -89,6 +92,7 @@ class HiddenReduction:
     @classmethod
     def from_dict(cls, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> HiddenReduction:
         """The result to_dict and arrays() describe."""
+        fields.check_schema(cls, data)
         return cls(
             model=data["model"],
             tokens=list(data["tokens"]),

@@ -3,13 +3,19 @@ from the other. Free of torch, so the GUI thread can use them without importing 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
+from hsviewer.core import fields
 from hsviewer.core.choices import METHODS
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.linalg.measures import SpectrumMeasures, massive_onset
 from hsviewer.core.linalg.reduction import Reduction
+
+
+def measured(data: dict[str, Any]) -> SpectrumMeasures | None:
+    """A layer's measures among its keys; None for a layer saved before them."""
+    return SpectrumMeasures.from_dict(data) if "participation_ratio" in data else None
 
 
 @dataclass(kw_only=True)
@@ -24,26 +30,16 @@ class LayerResult:
     loss: float
     kl_divergence: float
     token_diff_norms: list[float]
-    grid_components: list[int] = field(default_factory=list)  # one per grid setting
-    grid_loss: list[float] = field(default_factory=list)
-    measures: SpectrumMeasures | None = None  # of the clean hidden state (its spectrum and raw values)
-    excluded_tokens: list[int] | None = None  # under exclude_massive, the positions left out of the basis
+    # One per grid setting; the sweep's grid table holds them (SweepResult.grid_dict).
+    grid_components: list[int] = field(default_factory=list, metadata={fields.SKIP: True})
+    grid_loss: list[float] = field(default_factory=list, metadata={fields.SKIP: True})
+    # Of the clean hidden state (its spectrum and raw values), its keys among the layer's; absent from older runs.
+    measures: SpectrumMeasures | None = field(default=None, metadata={fields.FLATTEN: True, fields.DECODE: measured})
+    # Under exclude_massive, the positions left out of the basis.
+    excluded_tokens: list[int] | None = field(default=None, metadata={fields.OMIT_NONE: True})
 
     def to_dict(self) -> dict[str, Any]:
-        measures = self.measures.to_dict() if self.measures is not None else {}
-        excluded = {} if self.excluded_tokens is None else {"excluded_tokens": self.excluded_tokens}
-        return {
-            "layer": self.layer,
-            "components": self.components,
-            "variance_kept": self.variance_kept,
-            "hidden_diff_norm": self.hidden_diff_norm,
-            "logit_diff_norm": self.logit_diff_norm,
-            "loss": self.loss,
-            "kl_divergence": self.kl_divergence,
-            "token_diff_norms": self.token_diff_norms,
-            **measures,
-            **excluded,
-        }
+        return fields.to_dict(self)
 
     def basis_tokens(self, run: SweepResult) -> int:
         """How many tokens this layer's basis was built from: the run's, less those its reduction left out."""
@@ -52,16 +48,14 @@ class LayerResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any], grid_components: list[int], grid_loss: list[float]) -> LayerResult:
         """The layer to_dict describes; its grid values live in the sweep's grid table."""
-        known = {f.name for f in fields(cls)} - {"grid_components", "grid_loss", "measures"}
-        values = {name: value for name, value in data.items() if name in known}
-        measures = SpectrumMeasures.from_dict(data) if "participation_ratio" in data else None
-        return cls(**values, measures=measures, grid_components=list(grid_components), grid_loss=list(grid_loss))
+        return fields.from_dict(cls, {**data, "grid_components": grid_components, "grid_loss": grid_loss})
 
 
 @dataclass(kw_only=True)
 class SweepResult:
     """Every block reduced in turn on one text (and, under controls, the control runs)."""
 
+    SCHEMA: ClassVar[int] = 1
     model: str
     tokens: list[str]
     n_layers: int
@@ -77,6 +71,7 @@ class SweepResult:
     def to_dict(self) -> dict[str, Any]:
         out = {
             "kind": "sweep",
+            **fields.schema_of(type(self)),
             "model": self.model,
             "tokens": self.tokens,
             "n_layers": self.n_layers,
@@ -100,6 +95,7 @@ class SweepResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepResult:
         """The sweep to_dict describes, controls and grid included."""
+        fields.check_schema(cls, data)
         reduction = Reduction.from_dict(data)
         grid = data.get("grid") or {}
         n = len(data["layers"])
