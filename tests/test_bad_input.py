@@ -557,12 +557,13 @@ def test_a_bad_device_is_refused_before_loading(device, capsys, no_loading, tmp_
 
 
 def test_load_model_refuses_a_bad_device_before_loading(monkeypatch, tiny_model_dir):
+    from hsviewer.core.choices import check_device
     from hsviewer.core.model import loading as models
 
     monkeypatch.setattr(models, "resolve_source", lambda *a: pytest.fail("the model was looked up"))
     with pytest.raises(HsviewerError, match="'meta'"):
         models.load_model(str(tiny_model_dir), device="meta")
-    assert [models.check_device(d) for d in ("cpu", "cuda", "cuda:1", "mps", None)] == [
+    assert [check_device(d) for d in ("cpu", "cuda", "cuda:1", "mps", None)] == [
         "cpu",
         "cuda",
         "cuda:1",

@@ -19,6 +19,7 @@ from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
 from hsviewer.core.analyses.corpus.texts import CorpusText
 from hsviewer.core.analyses.kind import sweep_label
 from hsviewer.core.analyses.sweep.results import SweepResult
+from hsviewer.core.analyses.sweep.spec import SweepSpec
 from hsviewer.core.choices import CONTROL_SPELLINGS, control_labels, parse_control
 from hsviewer.core.events import run_to_end
 from hsviewer.core.library.compare import compare
@@ -360,7 +361,7 @@ def test_a_text_too_short_for_exclude_first_n_is_refused_before_any_run(handle):
 def layer_sweep_events(handle, text, controls):
     from hsviewer.core.analyses.sweep.run import iter_sweep
 
-    return iter_sweep(handle, text, Reduction(threshold=THRESHOLD), controls=controls)
+    return iter_sweep(handle, text, SweepSpec(reduction=Reduction(threshold=THRESHOLD), controls=controls))
 
 
 # --- corpus, library, labels, compare ------------------------------------------------------------------
@@ -374,7 +375,9 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def corpus(handle, ratio):
     controls = ["exclude_first:4", f"exclude_massive:{ratio}"]
-    return run_to_end(iter_corpus_sweep(handle, TEXTS, Reduction(threshold=THRESHOLD), controls=controls))
+    return run_to_end(
+        iter_corpus_sweep(handle, TEXTS, SweepSpec(reduction=Reduction(threshold=THRESHOLD), controls=controls))
+    )
 
 
 def test_a_corpus_sweeps_the_controls_and_takes_percent_of_rank_from_the_rows_used(handle, corpus, ratio):

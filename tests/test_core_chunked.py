@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hsviewer.core import Reduction, layer_sweep, reduce_layer
+from hsviewer.core.analyses.reduce.spec import ReduceSpec
 from hsviewer.core.model.anatomy import separable_head
 from hsviewer.core.passes import clean as runs_module
 from hsviewer.core.passes.clean import CleanReference, pass_states
@@ -143,7 +144,7 @@ def test_a_reduction_reports_the_clean_pass_and_its_logits_before_the_reduced_pa
     n = len(tokenize(handle, text))
     vocab = handle.model.get_output_embeddings().weight.shape[0]
     monkeypatch.setattr(runs_module, "CHUNK_BYTES", 4 * vocab * 10)
-    seen = progress_until(iter_reduce(handle, text, 1), Finished)
+    seen = progress_until(iter_reduce(handle, text, ReduceSpec(layer=1)), Finished)
     assert seen == [
         (f"Clean pass over {n} tokens…", 0, 2),
         *[(f"Clean logits: tokens {i + 1} to {min(i + 10, n)} of {n}", 0, 2) for i in range(0, n, 10)],

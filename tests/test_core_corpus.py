@@ -12,6 +12,7 @@ from hsviewer.core import HsviewerError, Reduction, layer_sweep
 from hsviewer.core.analyses.corpus.results import Interval, TextSkipped, t975
 from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
 from hsviewer.core.analyses.corpus.texts import BUNDLED, CorpusText, bundled_folder, read_corpus
+from hsviewer.core.analyses.sweep.spec import SweepSpec
 from hsviewer.core.events import Finished, run_to_end
 from tests.support import kept_after_the_first_text
 
@@ -108,7 +109,7 @@ def by_hand(values):
 def test_the_aggregate_of_three_texts_matches_a_hand_computation(tiny_handle):
     handle = tiny_handle("llama")
     reduction = Reduction(threshold=90)
-    result = run_to_end(iter_corpus_sweep(handle, TEXTS, reduction, controls=["exclude_first"]))
+    result = run_to_end(iter_corpus_sweep(handle, TEXTS, SweepSpec(reduction=reduction, controls=["exclude_first"])))
     data = json.loads(json.dumps(result.to_dict()))
     assert data["kind"] == "corpus" and data["names"] == ["one", "two", "three"]
     assert data["model"] == handle.name and data["n_layers"] == 3 and data["threshold"] == 90
@@ -142,7 +143,7 @@ def test_the_aggregate_of_three_texts_matches_a_hand_computation(tiny_handle):
 
 def test_a_one_token_text_is_skipped_with_a_note_and_the_rest_run(tiny_handle):
     texts = [TEXTS[0], CorpusText(name="short", text="museum"), TEXTS[1]]
-    events = list(iter_corpus_sweep(tiny_handle("llama"), texts, Reduction(threshold=90)))
+    events = list(iter_corpus_sweep(tiny_handle("llama"), texts, SweepSpec(reduction=Reduction(threshold=90))))
     skipped = [e for e in events if isinstance(e, TextSkipped)]
     assert [(e.index, e.name) for e in skipped] == [(1, "short")] and "two tokens" in skipped[0].reason
     result = events[-1].result
@@ -157,7 +158,9 @@ def test_a_corpus_of_only_one_token_texts_is_an_error(tiny_handle):
 
 
 def test_cancelling_keeps_the_texts_done(tiny_handle):
-    result = kept_after_the_first_text(iter_corpus_sweep(tiny_handle("llama"), TEXTS, Reduction(threshold=90)))
+    result = kept_after_the_first_text(
+        iter_corpus_sweep(tiny_handle("llama"), TEXTS, SweepSpec(reduction=Reduction(threshold=90)))
+    )
     assert result is not None and result.cancelled and result.names == ["one"]
     data = result.to_dict()
     assert data["cancelled"] and data["aggregate"]["layers"][0]["n"] == 1

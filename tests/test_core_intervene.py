@@ -14,6 +14,7 @@ from hsviewer.core.analyses.intervene.entries import massive_mask, random_mask, 
 from hsviewer.core.analyses.intervene.kind import INTERVENE, check_intervene
 from hsviewer.core.analyses.intervene.layers import choose_layers, parse_layers
 from hsviewer.core.analyses.intervene.results import InterventionCollector, InterventionResult, LayerIntervened
+from hsviewer.core.analyses.intervene.spec import InterveneSpec
 from hsviewer.core.errors import HsviewerError
 from tests.core_helpers import block_path, cross_entropy_by_hand, kl_by_hand
 from tests.tiny_models import ARCHITECTURES
@@ -143,7 +144,7 @@ def test_every_architecture_runs_at_all_layers(tiny_handle, text, arch):
 
 
 def test_cancelling_keeps_the_layers_done(tiny_handle, text):
-    events = iter_intervene(tiny_handle("llama"), text, "all", ratio=RATIO)
+    events = iter_intervene(tiny_handle("llama"), text, InterveneSpec(layers="all", ratio=RATIO))
     collector = InterventionCollector()
     for event in events:
         collector.add(event)

@@ -10,6 +10,7 @@ import torch
 
 from hsviewer.core import HsviewerError, Reduction, iter_sweep, layer_sweep
 from hsviewer.core.analyses.sweep.run import LayerDone, RunStarted, SweepCollector
+from hsviewer.core.analyses.sweep.spec import SweepSpec
 from tests.core_helpers import kl_by_hand, margin_ok, reference_reduce, run_with_block_output
 from tests.support import TEXT
 from tests.tiny_models import ARCHITECTURES
@@ -308,7 +309,7 @@ def test_events(tiny_model, text):
 
 
 def test_iter_sweep_layers_equal_layer_sweep(tiny_model, text):
-    events = list(iter_sweep(tiny_model, text, Reduction(90.0)))
+    events = list(iter_sweep(tiny_model, text, SweepSpec(reduction=Reduction(90.0))))
     plain = layer_sweep(tiny_model, text, Reduction(90.0))
     layers = [e.result for e in events if isinstance(e, LayerDone)]
     assert len(layers) == tiny_model.n_layers
@@ -316,7 +317,7 @@ def test_iter_sweep_layers_equal_layer_sweep(tiny_model, text):
 
 
 def test_events_with_controls(tiny_model, text):
-    events = list(iter_sweep(tiny_model, text, controls=("random", "shuffled")))
+    events = list(iter_sweep(tiny_model, text, SweepSpec(controls=("random", "shuffled"))))
     calls = layer_events(events)
     assert [c[0] for c in calls] == list(range(1, 10))
     assert {c[1] for c in calls} == {9}
@@ -369,7 +370,7 @@ def test_cancel_before_anything(tiny_model, text):
 
 
 def test_cancel_during_controls(tiny_model, text):
-    result = stop_after_layers(iter_sweep(tiny_model, text, controls=("random", "shuffled")), 5)
+    result = stop_after_layers(iter_sweep(tiny_model, text, SweepSpec(controls=("random", "shuffled"))), 5)
     assert result.cancelled
     assert len(result.layers) == 3
     assert {name: len(c.layers) for name, c in result.controls.items()} == {"random": 2}

@@ -16,6 +16,7 @@ from hsviewer.core.analyses.corpus.results import CorpusResult
 from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
 from hsviewer.core.analyses.corpus.texts import CorpusText
 from hsviewer.core.analyses.sweep.run import layer_sweep
+from hsviewer.core.analyses.sweep.spec import SweepSpec
 from hsviewer.core.events import run_to_end
 from hsviewer.core.library.compare import compare
 from hsviewer.core.library.provenance import provenance
@@ -38,17 +39,19 @@ def corpus_run(tiny_handle):
     events = iter_corpus_sweep(
         tiny_handle("gpt_neo"),
         TEXTS,
-        reduction,
+        SweepSpec(
+            reduction=reduction, grid=[Reduction(threshold=80.0, centering="column")], controls=["exclude_first"]
+        ),
         source="/somewhere/texts",
-        grid=[Reduction(threshold=80.0, centering="column")],
-        controls=["exclude_first"],
     )
     return run_to_end(events)
 
 
 def partial_run(handle) -> CorpusResult:
     """What a consumer keeps when it stops after the first text."""
-    result = kept_after_the_first_text(iter_corpus_sweep(handle, TEXTS, Reduction(fixed_components=2)))
+    result = kept_after_the_first_text(
+        iter_corpus_sweep(handle, TEXTS, SweepSpec(reduction=Reduction(fixed_components=2)))
+    )
     assert result is not None
     return result
 

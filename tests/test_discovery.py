@@ -673,12 +673,15 @@ def test_a_claimed_header_is_never_read_past_the_first_piece(home, tmp_path, mon
 def test_an_ollama_model_has_the_memory_plan_of_its_gguf_file(home, tmp_path, monkeypatch):
     # Its blob has no .gguf suffix: the plan read it as a model folder and found no size.
     from hsviewer.core.model.load_plan import plan_load
+    from hsviewer.core.model.load_spec import LoadSpec
 
     monkeypatch.setenv("HSVIEWER_CACHE_DIR", str(tmp_path / "cache"))
     store = home / ".ollama" / "models"
     write_gguf(tmp_path / "m.gguf", layers=5, hidden=24, vocab=32)
     write_ollama(store, "registry.ollama.ai", "library", "tiny", "latest", tmp_path / "m.gguf")
-    plan = plan_load("ollama:tiny:latest", device="cpu", dtype="float32", memory_budget=8 * 10**9)
-    same_file = plan_load(str(tmp_path / "m.gguf"), device="cpu", dtype="float32", memory_budget=8 * 10**9)
+    plan = plan_load(LoadSpec(source="ollama:tiny:latest", device="cpu", dtype="float32", memory_budget=8 * 10**9))
+    same_file = plan_load(
+        LoadSpec(source=str(tmp_path / "m.gguf"), device="cpu", dtype="float32", memory_budget=8 * 10**9)
+    )
     assert plan is not None and plan == same_file
     assert plan.weights == 4 * (32 * 24 + 24 * 24) and plan.conversion > 0  # not converted yet

@@ -11,11 +11,12 @@ import torch
 from hsviewer.cli import main
 from hsviewer.core import HsviewerError, Reduction, layer_sweep, load_model, reduce_layer
 from hsviewer.core.model.load_plan import plan_load
+from hsviewer.core.model.load_spec import LoadSpec
 from hsviewer.core.model.memory import RUNTIME_BYTES
 
 
 def test_the_plan_of_a_tiny_model_counts_its_weights(tiny_model_dir):
-    plan = plan_load(str(tiny_model_dir), device="cpu", dtype="float32", tokens=32)
+    plan = plan_load(LoadSpec(source=str(tiny_model_dir), device="cpu", dtype="float32"), tokens=32)
     loaded = load_model(str(tiny_model_dir), device="cpu", dtype="float32")
     assert plan.weights == 4 * sum(p.numel() for p in loaded.model.parameters())
     assert plan.conversion == 0 and plan.fits

@@ -117,13 +117,14 @@ def test_a_budget_that_is_no_size_is_said_and_nothing_loads(qtbot, window, setti
 
 def test_the_chooser_shows_the_plan_of_the_chosen_model_with_the_chosen_options(qtbot, window, tiny_model_dir):
     from hsviewer.core.model.load_plan import plan_load
+    from hsviewer.core.model.load_spec import LoadSpec
 
     dialog = ChooseModelDialog([], "", submit=window.submit)
     qtbot.addWidget(dialog)
     dialog.picker.combo.setCurrentText(str(tiny_model_dir))
     dialog.load_options.device.setCurrentText("cpu")
     qtbot.waitUntil(lambda: dialog.plan.text().startswith("Memory plan (float32 on cpu)"), timeout=TIMEOUT_MS)
-    expected = plan_load(str(tiny_model_dir), device="cpu")
+    expected = plan_load(LoadSpec(source=str(tiny_model_dir), device="cpu"))
     assert dialog.plan.text().split("; peak")[0] == expected.describe().split("; peak")[0]
     dialog.load_options.dtype.setCurrentText("float16")
     dialog.load_options.budget.setText("6GB")

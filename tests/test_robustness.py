@@ -138,14 +138,14 @@ def hold_loading(monkeypatch, window) -> threading.Event:
     jobs = []
     window.job_submitted.connect(jobs.append)
 
-    def slow_load(source, **kwargs):
-        yield Progress(message=f"Reading {source}")
+    def slow_load(spec):
+        yield Progress(message=f"Reading {spec.source}")
         job = next(j for j in reversed(jobs) if j.name == "model")
         held.set()
         deadline = time.monotonic() + HOLD_S
         while not job.abort_requested and time.monotonic() < deadline:
             time.sleep(0.005)
-        yield from real(source, **kwargs)  # the worker sees the cancel at its first event
+        yield from real(spec)  # the worker sees the cancel at its first event
 
     monkeypatch.setattr(hsviewer.core.model.loading, "iter_load", slow_load)
     return held

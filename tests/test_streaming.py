@@ -10,9 +10,11 @@ import torch
 from hsviewer.core import Reduction, layer_sweep, load_model, reduce_layer
 from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
 from hsviewer.core.analyses.corpus.texts import CorpusText
+from hsviewer.core.analyses.sweep.spec import SweepSpec
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.model.load_plan import plan_load
+from hsviewer.core.model.load_spec import LoadSpec
 from hsviewer.core.model.loading import iter_load
 from hsviewer.core.model.memory import GB, RUNTIME_BYTES, ModelFacts, plan_memory, plan_stream
 from hsviewer.core.model.streaming import StreamStopped, bytes_read
@@ -74,7 +76,11 @@ def test_streamed_reduce_equals_in_memory(arch, tiny_handle, streamed, text):
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_streamed_corpus_sweep_equals_in_memory(arch, tiny_handle, streamed):
     def run(handle):
-        return next(e.result for e in iter_corpus_sweep(handle, TEXTS, Reduction(90.0)) if isinstance(e, Finished))
+        return next(
+            e.result
+            for e in iter_corpus_sweep(handle, TEXTS, SweepSpec(reduction=Reduction(90.0)))
+            if isinstance(e, Finished)
+        )
 
     a, b = run(tiny_handle(arch)), run(streamed(arch))
     assert len(b.texts) == len(a.texts) == 2
@@ -133,14 +139,18 @@ def test_auto_streams_what_does_not_fit_and_never_refuses_it(tiny_folder, monkey
 
     monkeypatch.setattr(memory, "RUNTIME_BYTES", 0)
     monkeypatch.setattr(memory, "HEAD_CHUNK_BYTES", 0)
-    folder, f32 = str(tiny_folder("llama")), {"device": "cpu", "dtype": "float32", "tokens": 8}
-    whole = plan_load(folder, stream="never", **f32)
-    streamed_plan = plan_load(folder, stream="always", **f32)
+    folder, f32 = str(tiny_folder("llama")), {"device": "cpu", "dtype": "float32"}
+
+    def plan(stream, memory_budget=None):
+        return plan_load(LoadSpec(source=folder, stream=stream, memory_budget=memory_budget, **f32), tokens=8)
+
+    whole = plan("never")
+    streamed_plan = plan("always")
     budget = int((whole.peak + streamed_plan.peak) / 2 / memory.MARGIN)  # between the two
     assert streamed_plan.peak < whole.peak
-    plan = plan_load(folder, stream="auto", memory_budget=budget, **f32)
-    assert plan.streamed and plan.fits
-    assert not plan_load(folder, stream="never", memory_budget=budget, **f32).fits
+    auto = plan("auto", budget)
+    assert auto.streamed and auto.fits
+    assert not plan("never", budget).fits
 
 
 def test_streaming_needs_safetensors(tiny_folder, tmp_path):
@@ -165,7 +175,7 @@ def test_a_stop_ends_a_streamed_pass_at_its_next_module(tiny_folder, text):
 
 
 def test_the_load_says_it_streams(tiny_folder):
-    messages = [e.message for e in iter_load(str(tiny_folder("opt")), device="cpu", stream="always")
+    messages = [e.message for e in iter_load(LoadSpec(source=str(tiny_folder("opt")), device="cpu", stream="always"))
                 if isinstance(e, Progress)]  # fmt: skip
     assert any("streamed; compute float32" in m for m in messages)
     assert any("the weights stay on disk" in m for m in messages)

@@ -6,6 +6,7 @@ import torch
 
 from hsviewer.core import Reduction, iter_sweep, layer_sweep, load_model
 from hsviewer.core.analyses.sweep.run import LayerDone, tail_states
+from hsviewer.core.analyses.sweep.spec import SweepSpec
 from hsviewer.core.model.anatomy import block_hidden
 from hsviewer.core.passes.batched import batched_tails
 from hsviewer.core.passes.clean import clean_forward, first_row
@@ -79,7 +80,7 @@ def test_rows_in_any_order_each_get_their_own_tail(arch, five_layers, text):
 
 
 def test_batched_sweep_still_reports_every_layer(tiny_model, text):
-    events = iter_sweep(tiny_model, text, batch=2)
+    events = iter_sweep(tiny_model, text, SweepSpec(batch=2))
     seen = [(e.done, e.total, e.result.layer) for e in events if isinstance(e, LayerDone)]
     assert seen == [(1, 3, 0), (2, 3, 1), (3, 3, 2)]
 

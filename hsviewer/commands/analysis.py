@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from hsviewer.commands.common import (
@@ -18,12 +19,14 @@ from hsviewer.commands.common import (
     collect,
     controls_arg,
     load,
+    load_spec_of,
     path_arg,
     print_plan,
     print_warnings,
     reduction_of,
     save_run_of,
     say,
+    sweep_spec_of,
     text_of,
     write_outputs,
 )
@@ -59,20 +62,21 @@ def run_image(args: argparse.Namespace) -> int:
 
 def run_reduce(args: argparse.Namespace) -> int:
     check_outputs(("--out", args.out))  # the checks first: they need no torch
-    reduction, text = reduction_of(args), text_of(args)
+    from hsviewer.core.analyses.reduce.spec import ReduceSpec
+
+    spec, text = ReduceSpec(layer=args.layer, reduction=reduction_of(args)), text_of(args)
+    loading = load_spec_of(args)
     if args.plan:
-        return print_plan(args, text)
-    from hsviewer.core import reduce_layer
-    from hsviewer.core.library.provenance import reduction_settings
+        return print_plan(loading, text)
+    from hsviewer.core.analyses.reduce.run import iter_reduce
+    from hsviewer.core.events import run_to_end
     from hsviewer.core.library.writing import json_writer
 
-    handle = load(args)
-    result = reduce_layer(handle, text, args.layer, reduction)
+    handle = load(loading)
+    result = run_to_end(iter_reduce(handle, text, spec))
     print_warnings(result.warnings)
     write_outputs((args.out, json_writer(result.to_dict())))
-    save_run_of(
-        args, "reduce", handle, result, {"layer": args.layer, "reduction": reduction_settings(reduction)}, [text]
-    )
+    save_run_of(not args.no_save, "reduce", handle, result, spec.settings(), [text])
     say(
         f"Layer {result.layer}: {result.components} of {len(result.s)} components keep "
         f"{result.variance_kept:.2f}% of the variance; correlation {result.correlation:.5f}; "
@@ -94,43 +98,35 @@ def format_measures(measures: Any) -> str:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from hsviewer.core.library.provenance import sweep_settings
-    from hsviewer.core.linalg.grid import parse_grid
-
     check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
-    reduction = reduction_of(args)
-    grid = parse_grid(args.grid or "", reduction)
+    spec = sweep_spec_of(args)
     if args.texts is not None:
-        return _run_corpus_sweep(args, reduction, grid)
-    text = text_of(args)
+        return _run_corpus_sweep(args, spec)
+    text, loading = text_of(args), load_spec_of(args)
     if args.plan:
-        return print_plan(args, text)
+        return print_plan(loading, text)
     from hsviewer.core.analyses.sweep.kind import SWEEP
     from hsviewer.core.analyses.sweep.results import SweepCollector
     from hsviewer.core.analyses.sweep.run import iter_sweep
 
-    handle = load(args)
-    events = iter_sweep(handle, text, reduction, method=args.method, grid=grid, controls=args.controls)
+    handle = load(loading)
     printer, collector = ProgressPrinter(), SweepCollector()
-    result = collect(events, collector, printer, "layers")
+    result = collect(iter_sweep(handle, text, spec), collector, printer, "layers")
     printer.end()
     print_warnings(result.warnings)
     data = result.to_dict()
     _write_json_csv(args, data, lambda: SWEEP.table(result))
     if not result.cancelled:
-        save_run_of(
-            args, SWEEP.name, handle, result, sweep_settings(reduction, grid, args.controls, args.method), [text]
-        )
+        save_run_of(not args.no_save, SWEEP.name, handle, result, spec.settings(), [text])
     say(SWEEP.summary(data))
     say(f"Wrote {args.out}")
     return interrupted_code() if result.cancelled else 0
 
 
-def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any]) -> int:
+def _run_corpus_sweep(args: argparse.Namespace, spec: Any) -> int:
     """sweep --texts: every text of the corpus swept, then the per-layer aggregate."""
     from hsviewer.core.analyses.corpus.distributed import launched_ranks
     from hsviewer.core.analyses.corpus.texts import read_corpus
-    from hsviewer.core.library.provenance import sweep_settings
 
     if args.text is not None or args.text_file is not None:
         raise HsviewerError("--texts gives the texts: leave out --text and --text-file.")
@@ -140,57 +136,45 @@ def _run_corpus_sweep(args: argparse.Namespace, reduction: Any, grid: list[Any])
         for note in corpus.notes:
             print(f"note: {note}", file=sys.stderr)
         print_warnings(corpus.warnings)
+    loading = load_spec_of(args)
     if args.plan:
-        return print_plan(args, max((t.text for t in corpus.texts), key=len)) if ranks is None or ranks.leader else 0
+        return print_plan(loading, max((t.text for t in corpus.texts), key=len)) if ranks is None or ranks.leader else 0
     if ranks is not None:
-        return _run_corpus_across(args, reduction, grid, corpus, ranks)
+        return _run_corpus_across(args, replace(loading, device=ranks.device(loading.device)), spec, corpus, ranks)
     from hsviewer.core.analyses.corpus.kind import CORPUS
     from hsviewer.core.analyses.corpus.results import CorpusCollector
     from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
 
-    handle = load(args)
-    events = iter_corpus_sweep(
-        handle,
-        corpus.texts,
-        reduction,
-        source=corpus.source,
-        method=args.method,
-        grid=grid,
-        controls=args.controls,
-        notes=[*corpus.notes, *corpus.warnings],
-    )
+    handle = load(loading)
+    notes = [*corpus.notes, *corpus.warnings]
+    events = iter_corpus_sweep(handle, corpus.texts, spec, source=corpus.source, notes=notes)
     printer, collector = CorpusPrinter(), CorpusCollector()
     result = collect(events, collector, printer, "texts")
     data = result.to_dict()
     _write_json_csv(args, data, lambda: CORPUS.table(result))
     if not result.cancelled:  # as a one-text sweep: only a whole run is kept
-        settings = sweep_settings(reduction, grid, args.controls, args.method) | {"source": corpus.source}
-        save_run_of(args, CORPUS.name, handle, result, settings, [t.text for t in corpus.texts])
+        settings = spec.corpus_settings(corpus.source)
+        save_run_of(not args.no_save, CORPUS.name, handle, result, settings, [t.text for t in corpus.texts])
     say(CORPUS.summary(data))
     say(f"Wrote {args.out}")
     return interrupted_code() if result.cancelled else 0
 
 
-def _run_corpus_across(args: argparse.Namespace, reduction: Any, grid: list[Any], corpus: Any, ranks: Any) -> int:
-    """sweep --texts as one of several processes: each sweeps its share of the texts; rank 0
-    alone prints progress, writes the outputs and saves the run, the same as one process's
-    but for its world_size. Ctrl+C stops every process and writes nothing."""
+def _run_corpus_across(args: argparse.Namespace, loading: Any, spec: Any, corpus: Any, ranks: Any) -> int:
+    """sweep --texts as one of several processes, loading as `loading` says (on this rank's device): each
+    sweeps its share of the texts; rank 0 alone prints progress, writes the outputs and saves the run, the
+    same as one process's but for its world_size. Ctrl+C stops every process and writes nothing."""
     from hsviewer.core.analyses.corpus.distributed import corpus_across_processes, process_group
     from hsviewer.core.analyses.corpus.kind import CORPUS
-    from hsviewer.core.library.provenance import sweep_settings
 
-    args.device = ranks.device(args.device)
     printer = CorpusPrinter() if ranks.leader else None
-    with process_group(ranks, args.device or "cpu"):
+    with process_group(ranks, loading.device or "cpu"):
         handle, result = corpus_across_processes(
             ranks,
-            lambda: load(args, progress=ranks.leader),
+            lambda: load(loading, progress=ranks.leader),
             corpus.texts,
-            reduction,
+            spec,
             source=corpus.source,
-            method=args.method,
-            grid=grid,
-            controls=args.controls,
             notes=corpus.notes,
             on_event=printer,
         )
@@ -200,9 +184,9 @@ def _run_corpus_across(args: argparse.Namespace, reduction: Any, grid: list[Any]
         printer.end()
     data = result.to_dict()
     _write_json_csv(args, data, lambda: CORPUS.table(result))
-    settings = sweep_settings(reduction, grid, args.controls, args.method) | {"source": corpus.source}
     texts = [t.text for t in corpus.texts]
-    save_run_of(args, CORPUS.name, handle, result, settings, texts, world_size=ranks.world_size)
+    settings = spec.corpus_settings(corpus.source)
+    save_run_of(not args.no_save, CORPUS.name, handle, result, settings, texts, world_size=ranks.world_size)
     say(CORPUS.summary(data))
     say(f"Wrote {args.out}")
     return 0

@@ -145,6 +145,7 @@ def run_large_bench(path: str, text: str, dtypes: tuple[str, ...] = ("float32", 
     sweep counted it): with the conversion ahead for the first-load rows, with the model cached for the sweeps.
     """
     from hsviewer.core.model.load_plan import plan_load
+    from hsviewer.core.model.load_spec import LoadSpec
     from hsviewer.core.model.memory import RUNTIME_BYTES
 
     gguf_path = Path(path)
@@ -169,7 +170,7 @@ def run_large_bench(path: str, text: str, dtypes: tuple[str, ...] = ("float32", 
         with tempfile.TemporaryDirectory(dir=gguf_path.parent) as empty, mock.patch.dict(os.environ):
             for (case, dtype), figures in measured.items():
                 os.environ["HSVIEWER_CACHE_DIR"] = cache if case == "sweep" else empty
-                figures["plan"] = plan_load(str(gguf_path), dtype=dtype, tokens=tokens)
+                figures["plan"] = plan_load(LoadSpec(source=str(gguf_path), dtype=dtype), tokens=tokens)
     print(f"{'case':<40} {'measured':>9} {'planned':>9} {'ratio':>6} {'seconds':>8}  plan")
     for (case, dtype), figures in measured.items():
         plan = figures["plan"]

@@ -88,7 +88,9 @@ def _gui_series(model: str, text: str, layer: int | None) -> Iterator[Series]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
-    from hsviewer.core.linalg.reduction import Reduction
+    from hsviewer.core.analyses.reduce.spec import ReduceSpec
+    from hsviewer.core.analyses.sweep.spec import SweepSpec
+    from hsviewer.core.model.load_spec import LoadSpec
     from hsviewer.gui.garbage import collect_on_gui_thread
     from hsviewer.gui.jobs import hidden_job, load_model_job, sweep_job
     from hsviewer.gui.worker import Worker
@@ -97,10 +99,10 @@ def _gui_series(model: str, text: str, layer: int | None) -> Iterator[Series]:
     collect_on_gui_thread()
     worker = Worker("soak")
     try:
-        info = _wait(app, worker, load_model_job(model, device="cpu"))
+        info = _wait(app, worker, load_model_job(LoadSpec(source=model, device="cpu")))
         at = info.n_layers // 2 if layer is None else layer
-        yield _series("GUI reduction", REDUCTIONS, lambda: _wait(app, worker, hidden_job(text, at, Reduction())))
-        yield _series("GUI sweep", SWEEPS, lambda: _wait(app, worker, sweep_job(text, Reduction(), [], [])))
+        yield _series("GUI reduction", REDUCTIONS, lambda: _wait(app, worker, hidden_job(text, ReduceSpec(layer=at))))
+        yield _series("GUI sweep", SWEEPS, lambda: _wait(app, worker, sweep_job(text, SweepSpec())))
     finally:
         worker.stop()
 

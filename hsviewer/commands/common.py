@@ -23,7 +23,7 @@ def add_no_save(parser: argparse.ArgumentParser, stopped: str = "") -> None:
 
 
 def save_run_of(
-    args: argparse.Namespace,
+    save: bool,
     kind: str,
     handle: Any,
     result: Any,
@@ -31,8 +31,9 @@ def save_run_of(
     texts: list[str],
     world_size: int = 1,
 ) -> None:
-    """Keep the finished run in the library; a library that cannot be written is a warning, the outputs stand."""
-    if args.no_save:
+    """Keep the finished run in the library (unless not `save`: --no-save); a library that cannot be written
+    is a warning, the outputs stand."""
+    if not save:
         return
     from hsviewer.core.library.provenance import save_run
 
@@ -159,6 +160,15 @@ def reduction_of(args: argparse.Namespace) -> Any:
     )
 
 
+def sweep_spec_of(args: argparse.Namespace) -> Any:
+    """The SweepSpec the reduction options, --grid, --controls and --method say, checked once."""
+    from hsviewer.core.analyses.sweep.spec import SweepSpec
+
+    return SweepSpec.parse(
+        reduction=reduction_of(args), grid=args.grid or "", controls=args.controls, method=args.method
+    )
+
+
 def text_of(args: argparse.Namespace) -> str:
     from hsviewer.core import read_text_file
     from hsviewer.core.resources import default_text
@@ -184,40 +194,40 @@ def valid_utf8(text: str) -> str:
     return fixed
 
 
-def load(args: argparse.Namespace, progress: bool = True) -> Any:
-    """The model as the options say; with progress, the load's steps on stderr."""
-    from hsviewer.core import load_model
-    from hsviewer.core.linalg.threads import use_threads
+def load_spec_of(args: argparse.Namespace) -> Any:
+    """The LoadSpec the loading options (add_loading) and --model say, checked once."""
+    from hsviewer.core.model.load_spec import LoadSpec
 
-    use_threads(args.threads)
-    return load_model(
-        args.model,
+    return LoadSpec(
+        source=args.model,
         device=args.device,
         dtype=args.dtype,
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
         memory_budget=args.memory_budget,
         stream=args.stream,
-        on_event=ProgressPrinter() if progress else None,
+        threads=args.threads or 0,
     )
 
 
-def print_plan(args: argparse.Namespace, text: str) -> int:
+def load(spec: Any, progress: bool = True) -> Any:
+    """The model as the LoadSpec says, computing with its threads; with progress, the load's steps on stderr."""
+    from hsviewer.core import load_model
+    from hsviewer.core.linalg.threads import use_threads
+
+    use_threads(spec.thread_count)
+    return load_model(spec, on_event=ProgressPrinter() if progress else None)
+
+
+def print_plan(spec: Any, text: str) -> int:
     """--plan: the load's memory plan for about as many tokens as the text holds, without loading."""
     from hsviewer.core.model.load_plan import plan_load
     from hsviewer.core.model.memory import refusal
 
     tokens = max(2, round(len(text.encode("utf-8")) / 3.5))  # about as many as a BPE tokenizer makes
-    plan = plan_load(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        memory_budget=args.memory_budget,
-        tokens=tokens,
-        stream=args.stream,
-    )
+    plan = plan_load(spec, tokens=tokens)
     if plan is None:
-        say(f"No memory plan: the files of {args.model} do not say its size.")
+        say(f"No memory plan: the files of {spec.source} do not say its size.")
     else:
         say(f"{plan.describe()} (about {tokens} tokens from the text's length)")
         if not plan.fits:

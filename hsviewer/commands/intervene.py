@@ -13,6 +13,7 @@ from hsviewer.commands.common import (
     check_outputs,
     collect,
     load,
+    load_spec_of,
     path_arg,
     print_plan,
     print_warnings,
@@ -28,18 +29,18 @@ from hsviewer.core.errors import HsviewerError
 
 def run_intervene(args: argparse.Namespace) -> int:
     check_outputs(("--out", args.out), ("--csv", args.csv))  # the checks first: they need no torch
-    text = text_of(args)
+    from hsviewer.core.analyses.intervene.spec import InterveneSpec
+
+    spec = InterveneSpec(layers=args.layer, ratio=args.ratio, value=args.value, control=args.control, seed=args.seed)
+    text, loading = text_of(args), load_spec_of(args)
     if args.plan:
-        return print_plan(args, text)
+        return print_plan(loading, text)
     from hsviewer.core.analyses.intervene.kind import INTERVENE
     from hsviewer.core.analyses.intervene.results import InterventionCollector
     from hsviewer.core.analyses.intervene.run import iter_intervene
-    from hsviewer.core.library.provenance import intervention_settings
 
-    handle = load(args)
-    events = iter_intervene(
-        handle, text, args.layer, ratio=args.ratio, value=args.value, control=args.control, seed=args.seed
-    )
+    handle = load(loading)
+    events = iter_intervene(handle, text, spec)
     printer, collector = ProgressPrinter(), InterventionCollector()
     result = collect(events, collector, printer, "layers")
     printer.end()
@@ -47,8 +48,7 @@ def run_intervene(args: argparse.Namespace) -> int:
     data = result.to_dict()
     _write(args, data, result)
     if not result.cancelled:
-        settings = intervention_settings(args.layer, args.ratio, args.value, args.control, args.seed)
-        save_run_of(args, INTERVENE.name, handle, result, settings, [text])
+        save_run_of(not args.no_save, INTERVENE.name, handle, result, spec.settings(), [text])
     say(INTERVENE.summary(data))
     if args.out:
         say(f"Wrote {args.out}" + (f" and {args.csv}" if args.csv else ""))

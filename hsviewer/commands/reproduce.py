@@ -16,6 +16,7 @@ from hsviewer.commands.common import (
     check_outputs,
     collect,
     load,
+    load_spec_of,
     path_arg,
     print_plan,
     print_warnings,
@@ -39,7 +40,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     print_warnings(corpus.warnings)
     if args.plan:
-        return print_plan(args, max((t.text for t in corpus.texts), key=len))
+        return print_plan(load_spec_of(args), max((t.text for t in corpus.texts), key=len))
     result = _measure(args, corpus)
     _write(args, result)
     return interrupted_code() if result.cancelled else 0
@@ -50,7 +51,7 @@ def _measure(args: argparse.Namespace, corpus: Any) -> Any:
     from hsviewer.core.analyses.geometry.results import GeometryCollector
     from hsviewer.core.analyses.geometry.run import iter_reproduction
 
-    handle = load(args)
+    handle = load(load_spec_of(args))
     events = iter_reproduction(
         handle, corpus.texts, source=corpus.source, seed=args.seed, notes=[*corpus.notes, *corpus.warnings]
     )

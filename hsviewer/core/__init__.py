@@ -16,10 +16,14 @@ _EXPORTS = {
     "HsviewerError": "errors",
     "ImageSVD": "analyses.image.run",
     "InterventionResult": "analyses.intervene.results",
+    "InterveneSpec": "analyses.intervene.spec",
     "LayerResult": "analyses.sweep.results",
+    "LoadSpec": "model.load_spec",
     "ModelHandle": "model.loading",
+    "ReduceSpec": "analyses.reduce.spec",
     "Reduction": "linalg.reduction",
     "SweepResult": "analyses.sweep.results",
+    "SweepSpec": "analyses.sweep.spec",
     "image_svd": "analyses.image.run",
     "intervene": "analyses.intervene.run",
     "iter_corpus_sweep": "analyses.corpus.run",
@@ -39,11 +43,15 @@ __all__ = [
     "HiddenReduction",
     "HsviewerError",
     "ImageSVD",
+    "InterveneSpec",
     "InterventionResult",
     "LayerResult",
+    "LoadSpec",
     "ModelHandle",
+    "ReduceSpec",
     "Reduction",
     "SweepResult",
+    "SweepSpec",
     "image_svd",
     "intervene",
     "iter_corpus_sweep",
@@ -78,12 +86,16 @@ if TYPE_CHECKING:
     from hsviewer.core.analyses.image.run import ImageSVD, image_svd, load_image
     from hsviewer.core.analyses.intervene.results import InterventionResult
     from hsviewer.core.analyses.intervene.run import intervene, iter_intervene
+    from hsviewer.core.analyses.intervene.spec import InterveneSpec
     from hsviewer.core.analyses.reduce.results import HiddenReduction
     from hsviewer.core.analyses.reduce.run import reduce_layer
+    from hsviewer.core.analyses.reduce.spec import ReduceSpec
     from hsviewer.core.analyses.sweep.results import LayerResult, SweepResult
     from hsviewer.core.analyses.sweep.run import iter_sweep, layer_sweep
+    from hsviewer.core.analyses.sweep.spec import SweepSpec
     from hsviewer.core.errors import HsviewerError
     from hsviewer.core.linalg.reduction import Reduction
     from hsviewer.core.model.default import DEFAULT_MODEL
+    from hsviewer.core.model.load_spec import LoadSpec
     from hsviewer.core.model.loading import ModelHandle, load_model
     from hsviewer.core.passes.text import read_text_file

@@ -177,16 +177,15 @@ class ChooseModelDialog(QDialog):
         if problem or self._submit is None or not source:
             self._show_plan(problem, warn=bool(problem))
             return
+        from hsviewer.core.errors import HsviewerError
         from hsviewer.gui.jobs import plan_job
 
-        options = self.options()
-        self._plan_job = plan_job(
-            source,
-            dtype=options.dtype,
-            device=options.device_arg(),
-            memory_budget=options.budget_bytes(),
-            stream=options.stream,
-        )
+        try:
+            spec = self.options().spec(source)
+        except HsviewerError as e:  # a choice the spec refuses: said where the plan goes
+            self._show_plan(str(e), warn=True)
+            return
+        self._plan_job = plan_job(spec)
         self._plan_job.returned.connect(self._planned)
         self._plan_job.failed.connect(self._plan_failed)
         self._show_plan("Planning memory…")

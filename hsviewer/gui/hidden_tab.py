@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hsviewer.core.analyses.reduce.spec import ReduceSpec
 from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import plots
 from hsviewer.gui.forms import ModelPicker, ReductionForm, inputs_beside_plots
@@ -255,13 +256,13 @@ class HiddenTab(QWidget):
     def run(self) -> None:
         """Queue reduce_layer for the chosen layer, text and reduction."""
         try:
-            reduction = self.form.reduction()
+            spec = ReduceSpec(layer=self.layer.value(), reduction=self.form.reduction())
         except HsviewerError as e:
             self.error.emit(str(e))
             return
-        self.summary.setText(f"Reducing layer {self.layer.value()}…")
+        self.summary.setText(f"Reducing layer {spec.layer}…")
         text = self.text.toPlainText()
-        job = hidden_job(text, self.layer.value(), reduction)
+        job = hidden_job(text, spec)
         job.returned.connect(functools.partial(self._returned, text))
         job.failed.connect(self._ended_without_result)
         job.cancelled.connect(self._ended_without_result)

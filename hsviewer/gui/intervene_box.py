@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QWidget
 
+from hsviewer.core.analyses.intervene.spec import InterveneSpec
 from hsviewer.core.choices import VALUES
 from hsviewer.gui.jobs import intervene_job
 from hsviewer.gui.worker import Job
@@ -62,7 +63,8 @@ class InterventionBox(QWidget):
         """Queue the intervention at the tab's layer, on the tab's text."""
         layer = self._layer()
         self.outcome.setText(f"Removing massive activations at layer {layer}…")
-        job = intervene_job(self._text(), layer, self.ratio.value(), self.value.currentData())
+        spec = InterveneSpec(layers=layer, ratio=self.ratio.value(), value=self.value.currentData())
+        job = intervene_job(self._text(), spec)
         job.returned.connect(functools.partial(self.show_result, ""))
         job.failed.connect(functools.partial(self._ended, "Failed: no result."))
         job.cancelled.connect(functools.partial(self._ended, "Cancelled: no result."))

@@ -15,7 +15,10 @@ from hsviewer.core.library.store import Library
 from hsviewer.gui.worker import Job, ModelSlot
 
 if TYPE_CHECKING:
-    from hsviewer.core.linalg.reduction import Reduction
+    from hsviewer.core.analyses.intervene.spec import InterveneSpec
+    from hsviewer.core.analyses.reduce.spec import ReduceSpec
+    from hsviewer.core.analyses.sweep.spec import SweepSpec
+    from hsviewer.core.model.load_spec import LoadSpec
     from hsviewer.core.model.loading import ModelHandle
 
 
@@ -52,18 +55,10 @@ class ModelInfo:
         return " · ".join(part for part in (self.name, self.dtype, self.device, self.plan) if part)
 
 
-def load_model_job(
-    source: str,
-    *,
-    dtype: str = "auto",
-    device: str | None = None,
-    memory_budget: int | None = None,
-    threads: int | None = None,
-    stream: str = "auto",
-) -> Job:
-    """Load a model into the worker's slot; returns its ModelInfo. A refused or failed load
-    leaves the model loaded before in the slot. threads: CPU threads for this and every later
-    job on the model's worker (set on its thread, as torch needs); None: torch's own choice."""
+def load_model_job(spec: LoadSpec) -> Job:
+    """Load the model the spec names into the worker's slot; returns its ModelInfo. A refused or failed
+    load leaves the model loaded before in the slot. spec.threads: CPU threads for this and every later
+    job on the model's worker (set on its thread, as torch needs); 0: torch's own choice."""
 
     def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.errors import HsviewerError
@@ -73,13 +68,13 @@ def load_model_job(
         from hsviewer.core.model.memory import MemoryRefused
         from hsviewer.gui.model_options import field_refusal
 
-        use_threads(threads)
+        use_threads(spec.thread_count)
 
         try:
-            for event in iter_load(source, dtype=dtype, device=device, memory_budget=memory_budget, stream=stream):
+            for event in iter_load(spec):
                 if isinstance(event, Finished):
                     slot.handle = event.result
-                    yield Finished(result=ModelInfo.of(event.result, source))
+                    yield Finished(result=ModelInfo.of(event.result, spec.source))
                 else:
                     yield event
         except MemoryRefused as e:  # said with the dialog's fields, not the CLI's flags
@@ -88,15 +83,15 @@ def load_model_job(
     return Job("model", "Model load", work)
 
 
-def plan_job(source: str, *, dtype: str, device: str | None, memory_budget: int | None, stream: str = "auto") -> Job:
-    """The memory plan a load would follow (headers only); returns a MemoryPlan, or None when the
-    model's files do not say its size."""
+def plan_job(spec: LoadSpec) -> Job:
+    """The memory plan a load as the spec says would follow (headers only); returns a MemoryPlan, or None
+    when the model's files do not say its size."""
 
     def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.events import Finished
         from hsviewer.core.model.load_plan import plan_load
 
-        yield Finished(result=plan_load(source, dtype=dtype, device=device, memory_budget=memory_budget, stream=stream))
+        yield Finished(result=plan_load(spec))
 
     return Job("plan", "Memory plan", work, needs_model=False)
 
@@ -153,58 +148,56 @@ def image_job(source: str, downsample: int, variance: float) -> Job:
     return Job("image", "Image SVD", work, needs_model=False)
 
 
-def hidden_job(text: str, layer: int, reduction: Reduction) -> Job:
+def hidden_job(text: str, spec: ReduceSpec) -> Job:
     """Reduce one layer; the finished run is saved to the runs library (hashing there, on the worker)."""
     library = Library()
 
     def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.analyses.reduce.kind import REDUCE
         from hsviewer.core.analyses.reduce.run import iter_reduce
-        from hsviewer.core.library.provenance import reduction_settings, saving
+        from hsviewer.core.library.provenance import saving
 
         handle = slot.get()
-        settings = {"layer": layer, "reduction": reduction_settings(reduction)}
-        events = iter_reduce(handle, text, layer, reduction)
-        yield from saving(events, handle, kind=REDUCE.name, settings=settings, texts=[text], library=library)
+        events = iter_reduce(handle, text, spec)
+        yield from saving(events, handle, kind=REDUCE.name, settings=spec.settings(), texts=[text], library=library)
 
-    return Job("hidden", f"Layer {layer} reduction", work)
+    return Job("hidden", f"Layer {spec.layer} reduction", work)
 
 
-def intervene_job(text: str, layer: int, ratio: float, value: str) -> Job:
-    """Set one layer's massive activations to their mean (or zero); the finished run is saved to the runs library."""
+def intervene_job(text: str, spec: InterveneSpec) -> Job:
+    """Set the spec's layers' massive activations to their mean (or zero); the finished run is saved to the
+    runs library."""
     library = Library()
 
     def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.analyses.intervene.kind import INTERVENE
         from hsviewer.core.analyses.intervene.run import iter_intervene
-        from hsviewer.core.library.provenance import intervention_settings, saving
+        from hsviewer.core.library.provenance import saving
 
         handle = slot.get()
-        settings = intervention_settings(layer, ratio, value)
-        events = iter_intervene(handle, text, layer, ratio=ratio, value=value)
-        yield from saving(events, handle, kind=INTERVENE.name, settings=settings, texts=[text], library=library)
+        events = iter_intervene(handle, text, spec)
+        yield from saving(events, handle, kind=INTERVENE.name, settings=spec.settings(), texts=[text], library=library)
 
-    return Job("intervene", f"Layer {layer} intervention", work)
+    return Job("intervene", f"Layer {spec.layers} intervention", work)
 
 
-def sweep_job(text: str, reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str]) -> Job:
+def sweep_job(text: str, spec: SweepSpec) -> Job:
     """Reduce each layer in turn; a sweep that ends is saved to the runs library (a cancelled one is not)."""
     library = Library()
 
     def work(slot: ModelSlot) -> Generator[Any, None, None]:
         from hsviewer.core.analyses.sweep.kind import SWEEP
         from hsviewer.core.analyses.sweep.run import iter_sweep
-        from hsviewer.core.library.provenance import saving, sweep_settings
+        from hsviewer.core.library.provenance import saving
 
         handle = slot.get()
-        settings = sweep_settings(reduction, grid, controls, method="prefix")
-        events = iter_sweep(handle, text, reduction, grid=list(grid), controls=list(controls))
-        yield from saving(events, handle, kind=SWEEP.name, settings=settings, texts=[text], library=library)
+        events = iter_sweep(handle, text, spec)
+        yield from saving(events, handle, kind=SWEEP.name, settings=spec.settings(), texts=[text], library=library)
 
     return Job("sweep", "Layer sweep", work)
 
 
-def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str]) -> Job:
+def corpus_job(source: str, spec: SweepSpec) -> Job:
     """Read the corpus at `source` ("bundled", a file or folder) and sweep each text; returns a CorpusResult.
     A corpus sweep that ends is saved to the runs library (a cancelled one is not, as a sweep)."""
     library = Library()
@@ -213,20 +206,13 @@ def corpus_job(source: str, reduction: Reduction, grid: Sequence[Reduction], con
         from hsviewer.core.analyses.corpus.kind import CORPUS
         from hsviewer.core.analyses.corpus.run import iter_corpus_sweep
         from hsviewer.core.analyses.corpus.texts import read_corpus
-        from hsviewer.core.library.provenance import saving, sweep_settings
+        from hsviewer.core.library.provenance import saving
 
         handle = slot.get()
         corpus = read_corpus(source)
-        settings = sweep_settings(reduction, grid, controls, method="prefix") | {"source": corpus.source}
-        events = iter_corpus_sweep(
-            handle,
-            corpus.texts,
-            reduction,
-            source=corpus.source,
-            grid=grid,
-            controls=controls,
-            notes=[*corpus.notes, *corpus.warnings],
-        )
+        settings = spec.corpus_settings(corpus.source)
+        notes = [*corpus.notes, *corpus.warnings]
+        events = iter_corpus_sweep(handle, corpus.texts, spec, source=corpus.source, notes=notes)
         texts = [t.text for t in corpus.texts]
         yield from saving(events, handle, kind=CORPUS.name, settings=settings, texts=texts, library=library)
 

@@ -320,19 +320,12 @@ class MainWindow(QMainWindow):
         chosen = options or LoadOptions.restore(self.settings)
         self.tried_options = chosen
         try:
-            budget = chosen.budget_bytes()
+            spec = chosen.spec(source)
         except HsviewerError as e:
             self.report_load_error(str(e))
             return
         self.status.setText(f"Loading model {source}…")
-        job = load_model_job(
-            source,
-            dtype=chosen.dtype,
-            device=chosen.device_arg(),
-            memory_budget=budget,
-            threads=chosen.threads_arg(),
-            stream=chosen.stream,
-        )
+        job = load_model_job(spec)
         self._load_options[job] = chosen  # saved by _model_ready
         job.returned.connect(self._model_ready)
         self.submit(job)

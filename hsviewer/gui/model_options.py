@@ -9,6 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
 from hsviewer.core.errors import HsviewerError
+from hsviewer.core.model.load_spec import LoadSpec
 from hsviewer.core.model.memory import DTYPES, STREAMS, MemoryPlan, RefusalWords, parse_size, refusal
 from hsviewer.gui.settings import Settings
 
@@ -42,12 +43,21 @@ class LoadOptions:
     def device_arg(self) -> str | None:
         return None if self.device == AUTO else self.device
 
-    def threads_arg(self) -> int | None:
-        return self.threads or None
-
     def budget_bytes(self) -> int | None:
         """The budget in bytes, None for what is free; HsviewerError for text that is no size."""
         return parse_size(self.budget) if self.budget.strip() else None
+
+    def spec(self, source: str) -> LoadSpec:
+        """The LoadSpec of these choices for `source`; HsviewerError for a budget that is no size, or a choice
+        the spec refuses."""
+        return LoadSpec(
+            source=source,
+            dtype=self.dtype,
+            device=self.device_arg(),
+            memory_budget=self.budget_bytes(),
+            stream=self.stream,
+            threads=self.threads,
+        )
 
     @classmethod
     def restore(cls, settings: Settings) -> LoadOptions:

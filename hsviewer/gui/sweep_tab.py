@@ -27,6 +27,7 @@ from hsviewer.core.analyses.corpus.results import (
     TextSkipped,
 )
 from hsviewer.core.analyses.sweep.results import LayerDone, LayerResult, RunStarted, SweepCollector, SweepResult
+from hsviewer.core.analyses.sweep.spec import SweepSpec
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.linalg import grid as core_grid
 from hsviewer.core.linalg.reduction import Reduction
@@ -221,16 +222,16 @@ class SweepTab(QWidget):
         try:
             reduction = self.form.reduction()
             grid = parse_grid(self.grid_field.text(), reduction.centering)
+            spec = SweepSpec(reduction=reduction, grid=grid, controls=self.control_inputs.controls())
         except HsviewerError as e:
             self.error.emit(str(e))
             return
-        controls = self.control_inputs.controls()
         if self.texts_source.corpus() is not None:
-            self._run_corpus(reduction, grid, controls)
+            self._run_corpus(spec)
             return
         self.summary.setText("Sweep queued…")
         self.views.setCurrentIndex(0)  # its page, as a corpus sweep brings up the Corpus page
-        job = sweep_job(self._text(), reduction, grid, controls)
+        job = sweep_job(self._text(), spec)
         self._collectors[job] = SweepCollector()
         job.yielded.connect(self._event)
         job.returned.connect(self.finish)
@@ -362,13 +363,13 @@ class SweepTab(QWidget):
             grid[latest.layer] = np.asarray(latest.grid_loss) - run.clean_loss
             self.grid_map.set_data(grid, plots.span_levels(grid), self.layer_names, self.grid_labels)
 
-    def _run_corpus(self, reduction: Reduction, grid: list[Reduction], controls: list[str]) -> None:
+    def _run_corpus(self, spec: SweepSpec) -> None:
         source = self.texts_source.corpus()
         if source is None:
             self.error.emit("Choose a corpus file or folder first.")
             return
         self.summary.setText("Corpus sweep queued…")
-        job = corpus_job(source, reduction, grid, controls)
+        job = corpus_job(source, spec)
         self._corpus_jobs[job] = CorpusCollector()
         job.yielded.connect(self._corpus_event)
         job.returned.connect(self._corpus_ended)

@@ -11,8 +11,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Generator, Iterable, Sequence
-from dataclasses import asdict
+from collections.abc import Generator, Iterable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +21,6 @@ from hsviewer.core.events import Finished
 from hsviewer.core.library.store import Library, RunInfo, Saved, SaveFailed
 
 if TYPE_CHECKING:
-    from hsviewer.core.linalg.reduction import Reduction
     from hsviewer.core.model.loading import ModelHandle
 
 log = logging.getLogger(__name__)
@@ -171,26 +169,3 @@ def save_run(
     """Keep a finished run, with its provenance, in the library (the user's by default)."""
     made = provenance(handle, settings=settings, texts=texts, world_size=world_size)
     return (library or Library()).save(kind, result, made)
-
-
-def reduction_settings(reduction: Reduction) -> dict[str, Any]:
-    return asdict(reduction)
-
-
-def sweep_settings(
-    reduction: Reduction, grid: Sequence[Reduction], controls: Sequence[str], method: str
-) -> dict[str, Any]:
-    """What a sweep (or corpus sweep) was asked for, as the runs library keeps it, from the app and the CLI alike."""
-    return {
-        "reduction": reduction_settings(reduction),
-        "grid": [g.label() for g in grid],
-        "controls": list(controls),
-        "method": method,
-    }
-
-
-def intervention_settings(
-    layers: int | str | list[int], ratio: float, value: str, control: str | None = None, seed: int = 0
-) -> dict[str, Any]:
-    """What an intervention was asked for, as the runs library keeps it, from the app and the CLI alike."""
-    return {"layers": layers, "ratio": ratio, "value": value, "control": control, "seed": seed}

@@ -4,34 +4,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hsviewer.core.choices import check_device
-from hsviewer.core.errors import HsviewerError
 from hsviewer.core.model import gguf_cache
-from hsviewer.core.model.default import DEFAULT_MODEL
 from hsviewer.core.model.discovery.facts import describe, facts_of
-from hsviewer.core.model.memory import PLAN_TOKENS, STREAMS, MemoryPlan, available_bytes, plan_memory, plan_stream
-from hsviewer.core.model.pretrained import as_torch_dtype
+from hsviewer.core.model.memory import PLAN_TOKENS, MemoryPlan, available_bytes, plan_memory, plan_stream
 from hsviewer.core.model.sources import local_model_folder, resolve_source
 
+if TYPE_CHECKING:
+    from hsviewer.core.model.load_spec import LoadSpec
 
-def plan_load(
-    source: str = DEFAULT_MODEL,
-    *,
-    device: str | None = None,
-    dtype: str = "auto",
-    memory_budget: int | None = None,
-    tokens: int = PLAN_TOKENS,
-    stream: str = "auto",
-) -> MemoryPlan | None:
-    """The memory plan iter_load would follow (None when the model's files do not say its size)."""
-    as_torch_dtype(dtype)
-    check_stream(stream, None)
-    folder, _, gguf = resolve_source(str(source).strip())
-    return plan_for(folder, gguf, dtype, check_device(device) or default_device(), memory_budget, tokens, stream)
+
+def plan_load(spec: LoadSpec, *, tokens: int = PLAN_TOKENS) -> MemoryPlan | None:
+    """The memory plan iter_load(spec) would follow for `tokens` tokens (None when the model's files
+    do not say its size)."""
+    folder, _, gguf = resolve_source(spec.source)
+    device = spec.device or default_device()
+    return plan_for(folder, gguf, spec.dtype, device, spec.memory_budget, tokens, spec.stream)
 
 
 def plan_for(
@@ -78,13 +69,6 @@ def plan_for(
     if stream == "auto" and not streamed.fits:  # refused as in memory, saying that streaming would not do either
         return replace(plan, not_even_streamed=streamed)
     return streamed
-
-
-def check_stream(stream: str, device_map: str | None) -> None:
-    if stream not in STREAMS:
-        raise HsviewerError(f"Stream must be one of {', '.join(STREAMS)}; got {stream!r}.")
-    if stream == "always" and device_map:
-        raise HsviewerError("--stream always and --device-map place the weights each their own way: choose one.")
 
 
 def compute_dtype(device: str) -> str:

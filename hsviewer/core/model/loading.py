@@ -14,16 +14,16 @@ from typing import Any
 
 import torch
 
-from hsviewer.core.choices import check_device
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.model import gguf_cache, streaming
 from hsviewer.core.model.anatomy import find_blocks, separable_head
 from hsviewer.core.model.default import DEFAULT_MODEL
 from hsviewer.core.model.finite import check_finite
-from hsviewer.core.model.load_plan import check_stream, compute_dtype, converted_dtype, default_device, plan_for
+from hsviewer.core.model.load_plan import compute_dtype, converted_dtype, default_device, plan_for
+from hsviewer.core.model.load_spec import LoadSpec
 from hsviewer.core.model.memory import MARGIN, RUNTIME_BYTES, MemoryPlan, MemoryRefused, ModelFacts, check_analysis
-from hsviewer.core.model.pretrained import as_torch_dtype, load_pretrained
+from hsviewer.core.model.pretrained import load_pretrained
 from hsviewer.core.model.sources import local_model_folder, resolve_source
 
 
@@ -80,33 +80,17 @@ class ModelHandle:
 LoadEvent = Progress | Finished["ModelHandle"]
 
 
-def iter_load(
-    source: str = DEFAULT_MODEL,
-    *,
-    device: str | None = None,
-    dtype: str = "auto",
-    device_map: str | None = None,
-    trust_remote_code: bool = False,
-    memory_budget: int | None = None,
-    stream: str = "auto",
-) -> Generator[LoadEvent, None, None]:
-    """Load 'default', a model folder, a .gguf file or a hub id from the local cache.
+def iter_load(spec: LoadSpec) -> Generator[LoadEvent, None, None]:
+    """Load 'default', a model folder, a .gguf file or a hub id from the local cache, as the spec says.
 
     Yields a Progress event before each step (the memory plan, a first dequantisation,
-    reading the weights, moving them) and ends with Finished(handle). device: "cuda"
-    when available, else "cpu", unless given; device_map="auto" spreads a model too
-    large for one device over several (accelerate). dtype "auto": float32 when the plan
-    fits, else bfloat16. memory_budget: the bytes to plan for instead of what is free.
-    stream: "auto" streams the weights from disk a block at a time (core/streaming.py) when the
-    plan does not fit in memory, "always" streams, "never" refuses a model that does not fit.
+    reading the weights, moving them) and ends with Finished(handle). The spec was checked
+    when it was built (load_spec.LoadSpec says what each choice does); spec.threads is the
+    caller's to set on the thread that computes (linalg.threads.use_threads).
     """
-    source = str(source).strip()
-    if not source:
-        raise HsviewerError("No model given.")
-    as_torch_dtype(dtype)  # a bad dtype is the caller's mistake, not a damaged cache to rebuild
-    check_stream(stream, device_map)
-    device = check_device(device)  # meta, a typo: refused before anything is read
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    source, device, dtype, device_map = spec.source, spec.device, spec.dtype, spec.device_map
+    memory_budget, stream = spec.memory_budget, spec.stream
+    kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     folder, name, gguf = resolve_source(source)
     cache_folder = None
     plan = (
@@ -184,7 +168,7 @@ def _handle(
 
 
 def load_model(
-    source: str = DEFAULT_MODEL,
+    source: str | LoadSpec = DEFAULT_MODEL,
     *,
     device: str | None = None,
     dtype: str = "auto",
@@ -194,17 +178,22 @@ def load_model(
     stream: str = "auto",
     on_event: Callable[[LoadEvent], None] | None = None,
 ) -> ModelHandle:
-    """iter_load to its end; on_event sees each event (the CLI prints the progress)."""
-    events = iter_load(
-        source,
-        device=device,
-        dtype=dtype,
-        device_map=device_map,
-        trust_remote_code=trust_remote_code,
-        memory_budget=memory_budget,
-        stream=stream,
+    """iter_load to its end; on_event sees each event (the CLI prints the progress). source: a LoadSpec,
+    or a source string whose spec the keywords make (a spec given whole ignores them)."""
+    spec = (
+        source
+        if isinstance(source, LoadSpec)
+        else LoadSpec(
+            source=source,
+            device=device,
+            dtype=dtype,
+            device_map=device_map,
+            trust_remote_code=trust_remote_code,
+            memory_budget=memory_budget,
+            stream=stream,
+        )
     )
-    handle: ModelHandle = run_to_end(events, on_event)
+    handle: ModelHandle = run_to_end(iter_load(spec), on_event)
     return handle
 
 

@@ -21,7 +21,7 @@ from hsviewer.core.errors import HsviewerError
 
 if TYPE_CHECKING:
     from hsviewer.core.analyses.corpus.texts import CorpusText
-    from hsviewer.core.linalg.reduction import Reduction
+    from hsviewer.core.analyses.sweep.spec import SweepSpec
     from hsviewer.core.model.loading import ModelHandle
 
 T = TypeVar("T")
@@ -169,12 +169,9 @@ def corpus_across_processes(
     ranks: Ranks,
     load: Callable[[], ModelHandle],
     texts: Sequence[CorpusText],
-    reduction: Reduction,
+    spec: SweepSpec,
     *,
     source: str,
-    method: str,
-    grid: Sequence[Reduction],
-    controls: Sequence[str],
     notes: Sequence[str],
     on_event: Callable[[CorpusEvent], None] | None = None,
 ) -> tuple[ModelHandle, CorpusResult | None]:
@@ -189,9 +186,7 @@ def corpus_across_processes(
         handle = load()
         mine = [texts[i] for i in ranks.share(len(texts))]
         return sweep_share(
-            lambda share: iter_corpus_sweep(
-                handle, share, reduction, source=source, method=method, grid=grid, controls=controls
-            ),
+            lambda share: iter_corpus_sweep(handle, share, spec, source=source),
             mine,
             on_event,
         )

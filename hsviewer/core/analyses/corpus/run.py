@@ -20,11 +20,11 @@ from hsviewer.core.analyses.corpus.results import (
     TextStarted,
 )
 from hsviewer.core.analyses.corpus.texts import CorpusText
-from hsviewer.core.analyses.sweep.run import check_options, iter_sweep
+from hsviewer.core.analyses.sweep.run import iter_sweep
+from hsviewer.core.analyses.sweep.spec import SweepSpec
 from hsviewer.core.choices import control_labels
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished
-from hsviewer.core.linalg.reduction import Reduction
 
 if TYPE_CHECKING:
     from hsviewer.core.model.loading import ModelHandle
@@ -33,21 +33,16 @@ if TYPE_CHECKING:
 def iter_corpus_sweep(
     handle: ModelHandle,
     texts: Sequence[CorpusText],
-    reduction: Reduction | None = None,
+    spec: SweepSpec | None = None,
     *,
     source: str = "",
-    method: str = "prefix",
-    grid: Sequence[Reduction] = (),
-    controls: Sequence[str] = (),
-    batch: int | None = None,
     notes: Sequence[str] = (),
 ) -> Generator[CorpusEvent, None, None]:
-    """iter_sweep on each text in turn, then Finished(CorpusResult); a text it refuses is skipped.
+    """iter_sweep(spec) on each text in turn, then Finished(CorpusResult); a text it refuses is skipped.
 
     notes: what reading the corpus left out, kept at the head of the result's notes.
     """
-    reduction = reduction or Reduction()
-    check_options(method, controls)
+    spec = spec or SweepSpec()
     if not texts:
         raise HsviewerError("The corpus holds no texts.")
     collector = CorpusCollector()
@@ -56,9 +51,9 @@ def iter_corpus_sweep(
             model=handle.name,
             n_layers=handle.n_layers,
             hidden_size=handle.hidden_size,
-            reduction=reduction,
+            reduction=spec.reduction,
             source=source,
-            controls=control_labels(controls),  # as the texts' runs are keyed: exclude_massive:100
+            controls=control_labels(spec.controls),  # as the texts' runs are keyed: exclude_massive:100
             notes=list(notes),
         )
     )
@@ -66,7 +61,7 @@ def iter_corpus_sweep(
     yield started
     for index, text in enumerate(texts):
         yield TextStarted(index=index, total=len(texts), name=text.name)
-        sweep = iter_sweep(handle, text.text, reduction, method=method, grid=grid, controls=controls, batch=batch)
+        sweep = iter_sweep(handle, text.text, spec)
         event: CorpusEvent
         try:
             for inner in sweep:

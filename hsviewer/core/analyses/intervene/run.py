@@ -24,9 +24,8 @@ from hsviewer.core.analyses.intervene.results import (
     LayerIntervened,
     LayerIntervention,
 )
+from hsviewer.core.analyses.intervene.spec import InterveneSpec
 from hsviewer.core.analyses.sweep.run import tail_states
-from hsviewer.core.choices import INTERVENTION_CONTROLS, VALUES
-from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.linalg.measures import massive_activation
 from hsviewer.core.model.anatomy import block_hidden
@@ -36,30 +35,21 @@ from hsviewer.core.passes.text import tokenize
 if TYPE_CHECKING:
     from hsviewer.core.model.loading import ModelHandle
 
-__all__ = ["InterventionResult", "LayerIntervention", "check_options", "intervene", "iter_intervene"]
+__all__ = ["InterventionResult", "LayerIntervention", "intervene", "iter_intervene"]
 
 InterventionEvent = Progress | InterventionStarted | LayerIntervened | Finished[InterventionResult]
 
 
-def iter_intervene(
-    handle: ModelHandle,
-    text: str,
-    layers: LayerChoice,
-    *,
-    ratio: float = 100.0,
-    value: str = "mean",
-    control: str | None = None,
-    seed: int = 0,
-) -> Generator[InterventionEvent, None, None]:
-    """Intervene at each chosen block in turn (layers: a block, a list, or "all"), yielding a
+def iter_intervene(handle: ModelHandle, text: str, spec: InterveneSpec) -> Generator[InterventionEvent, None, None]:
+    """Intervene at each chosen block in turn (spec.layers: a block, a list, or "all"), yielding a
     Progress event for the clean pass, InterventionStarted, a LayerIntervened per block, then
     Finished. Stop iterating to cancel: InterventionCollector keeps the blocks done.
 
     control="random": also set as many entries, drawn at random (seeded) from the others, the
     same way, so the massive ones' damage can be told from that of changing any entries at all.
     """
-    check_options(ratio, value, control)
-    chosen = choose_layers(layers, handle.n_layers)
+    ratio, value, control, seed = spec.ratio, spec.value, spec.control, spec.seed
+    chosen = choose_layers(spec.layers, handle.n_layers)
     tokens = tokenize(handle, text)
     handle.check_memory(len(tokens))
     total = len(chosen)
@@ -101,19 +91,10 @@ def intervene(
     seed: int = 0,
 ) -> InterventionResult:
     """iter_intervene to its end."""
-    events = iter_intervene(handle, text, layers, ratio=ratio, value=value, control=control, seed=seed)
+    spec = InterveneSpec(layers=layers, ratio=ratio, value=value, control=control, seed=seed)
+    events = iter_intervene(handle, text, spec)
     result: InterventionResult = run_to_end(events)
     return result
-
-
-def check_options(ratio: object, value: str, control: str | None) -> None:
-    """The ratio, value and control, before any text is tokenised."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio < 1:
-        raise HsviewerError(f"The ratio must be a number of at least 1 (times the median |activation|); got {ratio!r}.")
-    if value not in VALUES:
-        raise HsviewerError(f"The value must be one of {', '.join(VALUES)}; got {value!r}.")
-    if control is not None and control not in INTERVENTION_CONTROLS:
-        raise HsviewerError(f"The control must be one of {', '.join(INTERVENTION_CONTROLS)}; got {control!r}.")
 
 
 def _layer(

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from hsviewer.core.analyses.reduce.results import HiddenReduction
+from hsviewer.core.analyses.reduce.spec import ReduceSpec
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress, run_to_end
 from hsviewer.core.linalg import lowrank
@@ -22,20 +23,18 @@ if TYPE_CHECKING:
     from hsviewer.core.model.loading import ModelHandle
 
 
-__all__ = ["HiddenReduction", "check_layer", "iter_reduce", "reduce_layer"]
+__all__ = ["HiddenReduction", "ReduceSpec", "check_layer", "iter_reduce", "reduce_layer"]
 
 HiddenEvent = Progress | Finished[HiddenReduction]
 
 
-def iter_reduce(
-    handle: ModelHandle, text: str, layer: int, reduction: Reduction | None = None
-) -> Generator[HiddenEvent, None, None]:
-    """Reduce block `layer`'s output, then rerun with the reduction hooked in at that block.
+def iter_reduce(handle: ModelHandle, text: str, spec: ReduceSpec) -> Generator[HiddenEvent, None, None]:
+    """Reduce block spec.layer's output, then rerun with the reduction hooked in at that block.
 
     Yields a Progress event before each forward pass and ends with Finished(result).
     """
-    reduction = reduction or Reduction()
-    layer = check_layer(layer, handle.n_layers)
+    reduction = spec.reduction
+    layer = check_layer(spec.layer, handle.n_layers)
     tokens = tokenize(handle, text)
     handle.check_memory(len(tokens))
     yield Progress(message=f"Clean pass over {len(tokens)} tokens…", done=0, total=2)
@@ -85,8 +84,9 @@ def iter_reduce(
 
 
 def reduce_layer(handle: ModelHandle, text: str, layer: int, reduction: Reduction | None = None) -> HiddenReduction:
-    """iter_reduce to its end."""
-    result: HiddenReduction = run_to_end(iter_reduce(handle, text, layer, reduction))
+    """iter_reduce to its end, with the spec the layer and reduction make."""
+    spec = ReduceSpec(layer=layer, reduction=reduction or Reduction())
+    result: HiddenReduction = run_to_end(iter_reduce(handle, text, spec))
     return result
 
 

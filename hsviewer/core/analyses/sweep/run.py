@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -22,7 +22,8 @@ from hsviewer.core.analyses.sweep.results import (
     SweepEvent,
     SweepResult,
 )
-from hsviewer.core.choices import CONTROLS, METHODS, parse_control, parse_controls
+from hsviewer.core.analyses.sweep.spec import SweepSpec
+from hsviewer.core.choices import CONTROLS, METHODS, parse_control
 from hsviewer.core.errors import HsviewerError
 from hsviewer.core.events import Finished, Progress
 from hsviewer.core.linalg.measures import measure
@@ -30,7 +31,7 @@ from hsviewer.core.linalg.reduction import Decomposition, Reduction, check_token
 from hsviewer.core.model.anatomy import block_hidden
 from hsviewer.core.model.memory import free_bytes, sweep_batch
 from hsviewer.core.passes.batched import batched_tails
-from hsviewer.core.passes.clean import CleanReference, ForwardPass, LogitMetrics, clean_forward, first_row, pass_states
+from hsviewer.core.passes.clean import CleanReference, ForwardPass, clean_forward, first_row, pass_states
 from hsviewer.core.passes.hooks import capture_outputs, replace_block_output, replay_prefix
 from hsviewer.core.passes.text import Tokens, shuffled, tokenize
 
@@ -45,37 +46,27 @@ __all__ = [
     "RunStarted",
     "SweepCollector",
     "SweepResult",
+    "SweepSpec",
     "iter_sweep",
     "layer_sweep",
     "tail_states",
 ]
 
 
-def iter_sweep(
-    handle: ModelHandle,
-    text: str,
-    reduction: Reduction | None = None,
-    *,
-    method: str = "prefix",
-    grid: Sequence[Reduction] = (),
-    controls: Sequence[str] = (),
-    batch: int | None = None,
-) -> Generator[SweepEvent, None, None]:
-    """Reduce each block in turn, yielding an event per clean pass, run start and layer.
+def iter_sweep(handle: ModelHandle, text: str, spec: SweepSpec | None = None) -> Generator[SweepEvent, None, None]:
+    """Reduce each block in turn as the spec says, yielding an event per clean pass, run start and layer.
 
-    grid: further reductions (other thresholds or k) whose loss is measured at every
-    layer from the same SVD. controls: spellings of CONTROLS (choices.CONTROL_SPELLINGS:
-    exclude_first:4, exclude_massive:100), each a full sweep of its own after the plain one.
-    Stop iterating to cancel: a consumer that does keeps the layers done so far (SweepCollector).
-    batch: how many layers' tails run as one batched pass (method "prefix"); by default on CUDA
-    as many as its free memory holds (memory.sweep_batch), 1 on the CPU, where batching saves
-    nothing and one layer at a time keeps cancelling and progress fine-grained.
+    The grid's reductions are measured at every layer from the same SVD; each control is a full sweep
+    of its own after the plain one. Stop iterating to cancel: a consumer that does keeps the layers done
+    so far (SweepCollector). spec.batch: how many layers' tails run as one batched pass (method "prefix");
+    by default on CUDA as many as its free memory holds (memory.sweep_batch), 1 on the CPU, where batching
+    saves nothing and one layer at a time keeps cancelling and progress fine-grained.
     """
-    reduction = reduction or Reduction()
-    check_options(method, controls)
+    spec = spec or SweepSpec()
+    reduction = spec.reduction
     tokens = tokenize(handle, text)
     handle.check_memory(len(tokens))
-    runs = [("", reduction, tokens), *(_control(name, reduction, tokens) for name in controls)]
+    runs = [("", reduction, tokens), *(_control(name, reduction, tokens) for name in spec.controls)]
     labels = [label for label, _, _ in runs]
     total = handle.n_layers * len(runs)
     collector, done = SweepCollector(), 0
@@ -89,18 +80,19 @@ def iter_sweep(
             n_layers=handle.n_layers,
             reduction=run_reduction,
             clean_loss=reference.loss,
-            grid=list(grid) if label == "" else [],
-            method=method,
+            grid=list(spec.grid) if label == "" else [],
+            method=spec.method,
             warnings=tokens.warnings if label == "" else [],
         )
         event: SweepEvent = RunStarted(label=label, run=run, runs=labels, hidden_size=handle.hidden_size)
         collector.add(event)
         yield event
-        rows = batch or default_batch(handle, len(run_tokens))
+        rows = spec.batch or default_batch(handle, len(run_tokens))
         if handle.streamed and rows < handle.n_layers:
             passes = -(-handle.n_layers // rows)
             yield Progress(message=f"Streaming: {rows} layers' tails per pass, what the memory holds ({passes} passes)")
-        for layer_result in _layers(handle, run_tokens, run_reduction, method, run.grid, clean, reference, rows):
+        state = _RunPass(handle, run_tokens, run_reduction, spec.method, run.grid, clean, reference, rows)
+        for layer_result in _layers(state):
             done += 1
             event = LayerDone(label=label, done=done, total=total, result=layer_result)
             collector.add(event)
@@ -120,9 +112,10 @@ def layer_sweep(
     batch: int | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> SweepResult:
-    """iter_sweep to its end; cancel() is asked after every event, and a cancelled sweep
-    returns the layers done so far with cancelled=True."""
-    events = iter_sweep(handle, text, reduction, method=method, grid=grid, controls=controls, batch=batch)
+    """iter_sweep to its end, with the spec the keywords make; cancel() is asked after every event,
+    and a cancelled sweep returns the layers done so far with cancelled=True."""
+    spec = SweepSpec(reduction=reduction or Reduction(), grid=grid, controls=controls, method=method, batch=batch)
+    events = iter_sweep(handle, text, spec)
     collector = SweepCollector()
     for event in events:
         if isinstance(event, Finished):
@@ -135,13 +128,6 @@ def layer_sweep(
     if result is None:
         raise HsviewerError("The sweep was cancelled before its first layer.")
     return result
-
-
-def check_options(method: str, controls: Sequence[str]) -> None:
-    """The method and controls (their spellings: choices.CONTROL_SPELLINGS), before any text is tokenised."""
-    if method not in METHODS:
-        raise HsviewerError(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
-    parse_controls(controls)
 
 
 def default_batch(handle: ModelHandle, tokens: int) -> int:
@@ -176,33 +162,42 @@ def _control(spelling: str, reduction: Reduction, tokens: Tokens) -> tuple[str, 
     return label, reduction, shuffled(tokens, reduction.seed)
 
 
-def _layers(
-    handle: ModelHandle,
-    tokens: Tokens,
-    reduction: Reduction,
-    method: str,
-    grid: Sequence[Reduction],
-    clean: ForwardPass,
-    reference: CleanReference,
-    batch: int,
-) -> Iterator[LayerResult]:
-    """Each block reduced in turn, `batch` blocks' tails per forward pass."""
-    ids, layers = tokens.ids, list(range(handle.n_layers))
-    for chunk in (layers[i : i + batch] for i in range(0, len(layers), batch)):
-        hidden = [first_row(block_hidden(clean.hidden[layer])) for layer in chunk]
+@dataclass(frozen=True)
+class _RunPass:
+    """What every layer of one run (the plain sweep's or a control's) shares: the tokens, the reduction,
+    the method, the grid, the clean pass and its reference, and how many layers' tails go in one pass."""
+
+    handle: ModelHandle
+    tokens: Tokens
+    reduction: Reduction
+    method: str
+    grid: Sequence[Reduction]
+    clean: ForwardPass
+    reference: CleanReference
+    batch: int
+
+    @property
+    def ids(self) -> torch.Tensor:
+        return self.tokens.ids
+
+
+def _layers(run: _RunPass) -> Iterator[LayerResult]:
+    """Each block reduced in turn, `run.batch` blocks' tails per forward pass."""
+    layers = list(range(run.handle.n_layers))
+    for chunk in (layers[i : i + run.batch] for i in range(0, len(layers), run.batch)):
+        hidden = [first_row(block_hidden(run.clean.hidden[layer])) for layer in chunk]
         # The hooks method reduces inside its hook; its own SVD here serves the measures only.
-        decs = [decompose(hs, reduction) for hs in hidden]
-        if method == "prefix":
-            runs = _prefix(handle, ids, clean, chunk, decs, reduction)
+        decs = [decompose(hs, run.reduction) for hs in hidden]
+        if run.method == "prefix":
+            reduced = _prefix(run, chunk, decs)
         else:
-            runs = [_hooked(handle, ids, layer, reduction) for layer in chunk]
-        for layer, hs, dec, run in zip(chunk, hidden, decs, runs, strict=True):
-            following = _following(clean, layer)
-            layer_result = _measure(layer, hs, run, reference.compare(run.states), dec, tokens.strings, following)
-            if reduction.exclude_massive is not None:
+            reduced = [_hooked(run.handle, run.ids, layer, run.reduction) for layer in chunk]
+        for layer, hs, dec, one in zip(chunk, hidden, decs, reduced, strict=True):
+            layer_result = _measure(run, layer, hs, dec, one)
+            if run.reduction.exclude_massive is not None:
                 layer_result.excluded_tokens = dec.excluded
-            if grid:
-                _grid(handle, ids, clean, reference, layer, dec, reduction, grid, layer_result)
+            if run.grid:
+                _grid(run, layer, dec, layer_result)
             yield layer_result
 
 
@@ -221,82 +216,59 @@ def _following(clean: ForwardPass, layer: int) -> torch.Tensor | None:
     return None if recorded is None else first_row(block_hidden(recorded))
 
 
-def _measure(
-    layer: int,
-    hs: torch.Tensor,
-    run: _ReducedRun,
-    metrics: LogitMetrics,
-    dec: Decomposition,
-    tokens: list[str],
-    following: torch.Tensor | None,
-) -> LayerResult:
+def _measure(run: _RunPass, layer: int, hs: torch.Tensor, dec: Decomposition, reduced: _ReducedRun) -> LayerResult:
     """The layer's result; its measures are of the clean hidden state hs (and the next one's), not the reduced one."""
-    diff = run.hidden - hs
+    metrics = run.reference.compare(reduced.states)
+    following = _following(run.clean, layer)
+    diff = reduced.hidden - hs
     s, raw = (x.detach().to("cpu").double().numpy() for x in (dec.s, hs))
     after = None if following is None else following.detach().to("cpu").double().numpy()
     return LayerResult(
         layer=layer,
-        components=run.components,
-        variance_kept=run.variance_kept,
+        components=reduced.components,
+        variance_kept=reduced.variance_kept,
         hidden_diff_norm=float(torch.linalg.norm(diff)),
         logit_diff_norm=metrics.logit_diff_norm,
         loss=metrics.loss,
         kl_divergence=metrics.kl_divergence,
         token_diff_norms=torch.linalg.norm(diff, dim=-1).tolist(),
-        measures=measure(s, raw, tokens, after),
+        measures=measure(s, raw, run.tokens.strings, after),
     )
 
 
-def _prefix(
-    handle: ModelHandle,
-    ids: torch.Tensor,
-    clean: ForwardPass,
-    layers: list[int],
-    decs: list[Decomposition],
-    reduction: Reduction,
-) -> list[_ReducedRun]:
+def _prefix(run: _RunPass, layers: list[int], decs: list[Decomposition]) -> list[_ReducedRun]:
     """Each layer's reduction from its SVD, then the blocks after it: one batched pass for several layers."""
-    ks = [dec.choose_components(reduction) for dec in decs]
-    reduced = [dec.reconstruct(k, reduction) for dec, k in zip(decs, ks, strict=True)]
-    states = _tails(handle, ids, clean, layers, [hidden for hidden, _ in reduced])
+    ks = [dec.choose_components(run.reduction) for dec in decs]
+    reduced = [dec.reconstruct(k, run.reduction) for dec, k in zip(decs, ks, strict=True)]
+    states = _tails(run, layers, [hidden for hidden, _ in reduced])
     return [_ReducedRun(hidden, k, kept, z) for (hidden, kept), k, z in zip(reduced, ks, states, strict=True)]
 
 
-def _tails(
-    handle: ModelHandle, ids: torch.Tensor, clean: ForwardPass, layers: list[int], reduced: list[torch.Tensor]
-) -> list[torch.Tensor]:
+def _tails(run: _RunPass, layers: list[int], reduced: list[torch.Tensor]) -> list[torch.Tensor]:
     """The layers' tails in one batched pass; one layer a pass when that fails: out of GPU memory,
     or blocks taking batch-shaped arguments the batch's cut cannot see (ALiBi's batch x heads rows in Bloom)."""
+    handle, ids, clean = run.handle, run.ids, run.clean
     if len(layers) > 1:
         with contextlib.suppress(RuntimeError, ValueError, IndexError):
             return batched_tails(handle, ids, clean.hidden, layers, reduced)
     return [tail_states(handle, ids, clean, layer, hidden) for layer, hidden in zip(layers, reduced, strict=True)]
 
 
-def _grid(
-    handle: ModelHandle,
-    ids: torch.Tensor,
-    clean: ForwardPass,
-    reference: CleanReference,
-    layer: int,
-    dec: Decomposition,
-    reduction: Reduction,
-    grid: Sequence[Reduction],
-    result: LayerResult,
-) -> None:
+def _grid(run: _RunPass, layer: int, dec: Decomposition, result: LayerResult) -> None:
     """Loss at each grid setting from the layer's one SVD; a setting with the same k reuses its run.
 
     A setting that centres, excludes tokens or picks its basis differently gets
     its own decomposition of the layer's hidden state.
     """
-    own = _basis(reduction)
+    own = _basis(run.reduction)
     losses = {(result.components, own): result.loss}
-    for setting in grid:
+    for setting in run.grid:
         key = _basis(setting)
         d = dec if key == own else decompose(dec.hidden, setting)
         k = d.choose_components(setting)
         if (k, key) not in losses:
-            losses[(k, key)] = reference.loss_of(tail_states(handle, ids, clean, layer, d.reconstruct(k, setting)[0]))
+            states = tail_states(run.handle, run.ids, run.clean, layer, d.reconstruct(k, setting)[0])
+            losses[(k, key)] = run.reference.loss_of(states)
         result.grid_components.append(k)
         result.grid_loss.append(losses[(k, key)])
 
