@@ -494,13 +494,15 @@ def test_choose_model_dialog_lists_filters_and_chooses(qtbot, home, stores, scan
     from PySide6.QtCore import Qt
 
     from hsviewer.gui.dialogs import ChooseModelDialog
+    from hsviewer.gui.job_wiring import connect_job
 
     remembered.remember_path(stores["added"])
     recent = ["org/tiny-llama", "ollama:tiny:latest", "/typed/by/hand"]
     submitted = []
 
-    def submit(job):
+    def submit(job, handlers):
         submitted.append(job)
+        connect_job(job, handlers)
         scan_worker.submit(job)
 
     dialog = ChooseModelDialog(recent, "default", submit=submit)

@@ -226,7 +226,7 @@ def test_closing_during_a_sweep_stops_the_worker_cleanly(qtbot, loaded, qtlog):
 def test_about_names_the_version_model_and_licence(loaded):
     import hsviewer
     from hsviewer.gui.dialogs import about_text
-    from hsviewer.gui.jobs import licence
+    from hsviewer.state.model import licence
 
     info = loaded.model_info
     text = about_text(info.name, info.licence)

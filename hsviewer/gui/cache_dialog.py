@@ -3,7 +3,7 @@ deleting them to free the space (as `hsviewer cache list|clear`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,9 +25,11 @@ from PySide6.QtWidgets import (
 from hsviewer.core.errors import failure_message
 from hsviewer.core.model.memory import format_size
 from hsviewer.gui.worker import Job
+from hsviewer.state.jobs import JobHandlers
 
 if TYPE_CHECKING:
     from hsviewer.core.model.gguf_cache import CachedModel
+    from hsviewer.gui.job_wiring import Submit
 
 HEADERS = ["Model", "Precision", "Size on disk", "Converted from"]
 NAME_ROLE = Qt.ItemDataRole.UserRole
@@ -38,7 +40,7 @@ class ConvertedModelsDialog(QDialog):
     """The cache's converted models in a table; the listing and the deleting run on the worker
     (the cache module imports torch). `loaded`: the folder of the model loaded now, if converted."""
 
-    def __init__(self, submit: Callable[[Job], None], loaded: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, submit: Submit, loaded: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Converted models")
         self._submit = submit
@@ -127,11 +129,10 @@ class ConvertedModelsDialog(QDialog):
 
         self._cancel()
         self._job = cached_models_job(delete, clear_all)
-        self._job.returned.connect(self._listed)
-        self._job.failed.connect(self._deletion_failed if delete or clear_all else self._failed)
+        failed = self._deletion_failed if delete or clear_all else self._failed
         self.total.setText("Deleting…" if delete or clear_all else "Reading the cache…")
         self._set_enabled(False)
-        self._submit(self._job)
+        self._submit(self._job, JobHandlers(on_result=self._listed, on_failed=failed))
 
     def _cancel(self) -> None:
         if self._job is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QSize, QSortFilterProxyModel, Qt, QTimer
@@ -32,9 +31,11 @@ from hsviewer.core.model.discovery.table import row_text
 from hsviewer.gui.forms import ModelPicker
 from hsviewer.gui.model_options import LoadOptions, LoadOptionsRow, field_refusal
 from hsviewer.gui.worker import Job
+from hsviewer.state.jobs import JobHandlers
 
 if TYPE_CHECKING:
     from hsviewer.core.model.memory import MemoryPlan
+    from hsviewer.gui.job_wiring import Submit
 
 PLAN_DELAY_MS = 250  # typing in the source or budget field plans once it pauses, not on every key
 
@@ -54,7 +55,7 @@ class ChooseModelDialog(QDialog):
         recent: list[str],
         current: str,
         parent: QWidget | None = None,
-        submit: Callable[[Job], None] | None = None,
+        submit: Submit | None = None,
         options: LoadOptions | None = None,
     ) -> None:
         super().__init__(parent)
@@ -142,9 +143,7 @@ class ChooseModelDialog(QDialog):
         self._cancel_scan()
         self.status.setText("Scanning…")
         self._job = find_models_job()
-        self._job.returned.connect(self._scanned)
-        self._job.failed.connect(self._scan_failed)
-        self._submit(self._job)
+        self._submit(self._job, JobHandlers(on_result=self._scanned, on_failed=self._scan_failed))
 
     def options(self) -> LoadOptions:
         """The precision, device and memory budget to load with."""
@@ -160,9 +159,7 @@ class ChooseModelDialog(QDialog):
             return
         from hsviewer.gui.jobs import devices_job
 
-        job = devices_job()
-        job.returned.connect(self.load_options.set_devices)
-        self._submit(job)
+        self._submit(devices_job(), JobHandlers(on_result=self.load_options.set_devices))
 
     def update_plan(self) -> None:
         """Plan the chosen model with the chosen options on the worker; a bad budget is said at once
@@ -186,10 +183,8 @@ class ChooseModelDialog(QDialog):
             self._show_plan(str(e), warn=True)
             return
         self._plan_job = plan_job(spec)
-        self._plan_job.returned.connect(self._planned)
-        self._plan_job.failed.connect(self._plan_failed)
         self._show_plan("Planning memory…")
-        self._submit(self._plan_job)
+        self._submit(self._plan_job, JobHandlers(on_result=self._planned, on_failed=self._plan_failed))
 
     def _planned(self, plan: MemoryPlan | None) -> None:
         if self.sender() is not self._plan_job:  # an earlier plan, for other choices

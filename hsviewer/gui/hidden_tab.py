@@ -27,14 +27,16 @@ from hsviewer.core.errors import HsviewerError
 from hsviewer.gui import plots
 from hsviewer.gui.forms import ModelPicker, ReductionForm, inputs_beside_plots
 from hsviewer.gui.intervene_box import InterventionBox
-from hsviewer.gui.jobs import ModelInfo, hidden_job
+from hsviewer.gui.jobs import hidden_job
 from hsviewer.gui.measure_marks import MeasureLines, SpikeMarker
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
-from hsviewer.gui.worker import Job
+from hsviewer.state.jobs import JobHandlers
 
 if TYPE_CHECKING:
     from hsviewer.core.library.store import Run
+    from hsviewer.gui.job_wiring import Submit
+    from hsviewer.state.model import ModelInfo
 
 HIDDEN_MAP = "turbo"  # the notebook's 'rainbow'
 SIGNED = "plasma"
@@ -81,7 +83,7 @@ class HiddenTab(QWidget):
     kinds = ("reduce", "intervene")  # the saved runs it draws (the Runs tab's Open); an intervention: its outcome
     error = Signal(str)
 
-    def __init__(self, submit: Callable[[Job], None], recent_models: list[str], parent: QWidget | None = None) -> None:
+    def __init__(self, submit: Submit, recent_models: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._submit = submit
         self.result: Any = None  # the last HiddenReduction
@@ -263,16 +265,15 @@ class HiddenTab(QWidget):
         self.summary.setText(f"Reducing layer {spec.layer}…")
         text = self.text.toPlainText()
         job = hidden_job(text, spec)
-        job.returned.connect(functools.partial(self._returned, text))
-        job.failed.connect(self._ended_without_result)
-        job.cancelled.connect(self._ended_without_result)
-        self._submit(job)
+        ended = self._ended_without_result
+        returned = functools.partial(self._returned, text)
+        self._submit(job, JobHandlers(on_result=returned, on_failed=ended, on_cancelled=ended))
 
     def _returned(self, text: str, result: Any) -> None:
         self.result_text, self.result_header = text, ""
         self.show_result(result)
 
-    def _ended_without_result(self) -> None:
+    def _ended_without_result(self, *_: object) -> None:
         self.summary.setText(self._summary(self.result) if self.result else "No result yet.")
 
     def show_result(self, r: Any) -> None:

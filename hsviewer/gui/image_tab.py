@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,10 +22,11 @@ from hsviewer.gui import plots
 from hsviewer.gui.jobs import image_job
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
-from hsviewer.gui.worker import Job
+from hsviewer.state.jobs import JobHandlers
 
 if TYPE_CHECKING:
     from hsviewer.core.analyses.image.run import ImageSVD
+    from hsviewer.gui.job_wiring import Submit
 
 GRAY = "CET-L1"
 SIGNED = "plasma"
@@ -67,7 +67,7 @@ class ImageTab(QWidget):
     open_url_requested = Signal()
     reconstructed = Signal(int)  # k, after the panels show it
 
-    def __init__(self, submit: Callable[[Job], None], parent: QWidget | None = None) -> None:
+    def __init__(self, submit: Submit, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._submit = submit
         self.result: ImageSVD | None = None
@@ -171,11 +171,11 @@ class ImageTab(QWidget):
         self.info.setText(f"Computing the SVD of {source}…")
         job = image_job(source, self._asked_downsample, self.variance_target())
         self._requests[job] = source
-        job.returned.connect(self.show_result)
-        job.failed.connect(self._ended_without_result)
-        job.cancelled.connect(self._ended_without_result)
-        job.finished.connect(self._forget)
-        self._submit(job)
+        ended = self._ended_without_result
+        handlers = JobHandlers(
+            on_result=self.show_result, on_failed=ended, on_cancelled=ended, on_finished=self._forget
+        )
+        self._submit(job, handlers)
 
     def reload(self) -> None:
         """The current image again, when the downsample differs from the one last asked for."""
@@ -185,7 +185,7 @@ class ImageTab(QWidget):
     def _forget(self) -> None:
         self._requests.pop(self.sender(), None)
 
-    def _ended_without_result(self) -> None:
+    def _ended_without_result(self, *_: object) -> None:
         """A failed or cancelled open: the info line describes the image still shown."""
         if self.result is None:
             self.info.setText("No image yet: open a file or a URL.")

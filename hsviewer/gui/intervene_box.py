@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QWidget
@@ -13,7 +13,10 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QP
 from hsviewer.core.analyses.intervene.spec import InterveneSpec
 from hsviewer.core.choices import VALUES
 from hsviewer.gui.jobs import intervene_job
-from hsviewer.gui.worker import Job
+from hsviewer.state.jobs import JobHandlers
+
+if TYPE_CHECKING:
+    from hsviewer.gui.job_wiring import Submit
 
 VALUE_LABELS = {"mean": "Mean of the other tokens", "zero": "Zero"}
 VALUE_WORDS = {"mean": "the mean of the other tokens", "zero": "zero"}  # as the outcome line says it
@@ -24,7 +27,7 @@ class InterventionBox(QWidget):
 
     def __init__(
         self,
-        submit: Callable[[Job], None],
+        submit: Submit,
         text: Callable[[], str],
         layer: Callable[[], int],
         parent: QWidget | None = None,
@@ -65,10 +68,12 @@ class InterventionBox(QWidget):
         self.outcome.setText(f"Removing massive activations at layer {layer}…")
         spec = InterveneSpec(layers=layer, ratio=self.ratio.value(), value=self.value.currentData())
         job = intervene_job(self._text(), spec)
-        job.returned.connect(functools.partial(self.show_result, ""))
-        job.failed.connect(functools.partial(self._ended, "Failed: no result."))
-        job.cancelled.connect(functools.partial(self._ended, "Cancelled: no result."))
-        self._submit(job)
+        handlers = JobHandlers(
+            on_result=functools.partial(self.show_result, ""),
+            on_failed=functools.partial(self._ended, "Failed: no result."),
+            on_cancelled=functools.partial(self._ended, "Cancelled: no result."),
+        )
+        self._submit(job, handlers)
 
     def _ended(self, note: str, *_: Any) -> None:
         self.outcome.setText(note)

@@ -7,52 +7,17 @@ window never waits for them.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hsviewer.core.library.store import Library
 from hsviewer.gui.worker import Job, ModelSlot
+from hsviewer.state.model import ModelInfo
 
 if TYPE_CHECKING:
     from hsviewer.core.analyses.intervene.spec import InterveneSpec
     from hsviewer.core.analyses.reduce.spec import ReduceSpec
     from hsviewer.core.analyses.sweep.spec import SweepSpec
     from hsviewer.core.model.load_spec import LoadSpec
-    from hsviewer.core.model.loading import ModelHandle
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelInfo:
-    """What the GUI needs to know about the loaded model (the model itself stays in the worker)."""
-
-    source: str
-    name: str
-    n_layers: int
-    hidden_size: int
-    device: str
-    licence: str
-    dtype: str = ""
-    plan: str = ""  # the memory plan in a few words ("peak 1.19 GB of 20.00 GB free"), "" when there was none
-    cache_folder: str = ""  # a GGUF model's converted folder in the cache
-
-    @classmethod
-    def of(cls, handle: ModelHandle, source: str) -> ModelInfo:
-        return cls(
-            source=source,
-            name=handle.name,
-            n_layers=handle.n_layers,
-            hidden_size=handle.hidden_size,
-            device=str(handle.device),
-            licence=licence(source),
-            dtype=handle.dtype,
-            plan=handle.plan.summary() if handle.plan else "",
-            cache_folder=str(handle.cache_folder or ""),
-        )
-
-    def describe(self) -> str:
-        """For the status bar: 'SmolLM2-135M-Instruct · float32 · cpu · peak 1.19 GB of 20.00 GB free'."""
-        return " · ".join(part for part in (self.name, self.dtype, self.device, self.plan) if part)
 
 
 def load_model_job(spec: LoadSpec) -> Job:
@@ -217,17 +182,3 @@ def corpus_job(source: str, spec: SweepSpec) -> Job:
         yield from saving(events, handle, kind=CORPUS.name, settings=settings, texts=texts, library=library)
 
     return Job("sweep", "Corpus sweep", work)
-
-
-def licence(source: str) -> str:
-    """The model's licence as its files state it, or a pointer to where to look."""
-    from hsviewer.core.model.default import DEFAULT_DESCRIPTION, DEFAULT_MODEL
-
-    if source == DEFAULT_MODEL:
-        return DEFAULT_DESCRIPTION
-    readme = Path(source).expanduser() / "README.md"
-    if readme.is_file():
-        for line in readme.read_text(encoding="utf-8", errors="replace").splitlines()[:40]:
-            if line.lower().startswith("license:"):
-                return line.split(":", 1)[1].strip()
-    return "not stated in the model's files: see its model card"

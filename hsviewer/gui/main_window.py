@@ -42,17 +42,21 @@ from PySide6.QtWidgets import (
 )
 
 from hsviewer.core.errors import failure_message
+from hsviewer.gui.job_wiring import connect_job
 from hsviewer.gui.settings import Settings
 from hsviewer.gui.worker import Job, Worker, sender_job
+from hsviewer.state.actions import MENU, MenuEntry
+from hsviewer.state.app import AppState
+from hsviewer.state.jobs import NO_HANDLERS, JobHandlers, JobLike
 
 if TYPE_CHECKING:
     from hsviewer.gui.hidden_tab import HiddenTab
     from hsviewer.gui.image_tab import ImageTab
-    from hsviewer.gui.jobs import ModelInfo
     from hsviewer.gui.model_options import LoadOptions
     from hsviewer.gui.runs_panel import RunsTab
     from hsviewer.gui.sweep_tab import SweepTab
     from hsviewer.gui.tabs import ExportingTab, RunViewer, SettingsTab
+    from hsviewer.state.model import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +92,10 @@ class MainWindow(QMainWindow):
         """defer_tabs: leave the tabs to a later build_tabs() call, so the window can show first."""
         super().__init__()
         self.settings = settings or Settings()
-        self.model_info: ModelInfo | None = None
+        self.state = AppState()  # the model, the jobs, the runs: what the tabs and the status bar show
         self.tried_options: LoadOptions | None = None  # those of the last load asked for, for its dialog
         self.ready_announced = False
         self.refit_when_framed = True  # once, after the first show; off where a size is asked for
-        self.jobs: list[Job] = []  # submitted and not yet finished
-        self._load_options: dict[Job, LoadOptions] = {}  # each model load's, saved once it works
         self._closed = False
         self.close_wait_ms: int | None = None  # None: closing waits for the workers however long
         self.error_dialogs = True  # False: errors are logged and signalled (error_occurred), no modal box shows
@@ -112,10 +114,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("hsviewer")
         self.setAcceptDrops(True)
         self._shortcuts: set[QKeySequence] = set()
+        self.actions_of: dict[MenuEntry, QAction] = {}
         self._build_menus()
         self._tab_keys()
         self._shortcut_guard = _ShortcutsFirst(self._shortcuts, self)
         self._build_status_bar()
+        self._observe_state()
         if not self.restoreGeometry(self.settings.geometry()):
             self.resize(DEFAULT_SIZE)
         self.fit_to_screen()
@@ -160,10 +164,11 @@ class MainWindow(QMainWindow):
         self.image_tab = ImageTab(self.submit)
         self.hidden_tab = HiddenTab(self.submit, self.settings.recent_models())
         text = self.hidden_tab.text
-        self.sweep_tab = SweepTab(self.submit, text.toPlainText, set_text=text.setPlainText)
+        self.sweep_tab = SweepTab(self.submit, self.state, text.toPlainText, set_text=text.setPlainText)
         shows_runs: tuple[RunViewer, ...] = (self.hidden_tab, self.sweep_tab)
         viewers = {kind: tab for tab in shows_runs for kind in tab.kinds}
-        self.runs_tab = RunsTab(Library(), viewers, self._bring_to_front)
+        self.state.runs.library = Library()
+        self.runs_tab = RunsTab(self.state.runs, viewers, self._bring_to_front)
         self.tabs.clear()
         tabs = (self.image_tab, self.hidden_tab, self.sweep_tab, self.runs_tab)
         for tab, name in zip(tabs, TAB_NAMES, strict=True):
@@ -181,7 +186,7 @@ class MainWindow(QMainWindow):
                 widget.installEventFilter(self._shortcut_guard)
         self._restore_settings()
         self.runs_tab.restore_latest()
-        self.menuBar().setEnabled(True)
+        self.state.set_ready()
         self.status.setText("Ready")
 
     def built_tabs(self) -> BuiltTabs:
@@ -214,25 +219,33 @@ class MainWindow(QMainWindow):
         hidden.error.connect(self.report_error)
         sweep.error.connect(self.report_error)
         runs.error.connect(self.report_error)
-        runs.save_failed.connect(self.statusBar().showMessage)  # until the next job starts
         runs.opened.connect(self.status.setText)  # not a cancelled job's line, left from before
-        self.job_submitted.connect(runs.watch)
+
+    def _observe_state(self) -> None:
+        """The status bar, the menus and the title follow the app's state."""
+        self.state.jobs.changed.connect(self._show_busy)
+        self.state.model_changed.connect(self._show_model)
+        self.state.ready_changed.connect(self._enable_actions)
+        self.state.runs.save_failed.connect(self._show_save_failed)
+
+    def _show_save_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message)  # until the next job starts
 
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "&Open image…", self.open_image_dialog, "Ctrl+O")
-        self._action(file_menu, "Open image &URL…", self.open_url_dialog, "Ctrl+U")
-        self._action(file_menu, "Choose &model…", self.choose_model_dialog, "Ctrl+M")
-        self._action(file_menu, "Con&verted models…", self.converted_models_dialog, "")
-        file_menu.addSeparator()
-        self._action(file_menu, "Export &figure…", self.export_figure_dialog, "Ctrl+E")
-        self._action(file_menu, "Export &data…", self.export_data_dialog, "Ctrl+Shift+E")
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
-        help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "&Guide", self.show_guide, "F1")
-        self._action(help_menu, "&About hsviewer", self.show_about)
-        self.menuBar().setEnabled(False)  # until build_tabs()
+        """The menus from the table of entries (hsviewer.state.actions.MENU), in its order."""
+        menus = {}
+        for entry in MENU:
+            if entry.menu not in menus:
+                menus[entry.menu] = self.menuBar().addMenu(entry.menu)
+            if entry.separator_before:
+                menus[entry.menu].addSeparator()
+            self.actions_of[entry] = self._action(entry)
+            menus[entry.menu].addAction(self.actions_of[entry])
+        self._enable_actions()
+
+    def _enable_actions(self) -> None:
+        for entry, action in self.actions_of.items():
+            action.setEnabled(entry.enabled_when(self.state))
 
     def _tab_keys(self) -> None:
         """Ctrl+Tab and Ctrl+Shift+Tab go round the tabs, from the last to the first and back: the window's
@@ -249,15 +262,15 @@ class MainWindow(QMainWindow):
         if count:
             self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
-    def _action(self, menu: Any, text: str, slot: Any, shortcut: str = "") -> QAction:
-        """A menu entry with its shortcut spelled out (standard keys are empty on some platforms)."""
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
+    def _action(self, entry: MenuEntry) -> QAction:
+        """A menu entry's action, calling its command with no argument, with its shortcut spelled out
+        (standard keys are empty on some platforms)."""
+        action = QAction(entry.text, self)
+        if entry.shortcut:
+            action.setShortcut(QKeySequence(entry.shortcut))
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            self._shortcuts.add(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        menu.addAction(action)
+            self._shortcuts.add(QKeySequence(entry.shortcut))
+        action.triggered.connect(getattr(self, entry.command))
         return action
 
     def _build_status_bar(self) -> None:
@@ -279,34 +292,35 @@ class MainWindow(QMainWindow):
 
     # Jobs ---------------------------------------------------------------------------------
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, handlers: JobHandlers = NO_HANDLERS) -> None:
         """Run a job on its worker (the model's, or the image worker so SVDs never wait for the
-        model), with the status bar following it; the tab that made it has connected its own slots."""
+        model): its handlers (what the tab that made it wants) first, then the status bar follow it."""
         worker = self.model_worker if job.needs_model else self.image_worker
-        # Bound methods that ask sender() for the job: a lambda holding the job would keep it alive.
-        job.started.connect(self._job_started)
-        job.yielded.connect(self._job_progress)
-        job.returned.connect(self._job_returned)
-        job.failed.connect(self._job_failed)
-        job.cancelled.connect(self._job_cancelled)
-        job.finished.connect(self._job_finished)
-        self.jobs.append(job)
-        self._update_busy()
+        connect_job(job, handlers)
+        connect_job(job, self._following)
+        self.state.jobs.add(job)
         self.job_submitted.emit(job)
         worker.submit(job)
+
+    @property
+    def jobs(self) -> list[JobLike]:
+        """The jobs submitted and not yet finished."""
+        return self.state.jobs.jobs
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        return self.state.model
 
     def workers_running(self) -> bool:
         return self.model_worker.running() or self.image_worker.running()
 
     def busy(self) -> bool:
-        return bool(self.jobs)
+        return self.state.jobs.busy
 
     def cancel(self) -> None:
         """Cancel every job running or queued: each stops at its next event."""
-        if self.busy():
+        if self.state.jobs.cancel_all():
             self.status.setText("Cancelling…")
-        for job in self.jobs:
-            job.cancel()
 
     def load_model(self, source: str, options: LoadOptions | None = None) -> None:
         """Load with these options (the Choose model dialog's: precision, device, memory budget, threads),
@@ -326,9 +340,20 @@ class MainWindow(QMainWindow):
             return
         self.status.setText(f"Loading model {source}…")
         job = load_model_job(spec)
-        self._load_options[job] = chosen  # saved by _model_ready
-        job.returned.connect(self._model_ready)
-        self.submit(job)
+        self.submit(job, JobHandlers(on_result=functools.partial(self._model_ready, chosen)))
+
+    @property
+    def _following(self) -> JobHandlers:
+        """The status bar's part in every job: bound methods that ask sender() for the job (a
+        lambda holding the job would keep it alive)."""
+        return JobHandlers(
+            on_started=self._job_started,
+            on_event=self._job_progress,
+            on_result=self._job_returned,
+            on_failed=self._job_failed,
+            on_cancelled=self._job_cancelled,
+            on_finished=self._job_finished,
+        )
 
     def _sender_job(self) -> Job:
         return sender_job(self)
@@ -341,6 +366,7 @@ class MainWindow(QMainWindow):
     def _job_progress(self, event: object) -> None:
         from hsviewer.core.events import Step
 
+        self.state.runs.saw(event)
         if self._closed or not isinstance(event, Step):
             return
         self.status.setText(event.message)
@@ -351,7 +377,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         job = self._sender_job()
-        if self.jobs == [job]:
+        if self.state.jobs.only(job):
             self.status.setText("Ready")
         self.job_done.emit(job.name)
 
@@ -369,24 +395,23 @@ class MainWindow(QMainWindow):
             self.job_done.emit(job.name)
 
     def _job_finished(self) -> None:
-        job = self._sender_job()
-        self.jobs.remove(job)
-        self._load_options.pop(job, None)  # a load that failed or was cancelled
+        self.state.jobs.remove(self._sender_job())
+
+    def _show_busy(self, busy: bool) -> None:
         if self._closed:
             return
-        self._update_busy()
-
-    def _update_busy(self) -> None:
-        busy = self.busy()
         self.progress.setVisible(busy)
         self.cancel_button.setEnabled(busy)
         if busy:
             self.progress.setRange(0, 0)
 
-    def _model_ready(self, info: ModelInfo) -> None:
-        self._load_options.pop(self._sender_job()).save(self.settings)
-        self.model_info = info
+    def _model_ready(self, options: LoadOptions, info: ModelInfo) -> None:
+        """A load worked: its options are remembered, and the model is the app's."""
+        options.save(self.settings)
         self.settings.remember_model(info.source)
+        self.state.set_model(info)
+
+    def _show_model(self, info: ModelInfo) -> None:
         hidden = self.built_tabs().hidden
         hidden.picker.set_recent(self.settings.recent_models())
         hidden.set_model(info)
@@ -612,8 +637,7 @@ class MainWindow(QMainWindow):
                 self.hide()  # gone at once, even while the workers finish their current step
                 if self.guide is not None:
                     self.guide.close()
-                for job in self.jobs:
-                    job.cancel()
+                self.state.jobs.cancel_all()
                 self.model_worker.stop(self.close_wait_ms)
                 self.image_worker.stop(self.close_wait_ms)
         event.accept()

@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from hsviewer.core.errors import HsviewerError
-from hsviewer.core.library.store import Library, RunInfo, Saved, SaveFailed
+from hsviewer.core.library.store import Library, Listing, RunInfo
 from hsviewer.gui.compare_view import CompareView
 from hsviewer.gui.forms import inputs_beside_plots
-from hsviewer.gui.worker import Job
 
 if TYPE_CHECKING:
     from hsviewer.gui.tabs import RunViewer
+    from hsviewer.state.runs import RunsState
 
 COLUMNS = ("Name", "Kind", "Model", "Setting", "Saved")
 INFO_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -41,19 +41,21 @@ class RunsTab(QWidget):
     """The library's runs in a table on the left, the comparison of the selected ones on the right."""
 
     error = Signal(str)
-    save_failed = Signal(str)  # a finished run could not be saved: one line for the status bar
     opened = Signal(str)  # a run was redrawn in its tab: one line for the status bar
 
     def __init__(
         self,
-        library: Library,
+        runs: RunsState,
         viewers: Mapping[str, RunViewer],
         show_tab: Callable[[RunViewer], None],
         parent: QWidget | None = None,
     ) -> None:
-        """viewers: kind -> the tab that draws it (with show_run); show_tab brings one to the front."""
+        """runs: the listing it draws (its library set); viewers: kind -> the tab that draws it (with
+        show_run); show_tab brings one to the front."""
         super().__init__(parent)
-        self.library = library
+        assert runs.library is not None, "the runs state's library is set before its tab is made"
+        self.runs = runs
+        self.library: Library = runs.library
         self.viewers = viewers
         self._show_tab = show_tab
         self.model = QStandardItemModel(0, len(COLUMNS))
@@ -67,6 +69,7 @@ class RunsTab(QWidget):
         self.compare_view.error.connect(self.error)
         self.graphics = self.compare_view.graphics  # for File > Export figure
         inputs_beside_plots(self, self._build_list(), self.compare_view, 520)
+        runs.listed.connect(self._show_listing)
         self.refresh()
 
     def _build_list(self) -> QWidget:
@@ -128,8 +131,9 @@ class RunsTab(QWidget):
 
     def refresh(self, select: str | None = None) -> None:
         """Read the library again; `select`: the id of a run to select."""
-        listing = self.library.list()
-        self.listed = listing.runs  # what restore_latest reads, instead of the library again per kind
+        self.runs.refresh(select)
+
+    def _show_listing(self, listing: Listing, select: str | None) -> None:
         self.model.blockSignals(True)
         self.model.removeRows(0, self.model.rowCount())
         for info in listing.runs:
@@ -179,16 +183,6 @@ class RunsTab(QWidget):
 
     # Actions ------------------------------------------------------------------------------
 
-    def watch(self, job: Job) -> None:
-        """List each run a job saves as soon as it is saved."""
-        job.yielded.connect(self._job_event)
-
-    def _job_event(self, event: object) -> None:
-        if isinstance(event, Saved):
-            self.refresh(select=event.info.id)
-        elif isinstance(event, SaveFailed):
-            self.save_failed.emit(event.message)
-
     def _open_index(self, index: QModelIndex) -> None:
         self.open(self._info(index))
 
@@ -217,7 +211,9 @@ class RunsTab(QWidget):
         """Redraw the newest whole run of each kind in its tab (at start: the last results come back),
         oldest first: where two kinds share a tab (a sweep, a corpus sweep), the newer one is in front.
         The tabs' inputs stay as the settings left them."""
-        found = [(run, self.viewers[kind]) for kind in self.viewers if (run := self.library.latest(kind, self.listed))]
+        found = [
+            (run, self.viewers[kind]) for kind in self.viewers if (run := self.library.latest(kind, self.runs.runs))
+        ]
         for run, viewer in sorted(found, key=lambda pair: (pair[0].info.created, pair[0].info.id)):
             try:
                 viewer.show_run(run, set_inputs=False)

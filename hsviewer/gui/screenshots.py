@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QEventLoop, QObject, QSize, QTimer
 from PySide6.QtWidgets import QApplication
 
-from hsviewer.gui.jobs import ModelInfo
 from hsviewer.gui.main_window import MainWindow
 
 if TYPE_CHECKING:
     from hsviewer.gui.hidden_tab import HiddenTab
     from hsviewer.gui.image_tab import ImageTab
     from hsviewer.gui.sweep_tab import SweepTab
+    from hsviewer.state.model import ModelInfo
 
 log = logging.getLogger(__name__)
 

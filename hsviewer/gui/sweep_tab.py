@@ -19,13 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hsviewer.core.analyses.corpus.results import (
-    CorpusCollector,
-    CorpusResult,
-    CorpusStarted,
-    TextDone,
-    TextSkipped,
-)
+from hsviewer.core.analyses.corpus.results import CorpusResult
 from hsviewer.core.analyses.sweep.results import LayerDone, LayerResult, RunStarted, SweepCollector, SweepResult
 from hsviewer.core.analyses.sweep.spec import SweepSpec
 from hsviewer.core.errors import HsviewerError
@@ -39,10 +33,13 @@ from hsviewer.gui.jobs import corpus_job, sweep_job
 from hsviewer.gui.measures_view import MeasuresView
 from hsviewer.gui.plot_area import PlotArea, scroll_area
 from hsviewer.gui.settings import Settings
-from hsviewer.gui.worker import Job, sender_job
+from hsviewer.state.inputs import SweepInputs, describe
 
 if TYPE_CHECKING:
     from hsviewer.core.library.store import Run
+    from hsviewer.gui.job_wiring import Submit
+    from hsviewer.state.app import AppState
+    from hsviewer.state.model import ModelInfo
 
 PANEL_TIPS = {
     "A) Components kept": (
@@ -83,7 +80,8 @@ def parse_grid(text: str, centering: str) -> list[Reduction]:
 
 
 class SweepTab(QWidget):
-    """Sweep settings on the left; the Part 4 panels, plus controls, KL and the threshold grid."""
+    """Sweep settings on the left; the Part 4 panels, plus controls, KL and the threshold grid: a view
+    of the app state's sweep and corpus sweep (hsviewer.state), which it draws and forwards runs to."""
 
     kinds = ("sweep", "corpus")  # the saved runs it draws (the Runs tab's Open)
     error = Signal(str)
@@ -91,7 +89,8 @@ class SweepTab(QWidget):
 
     def __init__(
         self,
-        submit: Callable[[Job], None],
+        submit: Submit,
+        state: AppState,
         text: Callable[[], str],
         parent: QWidget | None = None,
         set_text: Callable[[str], None] | None = None,
@@ -99,19 +98,48 @@ class SweepTab(QWidget):
         """text, set_text: read and set the text sweeps run on (the Hidden state tab's)."""
         super().__init__(parent)
         self._submit = submit
+        self.state = state
         self._text = text
         self._set_text = set_text
-        self.result: SweepResult | None = None  # the finished (or cancelled) sweep
-        self.start: RunStarted | None = None  # the plain run's start: tokens, clean loss, sizes
-        self.collector = SweepCollector()  # the sweep being drawn, as its events arrive
-        self._collectors: dict[Job, SweepCollector] = {}  # one per sweep submitted and not finished
         self.layer_names: list[str] = []
         self.grid_labels: list[str] = []
-        self._corpus_jobs: dict[Job, CorpusCollector] = {}  # corpus sweeps submitted and not finished
-        self.corpus_result: CorpusResult | None = None  # the last corpus sweep, finished or cancelled
         self._build_inputs()
         self._build_plots()
         inputs_beside_plots(self, self.inputs, self._build_views(), 300)
+        self._observe(state)
+
+    def _observe(self, state: AppState) -> None:
+        sweep, corpus = state.sweep, state.corpus
+        sweep.started.connect(self.begin)
+        sweep.control_started.connect(self._control_clean_loss)
+        sweep.layer_done.connect(self.add_layer)
+        sweep.finished.connect(self.finish)
+        sweep.ended_empty.connect(self._ended_empty)
+        corpus.started.connect(self._corpus_started)
+        corpus.progressed.connect(self._corpus_progressed)
+        corpus.ended.connect(self._corpus_ended)
+        state.model_changed.connect(self._model_changed)
+
+    @property
+    def result(self) -> SweepResult | None:
+        """The finished (or cancelled) sweep shown, as the state holds it."""
+        return self.state.sweep.result
+
+    @result.setter
+    def result(self, result: SweepResult | None) -> None:
+        self.state.sweep.result = result
+
+    @property
+    def start(self) -> RunStarted | None:
+        return self.state.sweep.start
+
+    @property
+    def collector(self) -> SweepCollector | None:
+        return self.state.sweep.collector
+
+    @property
+    def corpus_result(self) -> CorpusResult | None:
+        return self.state.corpus.result
 
     def _build_inputs(self) -> None:
         self.inputs = QWidget()
@@ -231,46 +259,40 @@ class SweepTab(QWidget):
             return
         self.summary.setText("Sweep queued…")
         self.views.setCurrentIndex(0)  # its page, as a corpus sweep brings up the Corpus page
-        job = sweep_job(self._text(), spec)
-        self._collectors[job] = SweepCollector()
-        job.yielded.connect(self._event)
-        job.returned.connect(self.finish)
-        job.cancelled.connect(self._cancelled)
-        job.failed.connect(self._failed)
-        job.finished.connect(self._forget)
-        self._submit(job)
+        text = self._text()
+        job = sweep_job(text, spec)
+        self._submit(job, self.state.sweep.track(job, text))
 
     def cancel(self) -> None:
         """Stop this tab's sweeps (the running one after its current layer), keeping the layers done."""
-        for job in [*self._collectors, *self._corpus_jobs]:
-            job.cancel()
+        self.state.sweep.cancel()
+        self.state.corpus.cancel()
 
-    def _event(self, event: Any) -> None:
-        self.collector = self._collectors[sender_job(self)]
-        self.collector.add(event)
-        self._draw_event(event)
-
-    def _draw_event(self, event: Any) -> None:
-        if isinstance(event, RunStarted) and event.label == "":
-            self.begin(event)
-        elif isinstance(event, RunStarted):
-            self._control_clean_loss(event)
-        elif isinstance(event, LayerDone):
-            self.add_layer(event)
-
-    def _forget(self) -> None:
-        self._collectors.pop(sender_job(self), None)
-
-    def _cancelled(self) -> None:
-        collector = self._collectors[sender_job(self)]
-        result = collector.cancelled() if collector is self.collector else None
-        if result is None:
+    def _ended_empty(self, why: str) -> None:
+        """A sweep ended with no new result: cancelled before its first layer, or failed."""
+        if why == "cancelled":
             self.summary.setText("Sweep cancelled before its first layer.")
         else:
-            self.finish(result)
+            self.summary.setText("The sweep failed." if self.result is None else self._finished_text(self.result))
 
-    def _failed(self) -> None:
-        self.summary.setText("The sweep failed." if self.result is None else self._finished_text(self.result))
+    def asked(self) -> SweepInputs | None:
+        """What the inputs ask for now (None: the form does not read as a reduction)."""
+        model = self.state.model.name if self.state.model else None
+        try:
+            reduction = self.form.reduction()
+            grid = parse_grid(self.grid_field.text(), reduction.centering)
+        except HsviewerError:
+            return None
+        controls = tuple(self.control_inputs.controls())
+        return SweepInputs(model=model, text=self._text(), reduction=reduction, grid=tuple(grid), controls=controls)
+
+    def _model_changed(self, info: ModelInfo) -> None:
+        """Say above the summary when the sweep shown was made with another model (and what else differs)."""
+        asked = self.asked()
+        changed = () if asked is None else self.state.sweep.out_of_date(asked)
+        if self.result is not None and "model" in changed and not self.state.sweep.busy:
+            note = f"<b>Out of date:</b> {describe(changed)}; press Run sweep (Ctrl+R).<br>"
+            self.summary.setText(note + self._finished_text(self.result))
 
     def _control_clean_loss(self, start: RunStarted) -> None:
         """A control run on other tokens (shuffled) has its own clean loss: a line of its colour, so
@@ -287,7 +309,6 @@ class SweepTab(QWidget):
 
     def begin(self, start: RunStarted) -> None:
         """Clear the panels and size them for this model and text."""
-        self.start, self.result = start, None
         for name, line in self.control_clean_lines.items():
             self.loss.removeItem(line)
             self.loss.legend.removeItem(name)
@@ -317,7 +338,7 @@ class SweepTab(QWidget):
 
     def add_layer(self, step: LayerDone) -> None:
         """One more layer is done (the collector has it): extend every panel with it."""
-        if self.start is None:
+        if self.start is None or self.collector is None:
             return
         results = self.collector.runs[step.label].layers
         layers = np.array([r.layer for r in results])
@@ -370,33 +391,20 @@ class SweepTab(QWidget):
             return
         self.summary.setText("Corpus sweep queued…")
         job = corpus_job(source, spec)
-        self._corpus_jobs[job] = CorpusCollector()
-        job.yielded.connect(self._corpus_event)
-        job.returned.connect(self._corpus_ended)
-        job.cancelled.connect(self._corpus_ended)
-        job.finished.connect(self._forget_corpus)
-        self._submit(job)
+        self._submit(job, self.state.corpus.track(job))
 
-    def _corpus_event(self, event: Any) -> None:
-        collector = self._corpus_jobs[sender_job(self)]
-        collector.add(event)
-        if isinstance(event, CorpusStarted) and collector.result is not None:
-            self.corpus_view.begin(collector.result)
-            self.views.setCurrentWidget(self.corpus_view)
-        elif isinstance(event, (TextDone, TextSkipped)) and collector.result is not None:
-            self.corpus_view.update_result(collector.result)
-            self.summary.setText(f"Corpus sweep: {len(collector.result.texts)} texts done")
+    def _corpus_started(self, result: CorpusResult) -> None:
+        self.corpus_view.begin(result)
+        self.views.setCurrentWidget(self.corpus_view)
 
-    def _corpus_ended(self, *result: Any) -> None:
-        collector = self._corpus_jobs[sender_job(self)]
-        final = result[0] if result else collector.cancelled()
-        if final is not None:
-            self.corpus_view.update_result(final)
-            self.corpus_result = final
-            self.summary.setText(self.corpus_view.describe(final))
+    def _corpus_progressed(self, result: CorpusResult) -> None:
+        self.corpus_view.update_result(result)
+        self.summary.setText(f"Corpus sweep: {len(result.texts)} texts done")
 
-    def _forget_corpus(self) -> None:
-        self._corpus_jobs.pop(sender_job(self), None)
+    def _corpus_ended(self, result: CorpusResult) -> None:
+        """A corpus sweep ended or was cancelled (the texts done), or one was opened from the library."""
+        self.corpus_view.update_result(result)
+        self.summary.setText(self.corpus_view.describe(result))
 
     def open_corpus_text(self, index: int) -> None:
         """Show one text of the corpus sweep in the one-text panels, as if it had just run."""
@@ -404,21 +412,12 @@ class SweepTab(QWidget):
         if corpus is None or not 0 <= index < len(corpus.texts):
             return
         result = corpus.texts[index]
-        self._replay(result, corpus.hidden_size)
+        self.state.sweep.replay(result, corpus.hidden_size)
         self.summary.setText(f"{corpus.names[index]}: {self._finished_text(result)}")
         self.views.setCurrentIndex(0)
 
-    def _replay(self, result: SweepResult, hidden_size: int) -> None:
-        """Draw a finished sweep from the events it gave live, without computing."""
-        self.collector = SweepCollector()
-        for event in result.events(hidden_size):
-            self.collector.add(event)
-            self._draw_event(event)
-        self.finish(result)
-
     def finish(self, result: SweepResult) -> None:
-        """The sweep ended (or was cancelled): keep the result for export."""
-        self.result = result
+        """The sweep ended (or was cancelled, or was redrawn): the state keeps it for export."""
         self.summary.setText(self._finished_text(result))
         self.clean_line.setValue(result.clean_loss)
 
@@ -428,25 +427,25 @@ class SweepTab(QWidget):
         if run.info.kind == "corpus":
             self._show_corpus_run(run, set_inputs)
             return
-        if self._collectors:
+        if self.state.sweep.busy:
             raise HsviewerError("A sweep is running: open the saved one when it ends (or cancel it).")
         result = run.result()
-        self._replay(result, run.hidden_size() or len(result.tokens))
+        texts = run.provenance.get("texts")
+        text = str(texts[0]) if isinstance(texts, list) and len(texts) == 1 else None
+        self.state.sweep.replay(result, run.hidden_size() or len(result.tokens), text)
         self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self._finished_text(result)}")
         self.views.setCurrentIndex(0)
         if set_inputs:
             self._set_inputs(result.reduction, result.grid, list(result.controls), None)
-            texts = run.provenance.get("texts")
-            if self._set_text is not None and isinstance(texts, list) and len(texts) == 1:
-                self._set_text(str(texts[0]))
+            if self._set_text is not None and text is not None:
+                self._set_text(text)
 
     def _show_corpus_run(self, run: Run, set_inputs: bool) -> None:
-        if self._corpus_jobs:
+        if self.state.corpus.busy:
             raise HsviewerError("A corpus sweep is running: open the saved one when it ends (or cancel it).")
         result = run.result()
         self.corpus_view.begin(result)
-        self.corpus_view.update_result(result)
-        self.corpus_result = result
+        self.state.corpus.show(result)
         self.views.setCurrentWidget(self.corpus_view)
         self.summary.setText(f"<b>{run.info.name}</b> (saved {run.info.when})<br>{self.corpus_view.describe(result)}")
         if set_inputs:
